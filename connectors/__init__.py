@@ -1,0 +1,34 @@
+"""Explicit registry of connectors: config type name -> config model and factory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.confbase import ChatConfigBase, GatewayConfigBase
+from bridge.ports import ChatPlatform, SmsGateway
+from connectors.chat import telegram
+from connectors.sms import smsmobileapi
+
+
+@dataclass(frozen=True)
+class GatewayKind:
+    config: type[GatewayConfigBase]
+    factory: Callable[[Any], SmsGateway]
+
+
+@dataclass(frozen=True)
+class ChatKind:
+    config: type[ChatConfigBase]
+    # (config, public webhook URL for this chat or None) -> platform
+    factory: Callable[[Any, str | None], ChatPlatform]
+
+
+GATEWAYS: dict[str, GatewayKind] = {
+    "smsmobileapi": GatewayKind(smsmobileapi.SmsMobileApiConfig, smsmobileapi.SmsMobileApi),
+}
+
+CHATS: dict[str, ChatKind] = {
+    "telegram": ChatKind(telegram.TelegramConfig, telegram.TelegramChat),
+}

@@ -1,0 +1,1 @@
+"""Durable state: the SQL store, its schema and its migrations."""

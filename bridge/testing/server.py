@@ -13,7 +13,9 @@ from starlette.types import ASGIApp
 
 def bind_loopback(port: int = 0) -> socket.socket:
     """Bind before serving so the port is known and nobody can take it in between."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted connections when the
+    # listening socket says it is TCP; with proto 0 every response waits ~40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     sock.listen(1024)

@@ -1,0 +1,69 @@
+"""Base pydantic models that every connector's config extends, and what the core reads from them."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+
+class Strict(BaseModel):
+    """A config section: unknown keys are errors, so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_unset(cls, data: Any) -> Any:
+        # `${VAR:-}` expands to "": for an optional key that means "not set", not "empty".
+        if not isinstance(data, dict):
+            return data
+        optional = {name for name, field in cls.model_fields.items() if field.default is None}
+        return {k: (None if v == "" and k in optional else v) for k, v in data.items()}
+
+
+class GatewayConfigBase(Strict):
+    """Keys the core needs from any gateway section."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    type: str
+    receive: Literal["poll", "webhook", "both"] = "poll"
+    poll_interval: float = Field(default=15.0, gt=0, le=86400)
+    status_poll_interval: float = Field(default=60.0, gt=0, le=86400)
+    timeout: float = Field(default=15.0, gt=0, le=300)
+
+    @property
+    def polls(self) -> bool:
+        return self.receive in ("poll", "both")
+
+    @property
+    def takes_webhooks(self) -> bool:
+        return self.receive in ("webhook", "both")
+
+
+class ChatConfigBase(Strict):
+    """Keys the core needs from any chat section."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    type: str
+
+
+def check_url_token(value: SecretStr | None) -> SecretStr | None:
+    """A secret that travels in a URL path must be long and URL-safe."""
+    if value is None:
+        return None
+    secret = value.get_secret_value()
+    if len(secret) < 16:
+        raise ValueError("must be at least 16 characters (it is the only thing guarding the URL)")
+    if not all(c.isalnum() or c in "-_" for c in secret):
+        raise ValueError("may only contain letters, digits, '-' and '_'")
+    return value
+
+
+class UrlTokenMixin(BaseModel):
+    """Adds the ``webhook_token`` check to a config model."""
+
+    @field_validator("webhook_token", check_fields=False)
+    @classmethod
+    def _token_ok(cls, value: SecretStr | None) -> SecretStr | None:
+        return check_url_token(value)

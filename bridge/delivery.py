@@ -1,0 +1,178 @@
+"""Workers that drain the store: the common loop, and the one that sends SMS through a gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from datetime import timedelta
+
+from bridge.errors import Ambiguous, DeliveryError, RateLimited, Retryable, Terminal
+from bridge.metrics import Metrics
+from bridge.models import SendResult
+from bridge.ports import Reconciles, SmsGateway
+from bridge.store.sql import SqlStore
+
+log = logging.getLogger(__name__)
+
+IDLE_POLL = 2.0  # seconds; wake-ups make this a fallback for writers in other processes
+MAX_BACKOFF = 300.0
+
+
+def backoff(attempts: int) -> float:
+    """Exponential with jitter, so a recovering remote is not hit by every retry at once."""
+    base: float = min(MAX_BACKOFF, 2.0 ** min(attempts, 12))
+    return base * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
+
+
+class Worker:
+    """One task draining one queue in order; ``wake()`` cuts its sleep short."""
+
+    name = "worker"
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.last_error: str | None = None
+
+    def wake(self) -> None:
+        self._event.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=self.name)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._event.set()
+        if self._task is not None:
+            # The current step finishes (its result is committed) before the loop exits.
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=10)
+            except TimeoutError:
+                self._task.cancel()
+
+    @property
+    def alive(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def sleep(self, seconds: float) -> None:
+        self._event.clear()
+        if self._stopping:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), timeout=max(0.0, seconds))
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                pause = await self.step()
+            except Exception:
+                # A bug or a store outage must not kill the worker: what it was doing is still
+                # in the store and will be picked up again.
+                log.exception("%s: unexpected error", self.name)
+                self.last_error = "unexpected error (see log)"
+                pause = 5.0
+            if pause is not None:
+                await self.sleep(pause)
+
+    async def step(self) -> float | None:
+        """Do one unit of work; return seconds to sleep, or None to go on at once."""
+        raise NotImplementedError
+
+
+class SmsWorker(Worker):
+    """Sends a gateway's outbox in order, with retries, reconciliation and expiry."""
+
+    def __init__(
+        self, gateway: SmsGateway, store: SqlStore, metrics: Metrics, expiry: float
+    ) -> None:
+        super().__init__()
+        self.gateway = gateway
+        self.store = store
+        self.metrics = metrics
+        self.expiry = expiry
+        self.name = f"sms:{gateway.name}"
+
+    async def step(self) -> float | None:
+        pending = await self.store.next_outbox(self.gateway.name)
+        if pending is None:
+            return IDLE_POLL
+        wait = pending.next_attempt_at - time.time()
+        if wait > 0:
+            return wait
+        sms = pending.sms
+        created = pending.created_at
+        if pending.maybe_sent and isinstance(self.gateway, Reconciles):
+            since = sms.attempt_started_at
+            assert since is not None
+            try:
+                found = await self.gateway.find_sent(
+                    sms.to_outbound(), since - timedelta(seconds=30)
+                )
+            except DeliveryError as exc:
+                await self._retry(
+                    sms.id, created, sms.attempts, backoff(sms.attempts), exc.reason, True
+                )
+                return None
+            if found is not None:
+                log.info(
+                    "%s: SMS %s had gone out before the restart (%s)", self.name, sms.id, found
+                )
+                await self.store.record_sent(sms.id, self.gateway.name, SendResult(found))
+                self.metrics.sms_sent.labels(self.gateway.name, "reconciled").inc()
+                return None
+        await self.store.begin_attempt(sms.id)
+        try:
+            result = await self.gateway.send(sms.to_outbound())
+        except Terminal as exc:
+            await self.store.fail_outbound(sms.id, exc.reason, exc.raw_status)
+            self.metrics.sms_sent.labels(self.gateway.name, "failed").inc()
+            log.warning("%s: SMS %s failed: %s", self.name, sms.id, exc.reason)
+            return None
+        except RateLimited as exc:
+            await self._retry(sms.id, created, sms.attempts + 1, exc.retry_after, exc.reason, False)
+            return None
+        except Ambiguous as exc:
+            await self._retry(
+                sms.id, created, sms.attempts + 1, backoff(sms.attempts), exc.reason, True
+            )
+            return None
+        except Retryable as exc:
+            await self._retry(
+                sms.id, created, sms.attempts + 1, backoff(sms.attempts), exc.reason, False
+            )
+            return None
+        except Exception:
+            log.exception("%s: unexpected error sending SMS %s", self.name, sms.id)
+            await self._retry(
+                sms.id, created, sms.attempts + 1, backoff(sms.attempts), "internal error", True
+            )
+            return None
+        self.last_error = None
+        await self.store.record_sent(sms.id, self.gateway.name, result)
+        self.metrics.sms_sent.labels(self.gateway.name, "accepted").inc()
+        return None
+
+    async def _retry(
+        self,
+        outbox_id: int,
+        created: float,
+        attempts: int,
+        delay: float,
+        reason: str,
+        maybe_sent: bool,
+    ) -> None:
+        self.last_error = reason
+        if time.time() + delay - created > self.expiry:
+            hours = self.expiry / 3600
+            await self.store.fail_outbound(
+                outbox_id, f"gave up after {attempts} attempts in {hours:g} h: {reason}", None
+            )
+            self.metrics.sms_sent.labels(self.gateway.name, "expired").inc()
+            return
+        log.info("%s: SMS %s will be retried in %.0f s: %s", self.name, outbox_id, delay, reason)
+        self.metrics.sms_sent.labels(self.gateway.name, "retry").inc()
+        await self.store.retry_later(outbox_id, delay, reason, maybe_sent=maybe_sent)

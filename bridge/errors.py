@@ -1,0 +1,109 @@
+"""The one exception hierarchy of smsbridge.
+
+    BridgeError
+    ├── ConfigError                  the config file is wrong; message names the path
+    ├── WebhookRejected              a webhook request we refuse (4xx; never stored)
+    │   ├── BadRequest               malformed JSON, missing field, wrong type      -> 400/422
+    │   ├── Unauthenticated          bad signature, stale timestamp, unknown token  -> 401/403
+    │   └── PayloadTooLarge          body over the limit                            -> 413
+    ├── DeliveryError                a call to a gateway or chat platform failed
+    │   ├── Retryable                try again later (timeouts, 5xx, 429)
+    │   │   ├── RateLimited          the remote told us how long to wait
+    │   │   └── Ambiguous            the remote may have acted (timeout after sending)
+    │   └── Terminal                 retrying cannot help (auth, rejected number, 4xx)
+    └── ThreadError                  a chat thread cannot take the post as it is
+        ├── ThreadGone               deleted by a human: open a new one
+        └── ThreadClosed             closed by a human: reopen it
+
+Messages never contain secrets: connectors build them from status codes and the remote's own
+error text, never from URLs or request parameters.
+"""
+
+from __future__ import annotations
+
+
+class BridgeError(Exception):
+    """Base of every error smsbridge raises on purpose."""
+
+
+class ConfigError(BridgeError):
+    """The configuration is invalid; ``problems`` lists ``path: message`` lines."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class WebhookRejected(BridgeError):
+    """A webhook request we refuse; ``status`` is the HTTP status to answer."""
+
+    status = 400
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class BadRequest(WebhookRejected):
+    status = 400
+
+
+class Unprocessable(BadRequest):
+    status = 422
+
+
+class Unauthenticated(WebhookRejected):
+    status = 401
+
+
+class Forbidden(Unauthenticated):
+    status = 403
+
+
+class NotFound(WebhookRejected):
+    status = 404
+
+
+class PayloadTooLarge(WebhookRejected):
+    status = 413
+
+
+class DeliveryError(BridgeError):
+    """A remote call failed; ``reason`` is safe to show in chat."""
+
+    def __init__(self, reason: str, *, raw_status: str | None = None) -> None:
+        self.reason = reason
+        self.raw_status = raw_status
+        super().__init__(reason)
+
+
+class Retryable(DeliveryError):
+    """Try again later."""
+
+
+class RateLimited(Retryable):
+    """The remote asked us to wait ``retry_after`` seconds."""
+
+    def __init__(self, reason: str, retry_after: float) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class Ambiguous(Retryable):
+    """The remote may or may not have acted; reconcile before retrying."""
+
+
+class Terminal(DeliveryError):
+    """Retrying cannot help."""
+
+
+class ThreadError(BridgeError):
+    """The chat thread cannot take a post as it is."""
+
+
+class ThreadGone(ThreadError):
+    """The thread was deleted; the core opens a new one."""
+
+
+class ThreadClosed(ThreadError):
+    """The thread was closed; the core reopens it."""

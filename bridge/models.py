@@ -1,0 +1,174 @@
+"""The neutral model: frozen dataclasses that cross the boundary between core and connectors."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class Status(enum.StrEnum):
+    """Delivery status of an outbound SMS, common to every gateway."""
+
+    PENDING = "pending"  # in our outbox, the gateway has not accepted it yet
+    QUEUED = "queued"  # the gateway (or its phone) accepted it
+    SENT = "sent"  # handed to the carrier / sent by the phone
+    DELIVERED = "delivered"  # a handset receipt exists
+    FAILED = "failed"  # terminal failure
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+
+_RANK = {
+    Status.PENDING: 0,
+    Status.QUEUED: 1,
+    Status.SENT: 2,
+    Status.FAILED: 3,
+    Status.DELIVERED: 4,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class InboundSms:
+    """An SMS received by a gateway, normalised."""
+
+    gateway: str
+    provider_id: str  # the gateway's stable id (de-duplication key)
+    sender: str  # E.164, or the raw sender when it is not a phone number (short codes, names)
+    text: str
+    received_at: datetime
+    alias: str | None = None
+    device: str | None = None
+    sim: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryUpdate:
+    """A status change of an outbound SMS reported by a gateway."""
+
+    gateway: str
+    provider_id: str
+    status: Status
+    raw_status: str
+    reason: str | None = None
+    event_id: str | None = None  # de-duplication key of the event itself, when the gateway has one
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundSms:
+    """An SMS for a gateway to send; ``id`` is ours and stable across retries."""
+
+    id: int
+    to: str
+    text: str
+    device: str | None = None
+    sim: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What the gateway said when it accepted an SMS."""
+
+    provider_id: str | None
+    status: Status = Status.QUEUED
+    raw_status: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryItem:
+    """One message of a conversation kept by the gateway (for backfill)."""
+
+    outgoing: bool
+    text: str
+    at: datetime | None
+    provider_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """An HTTP request to a gateway webhook, stripped of the web framework."""
+
+    gateway: str
+    token: str | None  # the secret path segment, for gateways that sign nothing
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    received_at: float  # unix time, for signature windows
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEvents:
+    """What a webhook carried, translated."""
+
+    inbound: tuple[InboundSms, ...] = ()
+    updates: tuple[DeliveryUpdate, ...] = ()
+    event_id: str | None = None  # envelope id, de-duplicated by the core
+    ignored: str | None = None  # a reason when the event is valid but not for us
+
+
+@dataclass(frozen=True, slots=True)
+class ChatUser:
+    """Who wrote a chat message."""
+
+    id: str
+    name: str
+    is_bot: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """A human message seen in a chat, translated from the platform's update."""
+
+    chat: str  # our chat name from the config
+    message_id: str
+    thread_id: str | None  # topic / thread, when the platform has one and the message is in it
+    reply_to: str | None  # message id it answers, if any
+    user: ChatUser
+    text: str | None  # None for media or service messages
+    edited: bool = False
+    has_media: bool = False
+    event_id: str | None = None  # platform delivery id (update_id), for de-duplication
+
+
+@dataclass(frozen=True, slots=True)
+class PostedMessage:
+    """A message the bridge posted into a chat, one id per part."""
+
+    message_ids: tuple[str, ...]
+    thread_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """One phone number as seen through one gateway."""
+
+    id: int
+    gateway: str
+    number: str
+    alias: str | None = None
+    device: str | None = None
+    sim: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outbox:
+    """A stored outbound SMS and where it is shown."""
+
+    id: int
+    conversation_id: int
+    gateway: str
+    to: str
+    text: str
+    status: Status
+    provider_id: str | None = None
+    attempts: int = 0
+    device: str | None = None
+    sim: int | None = None
+    raw_status: str | None = None
+    reason: str | None = None
+    attempt_started_at: datetime | None = None
+    mirrors: tuple[tuple[str, str], ...] = field(default=())  # (chat, message_id)
+
+    def to_outbound(self) -> OutboundSms:
+        return OutboundSms(id=self.id, to=self.to, text=self.text, device=self.device, sim=self.sim)

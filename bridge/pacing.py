@@ -1,0 +1,74 @@
+"""Pacing of chat posts: sliding windows shared by key, plus holds for ``retry_after``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """At most ``messages`` in any ``seconds``-long window."""
+
+    messages: int
+    seconds: float
+
+
+class _Window:
+    def __init__(self, rate: Rate) -> None:
+        self.rate = rate
+        self.sent: deque[float] = deque()
+
+    def delay(self, now: float) -> float:
+        while self.sent and self.sent[0] <= now - self.rate.seconds:
+            self.sent.popleft()
+        if len(self.sent) < self.rate.messages:
+            return 0.0
+        return self.sent[0] + self.rate.seconds - now
+
+
+class Pacer:
+    """Lets a post through only when every window it belongs to has room.
+
+    Keys name what a limit is shared by (one chat, one bot account); several workers may share
+    a key, and because checking and recording happen without an ``await`` in between, they can
+    never both take the last slot.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._windows: dict[tuple[str, Rate], _Window] = {}
+        self._held: dict[str, float] = {}
+
+    def delay(self, limits: Sequence[tuple[str, Rate]]) -> float:
+        """Seconds until a post under ``limits`` may go (0 when it may go now)."""
+        now = self._clock()
+        wait = 0.0
+        for key, rate in limits:
+            wait = max(wait, self._held.get(key, 0.0) - now, self._window(key, rate).delay(now))
+        return wait
+
+    async def acquire(self, limits: Sequence[tuple[str, Rate]]) -> float:
+        """Wait for room, then take it; returns how long it waited."""
+        waited = 0.0
+        while (wait := self.delay(limits)) > 0:
+            await asyncio.sleep(wait)
+            waited += wait
+        now = self._clock()
+        for key, rate in limits:
+            self._window(key, rate).sent.append(now)
+        return waited
+
+    def hold(self, key: str, seconds: float) -> None:
+        """The platform said ``retry_after``: nothing under ``key`` goes before it has passed."""
+        until = self._clock() + seconds
+        self._held[key] = max(self._held.get(key, 0.0), until)
+
+    def _window(self, key: str, rate: Rate) -> _Window:
+        window = self._windows.get((key, rate))
+        if window is None:
+            window = self._windows[(key, rate)] = _Window(rate)
+        return window

@@ -1,0 +1,113 @@
+"""Protocols the core depends on: gateways (with optional capabilities) and chat platforms."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from bridge.models import (
+    ChatMessage,
+    ChatUser,
+    DeliveryUpdate,
+    HistoryItem,
+    InboundSms,
+    OutboundSms,
+    SendResult,
+    Status,
+    WebhookEvents,
+    WebhookRequest,
+)
+from bridge.pacing import Rate
+
+
+class SmsGateway(Protocol):
+    """What every gateway does: send. Errors are ``bridge.errors.DeliveryError`` subclasses."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send(self, sms: OutboundSms) -> SendResult: ...
+
+
+@runtime_checkable
+class PollsInbound(Protocol):
+    """Receives by polling; ``cursor`` is opaque to the core and stored between polls."""
+
+    async def poll_inbound(self, cursor: str | None) -> tuple[list[InboundSms], str | None]: ...
+
+
+@runtime_checkable
+class ReceivesWebhooks(Protocol):
+    """Receives by webhook; raises ``WebhookRejected`` for anything unauthenticated or malformed."""
+
+    def parse_webhook(self, request: WebhookRequest) -> WebhookEvents: ...
+
+
+@runtime_checkable
+class PollsStatus(Protocol):
+    """Can be asked for the status of SMS it accepted."""
+
+    async def poll_status(self, provider_ids: Sequence[str]) -> list[DeliveryUpdate]: ...
+
+
+@runtime_checkable
+class Reconciles(Protocol):
+    """Can tell whether an SMS whose send was interrupted actually went out (no idempotency key)."""
+
+    async def find_sent(self, sms: OutboundSms, since: datetime) -> str | None: ...
+
+
+@runtime_checkable
+class HasHistory(Protocol):
+    """Keeps conversations and can return one for backfill."""
+
+    async def history(self, number: str, limit: int) -> list[HistoryItem]: ...
+
+
+OnChatMessage = Callable[[ChatMessage], Awaitable[None]]
+
+
+class ChatPlatform(Protocol):
+    """A chat the bridge mirrors into.
+
+    ``threaded`` platforms give each number its own thread; the others get a header per post
+    and answer by reply. Errors are ``DeliveryError`` or ``ThreadError`` subclasses.
+    """
+
+    name: str
+    threaded: bool
+    max_text: int
+    hold_key: str  # the pacing key a ``RateLimited`` from this chat holds
+
+    async def start(self, on_message: OnChatMessage) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def open_thread(self, title: str) -> str: ...
+
+    async def reopen_thread(self, thread_id: str) -> None: ...
+
+    async def post(self, thread_id: str | None, text: str, reply_to: str | None = None) -> str: ...
+
+    async def show_status(self, message_id: str, status: Status) -> None: ...
+
+    def limits(self, message: bool) -> Sequence[tuple[str, Rate]]:
+        """Pacing windows a post (``message``) or a lighter call (reaction) falls under."""
+        ...
+
+    def allows(self, user: ChatUser) -> bool:
+        """May this person send SMS from this chat?"""
+        ...
+
+    def health(self) -> dict[str, object]: ...
+
+
+@runtime_checkable
+class ReceivesChatWebhooks(Protocol):
+    """A chat platform that can be fed updates by our web server."""
+
+    async def accept_webhook(self, headers: dict[str, str], body: bytes) -> None: ...

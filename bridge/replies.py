@@ -1,0 +1,205 @@
+"""Chat messages -> outbox: who may send, which number a message answers, and the commands."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+from collections.abc import Coroutine
+from typing import Any
+
+from bridge.config import Config
+from bridge.errors import DeliveryError
+from bridge.models import ChatMessage, Conversation
+from bridge.phone import InvalidNumber, is_dialable, parse_dialable, pretty
+from bridge.ports import ChatPlatform, HasHistory, SmsGateway
+from bridge.render import history_text, outbound_echo, split_text
+from bridge.store.records import Notice, OutboundRequest
+from bridge.store.sql import SqlStore
+
+log = logging.getLogger(__name__)
+
+_COMMAND = re.compile(r"^/([A-Za-z_]+)(?:@\S+)?(?:\s+(.*))?$", re.DOTALL)
+_NUMBER_TOKEN = re.compile(r"^[+()\d][\d\-().]*$")
+
+REFUSED = "⛔ You are not allowed to send SMS from this chat. Nothing was sent."
+NOT_TEXT = "Only text can be sent as SMS; this message was not sent."
+EDITED = "✏️ Edits are not sent: an SMS cannot be changed once it has gone. Send a new message."
+HELP_THREADED = (
+    "Each phone number has its own topic; what you write there is sent to it by SMS.\n"
+    "/sms <number> <text> — text a number (starts its topic)\n"
+    "/history — the number's earlier messages at the gateway (inside its topic)"
+)
+HELP_PLAIN = (
+    "Reply to a bridged message to answer that number by SMS.\n"
+    "/sms <number> <text> — text a number\n"
+    "/history — reply with it to a bridged message to see earlier messages"
+)
+
+
+def split_number(args: str) -> tuple[str, str]:
+    """``"+1 555 123 4567 hello"`` -> (``"+1 555 123 4567"``, ``"hello"``)."""
+    tokens = args.split(" ")
+    taken = 0
+    while taken < len(tokens) and _NUMBER_TOKEN.match(tokens[taken]):
+        taken += 1
+    if taken == 0 and tokens:
+        taken = 1  # not number-like: let the parser say why
+    return " ".join(tokens[:taken]), " ".join(tokens[taken:]).strip()
+
+
+class ChatHandler:
+    """Turns what people write in chats into SMS (or into a clear reason why not)."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: SqlStore,
+        gateways: dict[str, SmsGateway],
+        chats: dict[str, ChatPlatform],
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.gateways = gateways
+        self.chats = chats
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, msg: ChatMessage) -> None:
+        platform = self.chats[msg.chat]
+        if msg.user.is_bot:
+            return  # our own posts and other bots' never become SMS
+        conversation = await self._conversation_of(msg, platform)
+        if msg.edited:
+            if conversation is not None:
+                digest = hashlib.sha256((msg.text or "").encode()).hexdigest()[:16]
+                await self._reply(msg, EDITED, key=f"edit:{msg.message_id}:{digest}")
+            return
+        text = (msg.text or "").strip()
+        command = _COMMAND.match(text) if text.startswith("/") else None
+        if command is not None:
+            await self._command(
+                msg, platform, conversation, command.group(1).lower(), command.group(2) or ""
+            )
+            return
+        if conversation is None:
+            return  # chatter outside any number's thread
+        if not platform.allows(msg.user):
+            await self._reply(msg, REFUSED)
+            return
+        if msg.has_media or not text:
+            await self._reply(msg, NOT_TEXT)
+            return
+        await self._send(msg, conversation.gateway, conversation.number, text, echo=False)
+
+    async def _conversation_of(
+        self, msg: ChatMessage, platform: ChatPlatform
+    ) -> Conversation | None:
+        if platform.threaded and msg.thread_id is not None:
+            found = await self.store.conversation_for_thread(msg.chat, msg.thread_id)
+            if found is not None:
+                return found
+        if msg.reply_to is not None:
+            return await self.store.conversation_for_message(msg.chat, msg.reply_to)
+        return None
+
+    async def _command(
+        self,
+        msg: ChatMessage,
+        platform: ChatPlatform,
+        conversation: Conversation | None,
+        name: str,
+        args: str,
+    ) -> None:
+        if name in ("help", "start"):
+            await self._reply(msg, HELP_THREADED if platform.threaded else HELP_PLAIN)
+            return
+        if name not in ("sms", "history"):
+            return  # other bots' commands are none of our business
+        if not platform.allows(msg.user):
+            await self._reply(msg, REFUSED)
+            return
+        if name == "history":
+            if conversation is None:
+                where = "inside a number's topic" if platform.threaded else "as a reply to an SMS"
+                await self._reply(msg, f"Use /history {where}.")
+                return
+            self._spawn(self._history(msg, conversation))
+            return
+        raw_number, body = split_number(args.strip())
+        if not raw_number or not body:
+            await self._reply(msg, "Usage: /sms <number> <text>")
+            return
+        try:
+            number = parse_dialable(raw_number, self.config.default_region)
+        except InvalidNumber as exc:
+            await self._reply(msg, f"Cannot send: {exc}.")
+            return
+        gateway = self.config.default_gateway(msg.chat)
+        if gateway is None:
+            await self._reply(msg, "No gateway is routed to this chat; nothing was sent.")
+            return
+        await self._send(msg, gateway, number, body, echo=True)
+
+    async def _send(
+        self, msg: ChatMessage, gateway: str, number: str, text: str, *, echo: bool
+    ) -> None:
+        if not is_dialable(number):
+            await self._reply(msg, f"Cannot answer {number}: it is not a phone number.")
+            return
+        platform = self.chats[msg.chat]
+        echoes: tuple[tuple[str, str], ...] = ()
+        if echo and platform.threaded:
+            echoes = ((msg.chat, outbound_echo(msg.user.name, text)),)
+        request = OutboundRequest(
+            gateway=gateway,
+            number=number,
+            text=text,
+            origin_chat=msg.chat,
+            origin_message_id=msg.message_id,
+            origin_thread_id=msg.thread_id,
+            author=msg.user.name,
+        )
+        if await self.store.enqueue_outbound(request, echoes) is None:
+            log.debug("chat message %s:%s was already queued", msg.chat, msg.message_id)
+
+    async def _history(self, msg: ChatMessage, conversation: Conversation) -> None:
+        gateway = self.gateways.get(conversation.gateway)
+        if not isinstance(gateway, HasHistory):
+            await self._reply(msg, f"The gateway {conversation.gateway!r} keeps no history.")
+            return
+        try:
+            items = await gateway.history(conversation.number, self.config.history_limit)
+        except DeliveryError as exc:
+            await self._reply(msg, f"History unavailable: {exc.reason}")
+            return
+        platform = self.chats[msg.chat]
+        parts = split_text(history_text(conversation.number, items), platform.max_text)
+        notices = [
+            Notice(msg.chat, part, conversation_id=conversation.id, reply_to=None) for part in parts
+        ]
+        await self.store.enqueue_notices(notices, dedupe=(f"cmd:{msg.chat}", msg.message_id))
+        log.info("history of %s: %d messages", pretty(conversation.number), len(items))
+
+    async def _reply(self, msg: ChatMessage, text: str, key: str | None = None) -> None:
+        notice = Notice(msg.chat, text, thread_id=msg.thread_id, reply_to=msg.message_id)
+        await self.store.enqueue_notices(
+            [notice], dedupe=(f"notice:{msg.chat}", key or msg.message_id)
+        )
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        # A gateway call must not hold up the chat's update loop; the task is kept so that
+        # shutdown can wait for it and errors reach the log.
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background chat task failed", exc_info=task.exception())
+
+    async def drain(self) -> None:
+        """Wait for background work (history fetches) before shutting down."""
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)

@@ -1,0 +1,86 @@
+"""Inbound SMS -> posts in the right chats; status updates -> the outbox; what stays core."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from bridge.config import Config
+from bridge.intake import IntakeBatcher
+from bridge.metrics import Metrics
+from bridge.models import DeliveryUpdate, InboundSms, WebhookEvents
+from bridge.ports import ChatPlatform
+from bridge.render import inbound_header, split_text
+from bridge.store.records import IngestItem
+from bridge.store.sql import SqlStore
+
+log = logging.getLogger(__name__)
+
+
+class Router:
+    """Decides where inbound SMS go and stores them with their posts in one transaction."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: SqlStore,
+        chats: dict[str, ChatPlatform],
+        metrics: Metrics,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.chats = chats
+        self.metrics = metrics
+        self.batcher = IntakeBatcher(store)
+        self._routes = {g.name: config.chats_for(g.name) for g in config.gateways}
+
+    def posts(self, sms: InboundSms) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """The text parts each routed chat gets for ``sms``."""
+        result = []
+        for name in self._routes.get(sms.gateway, ()):
+            platform = self.chats[name]
+            text = sms.text if sms.text.strip() else "(empty message)"
+            if not platform.threaded:
+                text = f"{inbound_header(sms.sender, sms.alias)}\n{text}"
+            result.append((name, tuple(split_text(text, platform.max_text))))
+        return tuple(result)
+
+    async def accept_webhook(self, gateway: str, events: WebhookEvents) -> bool:
+        """Store what a webhook carried; True if any of it was new. Raises if not stored."""
+        event = (f"webhook:{gateway}", events.event_id) if events.event_id else None
+        new = False
+        if events.inbound:
+            items = [
+                IngestItem(sms, self.posts(sms), event if index == 0 else None)
+                for index, sms in enumerate(events.inbound)
+            ]
+            results = await self.batcher.submit(items)
+            new = self._count(gateway, "webhook", results)
+        if events.updates:
+            changed = await self.store.apply_updates(
+                events.updates, None if events.inbound else event
+            )
+            new = new or bool(changed)
+        return new
+
+    async def ingest_polled(
+        self, gateway: str, messages: Sequence[InboundSms], cursor: tuple[str, str] | None
+    ) -> int:
+        """Store polled SMS together with the cursor that fetched them."""
+        items = [IngestItem(sms, self.posts(sms)) for sms in messages]
+        if not items and cursor is None:
+            return 0
+        results = await self.store.ingest(items, cursor)
+        self._count(gateway, "poll", results)
+        return sum(1 for r in results if r is not None)
+
+    async def apply_updates(self, updates: Sequence[DeliveryUpdate]) -> int:
+        return len(await self.store.apply_updates(updates))
+
+    def _count(self, gateway: str, source: str, results: Sequence[int | None]) -> bool:
+        new = sum(1 for r in results if r is not None)
+        if new:
+            self.metrics.inbound.labels(gateway, source, "new").inc(new)
+        if len(results) - new:
+            self.metrics.inbound.labels(gateway, source, "duplicate").inc(len(results) - new)
+        return new > 0

@@ -1,0 +1,171 @@
+"""Shared plumbing of the SQL store: dialect-aware inserts, wake-ups, conversations and threads."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bridge.models import Conversation
+from bridge.store.engine import Database
+from bridge.store.schema import chat_messages, conversations, threads
+
+Wake = Callable[[str, str], None]  # (queue kind: "chat" | "gateway", name)
+
+
+def _no_wake(_kind: str, _name: str) -> None:
+    return None
+
+
+def now() -> float:
+    return time.time()
+
+
+def conversation_of(row: Any) -> Conversation:
+    return Conversation(
+        id=row.id,
+        gateway=row.gateway,
+        number=row.number,
+        alias=row.alias,
+        device=row.device,
+        sim=row.sim,
+    )
+
+
+class StoreBase:
+    """State and helpers every part of the store uses."""
+
+    def __init__(self, db: Database, wake: Wake | None = None) -> None:
+        self.db = db
+        self._wake = wake or _no_wake
+        # Conversations are never deleted, so a process-local cache is always right and saves
+        # a round trip on the hot intake path.
+        self._conversations: dict[tuple[str, str], Conversation] = {}
+
+    def set_wake(self, wake: Wake) -> None:
+        self._wake = wake
+
+    def insert_ignore(self, table: sa.Table) -> Any:
+        """INSERT … ON CONFLICT DO NOTHING for the store's dialect."""
+        if self.db.dialect == "postgresql":
+            return postgresql.insert(table).on_conflict_do_nothing()
+        return sqlite.insert(table).on_conflict_do_nothing()
+
+    async def _conversation(
+        self,
+        conn: AsyncConnection,
+        gateway: str,
+        number: str,
+        *,
+        alias: str | None = None,
+        device: str | None = None,
+        sim: int | None = None,
+    ) -> Conversation:
+        """Get or create, refreshing alias/device/SIM when the gateway tells us newer ones."""
+        cached = self._conversations.get((gateway, number))
+        if cached is None:
+            stmt = self.insert_ignore(conversations).values(
+                gateway=gateway,
+                number=number,
+                alias=alias,
+                device=device,
+                sim=sim,
+                created_at=now(),
+            )
+            await conn.execute(stmt)
+            row = (
+                await conn.execute(
+                    sa.select(conversations).where(
+                        conversations.c.gateway == gateway, conversations.c.number == number
+                    )
+                )
+            ).one()
+            cached = conversation_of(row)
+        changes: dict[str, Any] = {
+            key: value
+            for key, value in (("alias", alias), ("device", device), ("sim", sim))
+            if value is not None and getattr(cached, key) != value
+        }
+        if changes:
+            await conn.execute(
+                conversations.update().where(conversations.c.id == cached.id).values(**changes)
+            )
+            cached = dataclasses.replace(cached, **changes)
+        self._conversations[(gateway, number)] = cached
+        return cached
+
+    def _forget_conversation(self, gateway: str, number: str) -> None:
+        # A rolled-back transaction may have created it; never trust the cache past a rollback.
+        self._conversations.pop((gateway, number), None)
+
+    async def conversation(self, gateway: str, number: str) -> Conversation:
+        async with self.db.write() as conn:
+            try:
+                return await self._conversation(conn, gateway, number)
+            except BaseException:
+                self._forget_conversation(gateway, number)
+                raise
+
+    async def conversation_by_id(self, conversation_id: int) -> Conversation:
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(conversations).where(conversations.c.id == conversation_id)
+                )
+            ).one()
+        return conversation_of(row)
+
+    async def conversation_for_thread(self, chat: str, thread_id: str) -> Conversation | None:
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(conversations)
+                    .join(threads, threads.c.conversation_id == conversations.c.id)
+                    .where(threads.c.chat == chat, threads.c.thread_id == thread_id)
+                )
+            ).first()
+        return conversation_of(row) if row else None
+
+    async def conversation_for_message(self, chat: str, message_id: str) -> Conversation | None:
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(conversations)
+                    .join(chat_messages, chat_messages.c.conversation_id == conversations.c.id)
+                    .where(chat_messages.c.chat == chat, chat_messages.c.message_id == message_id)
+                )
+            ).first()
+        return conversation_of(row) if row else None
+
+    async def thread_of(self, conversation_id: int, chat: str) -> str | None:
+        async with self.db.read() as conn:
+            value = (
+                await conn.execute(
+                    sa.select(threads.c.thread_id).where(
+                        threads.c.conversation_id == conversation_id, threads.c.chat == chat
+                    )
+                )
+            ).scalar()
+        return str(value) if value is not None else None
+
+    async def set_thread(self, conversation_id: int, chat: str, thread_id: str) -> None:
+        async with self.db.write() as conn:
+            updated = await conn.execute(
+                threads.update()
+                .where(threads.c.conversation_id == conversation_id, threads.c.chat == chat)
+                .values(thread_id=thread_id, created_at=now())
+            )
+            if updated.rowcount == 0:
+                await conn.execute(
+                    threads.insert().values(
+                        conversation_id=conversation_id,
+                        chat=chat,
+                        thread_id=thread_id,
+                        created_at=now(),
+                    )
+                )

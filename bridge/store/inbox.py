@@ -1,0 +1,226 @@
+"""Store operations for what arrives from gateways: SMS, status updates, cursors, seen events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bridge.models import DeliveryUpdate, Status
+from bridge.store.base import StoreBase, now
+from bridge.store.records import IngestItem, JobKind
+from bridge.store.schema import (
+    chat_jobs,
+    chat_messages,
+    cursors,
+    inbound,
+    orphan_updates,
+    outbox,
+    seen_events,
+)
+
+
+class InboxOps(StoreBase):
+    async def ingest(
+        self, items: Sequence[IngestItem], cursor: tuple[str, str] | None = None
+    ) -> list[int | None]:
+        """Store SMS and their chat posts in one transaction; ``None`` marks a duplicate.
+
+        ``cursor`` (name, value) commits with them, so a poll is never half-remembered.
+        """
+        results: list[int | None] = []
+        woken: set[str] = set()
+        try:
+            async with self.db.write() as conn:
+                for item in items:
+                    inbound_id = await self._ingest_one(conn, item)
+                    results.append(inbound_id)
+                    if inbound_id is not None:
+                        woken.update(chat for chat, parts in item.posts if parts)
+                if cursor is not None:
+                    await self._set_cursor(conn, *cursor)
+        except BaseException:
+            self._conversations.clear()
+            raise
+        for chat in woken:
+            self._wake("chat", chat)
+        return results
+
+    async def _ingest_one(self, conn: AsyncConnection, item: IngestItem) -> int | None:
+        if item.event is not None and not await self._mark_seen(conn, *item.event):
+            return None
+        sms = item.sms
+        conversation = await self._conversation(
+            conn, sms.gateway, sms.sender, alias=sms.alias, device=sms.device, sim=sms.sim
+        )
+        stamp = now()
+        inbound_id = (
+            await conn.execute(
+                self.insert_ignore(inbound)
+                .values(
+                    gateway=sms.gateway,
+                    provider_id=sms.provider_id,
+                    conversation_id=conversation.id,
+                    text=sms.text,
+                    received_at=sms.received_at.timestamp(),
+                    created_at=stamp,
+                )
+                .returning(inbound.c.id)
+            )
+        ).scalar()
+        if inbound_id is None:
+            return None
+        rows = [
+            {
+                "chat": chat,
+                "kind": JobKind.SMS.value,
+                "conversation_id": conversation.id,
+                "inbound_id": inbound_id,
+                "text": part,
+                "state": "pending",
+                "next_attempt_at": stamp,
+                "created_at": stamp,
+            }
+            for chat, parts in item.posts
+            for part in parts
+        ]
+        if rows:
+            await conn.execute(chat_jobs.insert(), rows)
+        return int(inbound_id)
+
+    async def apply_updates(
+        self, updates: Sequence[DeliveryUpdate], event: tuple[str, str] | None = None
+    ) -> list[int]:
+        """Move outbound SMS forward (never back) and queue the new status for every mirror.
+
+        Returns the ids of the outbox rows that changed.
+        """
+        changed: list[int] = []
+        woken: set[str] = set()
+        async with self.db.write() as conn:
+            if event is not None and not await self._mark_seen(conn, *event):
+                return []
+            for update in updates:
+                row = (
+                    await conn.execute(
+                        sa.select(outbox.c.id, outbox.c.status).where(
+                            outbox.c.gateway == update.gateway,
+                            outbox.c.provider_id == update.provider_id,
+                        )
+                    )
+                ).first()
+                if row is None:
+                    await conn.execute(
+                        orphan_updates.insert().values(
+                            gateway=update.gateway,
+                            provider_id=update.provider_id,
+                            status=update.status.value,
+                            raw_status=update.raw_status[:255],
+                            reason=update.reason,
+                            created_at=now(),
+                        )
+                    )
+                    continue
+                if await self._advance(conn, row.id, Status(row.status), update):
+                    woken.update(await self._queue_status_jobs(conn, row.id))
+                    changed.append(row.id)
+        for chat in woken:
+            self._wake("chat", chat)
+        return changed
+
+    async def _advance(
+        self, conn: AsyncConnection, outbox_id: int, current: Status, update: DeliveryUpdate
+    ) -> bool:
+        # queued < sent < failed < delivered: failed is terminal, but a late receipt wins.
+        if update.status.rank <= current.rank:
+            return False
+        await conn.execute(
+            outbox.update()
+            .where(outbox.c.id == outbox_id)
+            .values(
+                status=update.status.value,
+                raw_status=update.raw_status[:255],
+                reason=update.reason,
+                updated_at=now(),
+            )
+        )
+        return True
+
+    async def _adopt_orphans(
+        self, conn: AsyncConnection, outbox_id: int, gateway: str, provider_id: str
+    ) -> None:
+        where = (orphan_updates.c.gateway == gateway) & (
+            orphan_updates.c.provider_id == provider_id
+        )
+        rows = (
+            await conn.execute(sa.select(orphan_updates).where(where).order_by(orphan_updates.c.id))
+        ).all()
+        for row in rows:
+            current = (
+                await conn.execute(sa.select(outbox.c.status).where(outbox.c.id == outbox_id))
+            ).scalar_one()
+            update = DeliveryUpdate(
+                gateway, provider_id, Status(row.status), row.raw_status, row.reason
+            )
+            await self._advance(conn, outbox_id, Status(current), update)
+        if rows:
+            await conn.execute(orphan_updates.delete().where(where))
+
+    async def _queue_status_jobs(self, conn: AsyncConnection, outbox_id: int) -> set[str]:
+        mirrors = (
+            await conn.execute(
+                sa.select(chat_messages.c.chat, chat_messages.c.message_id).where(
+                    chat_messages.c.outbox_id == outbox_id
+                )
+            )
+        ).all()
+        stamp = now()
+        if mirrors:
+            await conn.execute(
+                chat_jobs.insert(),
+                [
+                    {
+                        "chat": m.chat,
+                        "kind": JobKind.STATUS.value,
+                        "outbox_id": outbox_id,
+                        "message_id": m.message_id,
+                        "state": "pending",
+                        "next_attempt_at": stamp,
+                        "created_at": stamp,
+                    }
+                    for m in mirrors
+                ],
+            )
+        return {m.chat for m in mirrors}
+
+    async def mark_seen(self, source: str, key: str) -> bool:
+        """Record an event id; False when it was seen before."""
+        async with self.db.write() as conn:
+            return await self._mark_seen(conn, source, key)
+
+    async def _mark_seen(self, conn: AsyncConnection, source: str, key: str) -> bool:
+        result = await conn.execute(
+            self.insert_ignore(seen_events)
+            .values(source=source[:128], key=key[:255], created_at=now())
+            .returning(seen_events.c.key)
+        )
+        return result.first() is not None
+
+    async def get_cursor(self, name: str) -> str | None:
+        async with self.db.read() as conn:
+            value = (
+                await conn.execute(sa.select(cursors.c.value).where(cursors.c.name == name))
+            ).scalar()
+        return str(value) if value is not None else None
+
+    async def set_cursor(self, name: str, value: str) -> None:
+        async with self.db.write() as conn:
+            await self._set_cursor(conn, name, value)
+
+    async def _set_cursor(self, conn: AsyncConnection, name: str, value: str) -> None:
+        updated = await conn.execute(
+            cursors.update().where(cursors.c.name == name).values(value=value, updated_at=now())
+        )
+        if updated.rowcount == 0:
+            await conn.execute(cursors.insert().values(name=name, value=value, updated_at=now()))

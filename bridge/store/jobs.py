@@ -1,0 +1,222 @@
+"""Store operations for the chat side: the per-chat job queue and the messages it posted."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from bridge.models import Status
+from bridge.store.base import now
+from bridge.store.outbox import OutboxOps
+from bridge.store.records import ChatJob, JobKind, Notice
+from bridge.store.schema import (
+    chat_jobs,
+    chat_messages,
+    inbound,
+    orphan_updates,
+    outbox,
+    seen_events,
+)
+
+
+def job_of(row: Any) -> ChatJob:
+    return ChatJob(
+        id=row.id,
+        chat=row.chat,
+        kind=JobKind(row.kind),
+        conversation_id=row.conversation_id,
+        inbound_id=row.inbound_id,
+        outbox_id=row.outbox_id,
+        text=row.text,
+        thread_id=row.thread_id,
+        message_id=row.message_id,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+    )
+
+
+class JobOps(OutboxOps):
+    async def next_chat_job(self, chat: str) -> ChatJob | None:
+        """The oldest pending job of a chat: FIFO keeps every thread in order."""
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(chat_jobs)
+                    .where(chat_jobs.c.chat == chat, chat_jobs.c.state == "pending")
+                    .order_by(chat_jobs.c.id)
+                    .limit(1)
+                )
+            ).first()
+        return job_of(row) if row else None
+
+    async def enqueue_notices(
+        self, notices: Sequence[Notice], dedupe: tuple[str, str] | None = None
+    ) -> bool:
+        """Queue bridge messages; with ``dedupe`` (source, key) only the first call does."""
+        stamp = now()
+        async with self.db.write() as conn:
+            if dedupe is not None and not await self._mark_seen(conn, *dedupe):
+                return False
+            if notices:
+                await conn.execute(
+                    chat_jobs.insert(),
+                    [
+                        {
+                            "chat": n.chat,
+                            "kind": JobKind.NOTICE.value,
+                            "conversation_id": n.conversation_id,
+                            "text": n.text,
+                            "thread_id": n.thread_id,
+                            "message_id": n.reply_to,
+                            "state": "pending",
+                            "next_attempt_at": stamp,
+                            "created_at": stamp,
+                        }
+                        for n in notices
+                    ],
+                )
+        for chat in {n.chat for n in notices}:
+            self._wake("chat", chat)
+        return True
+
+    async def complete_post(
+        self, job: ChatJob, message_ids: Sequence[str], thread_id: str | None
+    ) -> None:
+        """Mark a post done and remember what it became, in one transaction.
+
+        Posted messages map back to their conversation (a reply to any of them answers that
+        number); an echo becomes a mirror of its SMS and gets the SMS's status shown.
+        """
+        stamp = now()
+        async with self.db.write() as conn:
+            await self._done(conn, job.id)
+            if job.conversation_id is None:
+                return
+            for message_id in message_ids:
+                await conn.execute(
+                    self.insert_ignore(chat_messages).values(
+                        chat=job.chat,
+                        message_id=message_id,
+                        thread_id=thread_id,
+                        conversation_id=job.conversation_id,
+                        inbound_id=job.inbound_id,
+                        outbox_id=job.outbox_id if job.kind is JobKind.ECHO else None,
+                        created_at=stamp,
+                    )
+                )
+                if job.kind is JobKind.ECHO and job.outbox_id is not None:
+                    await conn.execute(
+                        chat_jobs.insert().values(
+                            chat=job.chat,
+                            kind=JobKind.STATUS.value,
+                            outbox_id=job.outbox_id,
+                            message_id=message_id,
+                            state="pending",
+                            next_attempt_at=stamp,
+                            created_at=stamp,
+                        )
+                    )
+
+    async def complete_status(self, job: ChatJob, shown: Status | None) -> None:
+        async with self.db.write() as conn:
+            await self._done(conn, job.id)
+            if shown is not None and job.message_id is not None:
+                await conn.execute(
+                    chat_messages.update()
+                    .where(
+                        chat_messages.c.chat == job.chat,
+                        chat_messages.c.message_id == job.message_id,
+                    )
+                    .values(shown_status=shown.value)
+                )
+
+    async def shown_status(self, chat: str, message_id: str) -> tuple[Status | None, str | None]:
+        """(status shown on a chat message, the thread it is in)."""
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(chat_messages.c.shown_status, chat_messages.c.thread_id).where(
+                        chat_messages.c.chat == chat, chat_messages.c.message_id == message_id
+                    )
+                )
+            ).first()
+        if row is None:
+            return None, None
+        return (Status(row.shown_status) if row.shown_status else None), row.thread_id
+
+    async def _done(self, conn: Any, job_id: int) -> None:
+        await conn.execute(
+            chat_jobs.update()
+            .where(chat_jobs.c.id == job_id)
+            .values(state="done", done_at=now(), attempts=chat_jobs.c.attempts + 1)
+        )
+
+    async def defer_job(self, job_id: int, delay: float, error: str) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(
+                chat_jobs.update()
+                .where(chat_jobs.c.id == job_id)
+                .values(
+                    next_attempt_at=now() + delay,
+                    attempts=chat_jobs.c.attempts + 1,
+                    last_error=error[:2000],
+                )
+            )
+
+    async def fail_job(self, job_id: int, error: str) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(
+                chat_jobs.update()
+                .where(chat_jobs.c.id == job_id)
+                .values(
+                    state="failed",
+                    done_at=now(),
+                    attempts=chat_jobs.c.attempts + 1,
+                    last_error=error[:2000],
+                )
+            )
+
+    async def inbound_text(self, inbound_id: int) -> str:
+        async with self.db.read() as conn:
+            return str(
+                (
+                    await conn.execute(sa.select(inbound.c.text).where(inbound.c.id == inbound_id))
+                ).scalar_one()
+            )
+
+    async def backlog(self) -> dict[str, dict[str, int]]:
+        """Pending work per chat and per gateway (for /healthz and metrics)."""
+        async with self.db.read() as conn:
+            jobs = (
+                await conn.execute(
+                    sa.select(chat_jobs.c.chat, sa.func.count())
+                    .where(chat_jobs.c.state == "pending")
+                    .group_by(chat_jobs.c.chat)
+                )
+            ).all()
+            sms = (
+                await conn.execute(
+                    sa.select(outbox.c.gateway, sa.func.count())
+                    .where(outbox.c.status == Status.PENDING.value)
+                    .group_by(outbox.c.gateway)
+                )
+            ).all()
+        return {
+            "chat_jobs": {row[0]: int(row[1]) for row in jobs},
+            "outbox": {row[0]: int(row[1]) for row in sms},
+        }
+
+    async def purge(self, older_than: float) -> int:
+        """Forget finished jobs and old event ids; messages and mappings are kept."""
+        cutoff = now() - older_than
+        async with self.db.write() as conn:
+            removed = 0
+            for statement in (
+                chat_jobs.delete().where(chat_jobs.c.state == "done", chat_jobs.c.done_at < cutoff),
+                seen_events.delete().where(seen_events.c.created_at < cutoff),
+                orphan_updates.delete().where(orphan_updates.c.created_at < cutoff),
+            ):
+                removed += (await conn.execute(statement)).rowcount
+        return removed

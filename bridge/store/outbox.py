@@ -1,0 +1,221 @@
+"""Store operations for SMS leaving through gateways: the outbox and its attempts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from bridge.models import Outbox, SendResult, Status
+from bridge.store.base import now
+from bridge.store.inbox import InboxOps
+from bridge.store.records import JobKind, OutboundRequest, PendingSms
+from bridge.store.schema import chat_jobs, chat_messages, outbox
+
+
+def outbox_of(row: Any, mirrors: tuple[tuple[str, str], ...] = ()) -> Outbox:
+    started = row.attempt_started_at
+    return Outbox(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        gateway=row.gateway,
+        to=row.number,
+        text=row.text,
+        status=Status(row.status),
+        provider_id=row.provider_id,
+        attempts=row.attempts,
+        device=row.device,
+        sim=row.sim,
+        raw_status=row.raw_status,
+        reason=row.reason,
+        attempt_started_at=None if started is None else _as_datetime(started),
+        mirrors=mirrors,
+    )
+
+
+def _as_datetime(stamp: float) -> datetime:
+    return datetime.fromtimestamp(stamp, UTC)
+
+
+class OutboxOps(InboxOps):
+    async def enqueue_outbound(
+        self, request: OutboundRequest, echoes: tuple[tuple[str, str], ...] = ()
+    ) -> int | None:
+        """Commit an SMS to the outbox before anyone calls a gateway; ``None`` if already there.
+
+        The chat message it came from becomes its first mirror (status shows there);
+        ``echoes`` (chat, text) show it in the number's thread of other chats or topics.
+        """
+        stamp = now()
+        try:
+            async with self.db.write() as conn:
+                conversation = await self._conversation(conn, request.gateway, request.number)
+                outbox_id = (
+                    await conn.execute(
+                        self.insert_ignore(outbox)
+                        .values(
+                            conversation_id=conversation.id,
+                            gateway=request.gateway,
+                            number=request.number,
+                            text=request.text,
+                            device=conversation.device,
+                            sim=conversation.sim,
+                            origin_chat=request.origin_chat,
+                            origin_message_id=request.origin_message_id,
+                            author=request.author[:255],
+                            status=Status.PENDING.value,
+                            next_attempt_at=stamp,
+                            created_at=stamp,
+                            updated_at=stamp,
+                        )
+                        .returning(outbox.c.id)
+                    )
+                ).scalar()
+                if outbox_id is None:
+                    return None
+                await conn.execute(
+                    self.insert_ignore(chat_messages).values(
+                        chat=request.origin_chat,
+                        message_id=request.origin_message_id,
+                        thread_id=request.origin_thread_id,
+                        conversation_id=conversation.id,
+                        outbox_id=outbox_id,
+                        created_at=stamp,
+                    )
+                )
+                await self._queue_status_jobs(conn, outbox_id)
+                if echoes:
+                    await conn.execute(
+                        chat_jobs.insert(),
+                        [
+                            {
+                                "chat": chat,
+                                "kind": JobKind.ECHO.value,
+                                "conversation_id": conversation.id,
+                                "outbox_id": outbox_id,
+                                "text": text,
+                                "state": "pending",
+                                "next_attempt_at": stamp,
+                                "created_at": stamp,
+                            }
+                            for chat, text in echoes
+                        ],
+                    )
+        except BaseException:
+            self._conversations.clear()
+            raise
+        self._wake("gateway", request.gateway)
+        self._wake("chat", request.origin_chat)
+        for chat, _text in echoes:
+            self._wake("chat", chat)
+        return int(outbox_id)
+
+    async def next_outbox(self, gateway: str) -> PendingSms | None:
+        """The oldest SMS still to send through ``gateway`` (FIFO keeps a conversation in order)."""
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(outbox)
+                    .where(outbox.c.gateway == gateway, outbox.c.status == Status.PENDING.value)
+                    .order_by(outbox.c.id)
+                    .limit(1)
+                )
+            ).first()
+        if row is None:
+            return None
+        return PendingSms(
+            outbox_of(row), float(row.next_attempt_at), bool(row.in_flight), float(row.created_at)
+        )
+
+    async def begin_attempt(self, outbox_id: int) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(
+                outbox.update()
+                .where(outbox.c.id == outbox_id)
+                .values(
+                    attempts=outbox.c.attempts + 1,
+                    in_flight=True,
+                    attempt_started_at=now(),
+                    updated_at=now(),
+                )
+            )
+
+    async def record_sent(self, outbox_id: int, gateway: str, result: SendResult) -> None:
+        """The gateway accepted it: keep its id, apply updates that raced ahead of us."""
+        status = result.status if result.status.rank > Status.PENDING.rank else Status.QUEUED
+        async with self.db.write() as conn:
+            await conn.execute(
+                outbox.update()
+                .where(outbox.c.id == outbox_id)
+                .values(
+                    status=status.value,
+                    provider_id=result.provider_id,
+                    raw_status=result.raw_status[:255] or None,
+                    reason=None,
+                    in_flight=False,
+                    updated_at=now(),
+                )
+            )
+            if result.provider_id:
+                await self._adopt_orphans(conn, outbox_id, gateway, result.provider_id)
+            woken = await self._queue_status_jobs(conn, outbox_id)
+        for chat in woken:
+            self._wake("chat", chat)
+
+    async def retry_later(
+        self, outbox_id: int, delay: float, reason: str, *, maybe_sent: bool
+    ) -> None:
+        """Try again after ``delay``; ``maybe_sent`` keeps it marked for reconciliation."""
+        async with self.db.write() as conn:
+            await conn.execute(
+                outbox.update()
+                .where(outbox.c.id == outbox_id)
+                .values(
+                    next_attempt_at=now() + delay,
+                    reason=reason,
+                    in_flight=maybe_sent,
+                    updated_at=now(),
+                )
+            )
+        self._wake("gateway", "*")
+
+    async def fail_outbound(self, outbox_id: int, reason: str, raw_status: str | None) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(
+                outbox.update()
+                .where(outbox.c.id == outbox_id)
+                .values(
+                    status=Status.FAILED.value,
+                    reason=reason,
+                    raw_status=(raw_status or "")[:255] or None,
+                    in_flight=False,
+                    updated_at=now(),
+                )
+            )
+            woken = await self._queue_status_jobs(conn, outbox_id)
+        for chat in woken:
+            self._wake("chat", chat)
+
+    async def outbox_by_id(self, outbox_id: int) -> Outbox:
+        async with self.db.read() as conn:
+            row = (await conn.execute(sa.select(outbox).where(outbox.c.id == outbox_id))).one()
+        return outbox_of(row)
+
+    async def awaiting_status(self, gateway: str, max_age: float, limit: int = 200) -> list[Outbox]:
+        """Accepted SMS with no final status yet, oldest first, for status polling."""
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(outbox)
+                    .where(
+                        outbox.c.gateway == gateway,
+                        outbox.c.status.in_([Status.QUEUED.value, Status.SENT.value]),
+                        outbox.c.provider_id.is_not(None),
+                        outbox.c.created_at > now() - max_age,
+                    )
+                    .order_by(outbox.c.id)
+                    .limit(limit)
+                )
+            ).all()
+        return [outbox_of(row) for row in rows]

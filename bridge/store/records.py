@@ -1,0 +1,73 @@
+"""Records the store takes and returns besides the neutral models."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from bridge.models import InboundSms, Outbox
+
+
+class JobKind(enum.StrEnum):
+    SMS = "sms"  # an inbound SMS part into the number's thread
+    ECHO = "echo"  # an SMS sent from elsewhere, shown in the number's thread
+    NOTICE = "notice"  # a short bridge message (refusal, failure reason, history)
+    STATUS = "status"  # show an outbound SMS's status on one of its chat messages
+
+
+@dataclass(frozen=True, slots=True)
+class IngestItem:
+    """An inbound SMS and the chat posts it becomes, stored together or not at all."""
+
+    sms: InboundSms
+    posts: tuple[tuple[str, tuple[str, ...]], ...]  # (chat, text parts)
+    event: tuple[str, str] | None = None  # (source, key) of the delivering envelope
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundRequest:
+    """A chat message that should leave as SMS."""
+
+    gateway: str
+    number: str
+    text: str
+    origin_chat: str
+    origin_message_id: str
+    author: str
+    origin_thread_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatJob:
+    id: int
+    chat: str
+    kind: JobKind
+    conversation_id: int | None
+    inbound_id: int | None
+    outbox_id: int | None
+    text: str | None
+    thread_id: str | None
+    message_id: str | None
+    attempts: int
+    next_attempt_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A bridge message to post: in a conversation's thread, or beside a chat message."""
+
+    chat: str
+    text: str
+    conversation_id: int | None = None
+    thread_id: str | None = None
+    reply_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSms:
+    """The next SMS a gateway worker should send."""
+
+    sms: Outbox
+    next_attempt_at: float
+    maybe_sent: bool  # an earlier attempt may have reached the gateway: reconcile first
+    created_at: float

@@ -1,0 +1,146 @@
+"""Tables of the store; unique keys are what make every redelivery harmless."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# Times are unix seconds (float): portable between SQLite and PostgreSQL and cheap to compare.
+
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("gateway", sa.String(64), nullable=False),
+    sa.Column("number", sa.String(64), nullable=False),
+    sa.Column("alias", sa.String(255)),
+    sa.Column("device", sa.String(128)),
+    sa.Column("sim", sa.Integer),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("gateway", "number", name="uq_conversations_gateway_number"),
+)
+
+threads = sa.Table(
+    "threads",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("conversation_id", sa.ForeignKey("conversations.id"), nullable=False),
+    sa.Column("chat", sa.String(64), nullable=False),
+    sa.Column("thread_id", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("conversation_id", "chat", name="uq_threads_conversation_chat"),
+    sa.Index("ix_threads_chat_thread", "chat", "thread_id"),
+)
+
+inbound = sa.Table(
+    "inbound",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("gateway", sa.String(64), nullable=False),
+    sa.Column("provider_id", sa.String(255), nullable=False),
+    sa.Column("conversation_id", sa.ForeignKey("conversations.id"), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("gateway", "provider_id", name="uq_inbound_gateway_provider"),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("conversation_id", sa.ForeignKey("conversations.id"), nullable=False),
+    sa.Column("gateway", sa.String(64), nullable=False),
+    sa.Column("number", sa.String(64), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("device", sa.String(128)),
+    sa.Column("sim", sa.Integer),
+    sa.Column("origin_chat", sa.String(64), nullable=False),
+    sa.Column("origin_message_id", sa.String(64), nullable=False),
+    sa.Column("author", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("provider_id", sa.String(255)),
+    sa.Column("raw_status", sa.String(255)),
+    sa.Column("reason", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    # Set before the gateway is called and cleared after: a row left set by a crash may have
+    # been sent, so it is reconciled with the gateway before any retry.
+    sa.Column("in_flight", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("attempt_started_at", sa.Float),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("origin_chat", "origin_message_id", name="uq_outbox_origin"),
+    sa.Index("ix_outbox_gateway_status", "gateway", "status", "id"),
+    sa.Index("ix_outbox_provider", "gateway", "provider_id"),
+)
+
+chat_jobs = sa.Table(
+    "chat_jobs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("chat", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # sms | echo | notice | status
+    sa.Column("conversation_id", sa.ForeignKey("conversations.id")),
+    sa.Column("inbound_id", sa.ForeignKey("inbound.id")),
+    sa.Column("outbox_id", sa.ForeignKey("outbox.id")),
+    sa.Column("text", sa.Text),
+    sa.Column("thread_id", sa.String(64)),  # explicit placement for notices outside threads
+    sa.Column("message_id", sa.String(64)),  # reply target (notice) or reaction target (status)
+    sa.Column("state", sa.String(16), nullable=False),  # pending | done | failed
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("done_at", sa.Float),
+    sa.Index("ix_chat_jobs_chat_state", "chat", "state", "id"),
+)
+
+chat_messages = sa.Table(
+    "chat_messages",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("chat", sa.String(64), nullable=False),
+    sa.Column("message_id", sa.String(64), nullable=False),
+    sa.Column("thread_id", sa.String(64)),  # where it is, so replies to it land beside it
+    sa.Column("conversation_id", sa.ForeignKey("conversations.id"), nullable=False),
+    sa.Column("inbound_id", sa.ForeignKey("inbound.id")),
+    sa.Column("outbox_id", sa.ForeignKey("outbox.id")),
+    sa.Column("shown_status", sa.String(16)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("chat", "message_id", name="uq_chat_messages_chat_message"),
+    sa.Index("ix_chat_messages_outbox", "outbox_id"),
+)
+
+cursors = sa.Table(
+    "cursors",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+seen_events = sa.Table(
+    "seen_events",
+    metadata,
+    sa.Column("source", sa.String(128), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_seen_events_created", "created_at"),
+)
+
+# Status updates that arrived before we recorded the provider id they refer to (a fast gateway
+# can call back before our send call returns); applied when the id is recorded.
+orphan_updates = sa.Table(
+    "orphan_updates",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("gateway", sa.String(64), nullable=False),
+    sa.Column("provider_id", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("raw_status", sa.String(255), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_orphan_updates_provider", "gateway", "provider_id"),
+)

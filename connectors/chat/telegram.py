@@ -1,0 +1,409 @@
+"""Telegram via python-telegram-bot (the one PTB import): topics or replies, polling or webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import os
+import time
+import warnings
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import Literal, Self, TypeVar
+
+from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
+
+# PTB 22 reads RetryAfter.retry_after while building the exception and warns that it will become
+# a timedelta; opting in now makes 429s plain exceptions (and silent) in this process.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
+
+from telegram import Bot, Message, ReactionTypeEmoji, ReplyParameters, Update
+from telegram import error as tg
+from telegram.request import HTTPXRequest
+from telegram.warnings import PTBDeprecationWarning
+
+from bridge.confbase import ChatConfigBase, Strict
+from bridge.errors import (
+    BadRequest,
+    Forbidden,
+    RateLimited,
+    Retryable,
+    Terminal,
+    ThreadClosed,
+    ThreadGone,
+)
+from bridge.models import ChatMessage, ChatUser, Status
+from bridge.pacing import Rate
+from bridge.ports import OnChatMessage
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Reactions must come from Telegram's fixed list (no ✅ or ⏳ there); "✍" is U+270D alone.
+STATUS_EMOJI = {
+    Status.PENDING: "✍",
+    Status.QUEUED: "✍",
+    Status.SENT: "👌",
+    Status.DELIVERED: "👍",
+    Status.FAILED: "💔",
+}
+UPDATES = ["message", "edited_message"]
+CHAT_DOWN_RETRY = 60.0  # bot removed, chat gone, token revoked: check back slowly, keep the queue
+_THREAD_GONE = ("message thread not found", "topic_deleted", "topic_id_invalid")
+_CHAT_DOWN = (
+    "chat not found",
+    "not enough rights",
+    "the chat is not a forum",
+    "chat_write_forbidden",
+    "have no rights",
+    "need administrator rights",
+)
+
+
+class Window(Strict):
+    messages: int = Field(ge=1)
+    seconds: float = Field(gt=0)
+
+    def rate(self) -> Rate:
+        return Rate(self.messages, self.seconds)
+
+
+class TelegramPacing(Strict):
+    """Defaults are Telegram's published limits (raise them only for a local Bot API server)."""
+
+    chat: Window = Window(messages=1, seconds=1)  # any one chat
+    group: Window = Window(messages=20, seconds=60)  # one group: all its topics together
+    overall: Window = Window(messages=30, seconds=1)  # the whole bot
+
+
+class TelegramConfig(ChatConfigBase):
+    type: Literal["telegram"]
+    bot_token: SecretStr
+    chat_id: int
+    base_url: HttpUrl = HttpUrl("https://api.telegram.org")
+    allowed_user_ids: list[int] = Field(default_factory=list)
+    threads: Literal["auto", "topics", "replies"] = "auto"  # auto: topics in groups
+    transport: Literal["auto", "polling", "webhook"] = "auto"  # auto: webhook if public_url
+    webhook_secret: SecretStr | None = None  # default: derived from the bot token
+    pacing: TelegramPacing = TelegramPacing()
+    poll_timeout: int = Field(default=30, ge=0, le=50)
+    timeout: float = Field(default=15.0, gt=0, le=300)
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr) -> SecretStr:
+        bot_id, _, rest = value.get_secret_value().partition(":")
+        if not bot_id.isdigit() or not rest:
+            raise ValueError("must look like 123456:ABC… (from @BotFather)")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_charset(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            secret = value.get_secret_value()
+            if not 1 <= len(secret) <= 256 or not all(c.isalnum() or c in "_-" for c in secret):
+                raise ValueError("1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
+        return value
+
+    @model_validator(mode="after")
+    def _threads_fit_chat(self) -> Self:
+        if self.threads == "topics" and self.chat_id > 0:
+            raise ValueError("threads: topics needs a forum supergroup (a negative chat_id)")
+        return self
+
+    @property
+    def threaded(self) -> bool:
+        return self.threads == "topics" or (self.threads == "auto" and self.chat_id < 0)
+
+
+def _retry_after(exc: tg.RetryAfter) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)  # if PTB_TIMEDELTA was set off
+        value = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+async def call(label: str, make: Callable[[], Awaitable[T]]) -> T:
+    """Run one Bot API call, translating PTB's errors into the bridge's."""
+    try:
+        return await make()
+    except tg.RetryAfter as exc:
+        raise RateLimited(f"Telegram flood control on {label}", _retry_after(exc)) from None
+    except tg.BadRequest as exc:
+        text = exc.message.lower()
+        if any(marker in text for marker in _THREAD_GONE):
+            raise ThreadGone(exc.message) from None
+        if "topic_closed" in text:
+            raise ThreadClosed(exc.message) from None
+        if any(marker in text for marker in _CHAT_DOWN):
+            raise RateLimited(f"Telegram refused {label}: {exc.message}", CHAT_DOWN_RETRY) from None
+        raise Terminal(f"Telegram refused {label}: {exc.message}") from None
+    except (tg.Forbidden, tg.InvalidToken, tg.ChatMigrated, tg.Conflict) as exc:
+        raise RateLimited(f"Telegram refused {label}: {exc.message}", CHAT_DOWN_RETRY) from None
+    except tg.TimedOut:
+        raise Retryable(f"Telegram timed out on {label}") from None
+    except tg.NetworkError as exc:
+        raise Retryable(f"Telegram unreachable on {label}: {exc.message}") from None
+
+
+class TelegramChat:
+    """One Telegram chat: a forum supergroup (a topic per number) or a private chat."""
+
+    max_text = 4096
+
+    def __init__(self, config: TelegramConfig, webhook_url: str | None) -> None:
+        self.config = config
+        self.name = config.name
+        self.threaded = config.threaded
+        token = config.bot_token.get_secret_value()
+        self._bot_id = token.partition(":")[0]
+        self.hold_key = f"telegram:{self._bot_id}:{config.chat_id}"
+        self._group = config.chat_id < 0
+        self._webhook_url = webhook_url if config.transport != "polling" else None
+        if config.transport == "webhook" and webhook_url is None:
+            raise ValueError(f"chat {config.name!r}: transport: webhook needs server.public_url")
+        self._secret = (
+            config.webhook_secret.get_secret_value()
+            if config.webhook_secret
+            else hashlib.sha256(b"smsbridge-telegram-webhook:" + token.encode()).hexdigest()
+        )
+        base = str(config.base_url).rstrip("/")
+        timeout = config.timeout
+        self.bot = Bot(
+            token,
+            base_url=f"{base}/bot",
+            base_file_url=f"{base}/file/bot",
+            request=HTTPXRequest(
+                connection_pool_size=8,
+                read_timeout=timeout,
+                write_timeout=timeout,
+                connect_timeout=timeout,
+                pool_timeout=timeout,
+            ),
+            get_updates_request=HTTPXRequest(
+                connection_pool_size=1, read_timeout=10.0, connect_timeout=timeout
+            ),
+        )
+        self._on_message: OnChatMessage | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._state: dict[str, object] = {"state": "starting", "last_error": None}
+
+    @property
+    def transport(self) -> str:
+        return "webhook" if self._webhook_url else "polling"
+
+    async def start(self, on_message: OnChatMessage) -> None:
+        self._on_message = on_message
+        self._poller = asyncio.create_task(self._receive(), name=f"telegram:{self.name}")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+        try:
+            await self.bot.shutdown()
+        except Exception:
+            log.debug("telegram %s: shutdown error ignored", self.name)
+
+    async def _receive(self) -> None:
+        """Connect (retrying until Telegram answers), then long-poll unless a webhook feeds us."""
+        delay = 1.0
+        while not self._stopping.is_set():
+            try:
+                await self._connect()
+                break
+            except (RateLimited, Retryable, Terminal) as exc:
+                self._down(exc)
+                await self._pause(delay)
+                delay = min(delay * 2, CHAT_DOWN_RETRY)
+        if self._webhook_url is not None:
+            return
+        await self._poll()
+
+    async def _connect(self) -> None:
+        await call("getMe", self.bot.initialize)
+        if self._webhook_url is not None:
+            await call(
+                "setWebhook",
+                lambda: self.bot.set_webhook(
+                    self._webhook_url or "", secret_token=self._secret, allowed_updates=UPDATES
+                ),
+            )
+        else:
+            # getUpdates and a webhook exclude each other (409 Conflict).
+            await call("deleteWebhook", lambda: self.bot.delete_webhook(drop_pending_updates=False))
+        self._ok()
+        log.info("telegram %s: connected as @%s (%s)", self.name, self.bot.username, self.transport)
+
+    async def _poll(self) -> None:
+        """Confirm an update (the next offset) only after it was handled, so a crash re-reads it."""
+        offset: int | None = None
+        delay = 1.0
+
+        async def fetch() -> tuple[Update, ...]:
+            return await self.bot.get_updates(
+                offset=offset, timeout=self.config.poll_timeout, allowed_updates=UPDATES
+            )
+
+        while not self._stopping.is_set():
+            try:
+                updates = await call("getUpdates", fetch)
+            except (RateLimited, Retryable, Terminal) as exc:
+                self._down(exc)
+                await self._pause(exc.retry_after if isinstance(exc, RateLimited) else delay)
+                delay = min(delay * 2, CHAT_DOWN_RETRY)
+                continue
+            self._ok()
+            delay = 1.0
+            for update in updates:
+                while not self._stopping.is_set():
+                    try:
+                        await self._dispatch(update)
+                        break
+                    except Exception:
+                        log.exception(
+                            "telegram %s: handling update %s failed", self.name, update.update_id
+                        )
+                        await self._pause(5.0)
+                offset = update.update_id + 1
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+    def _ok(self) -> None:
+        self._state = {"state": "ok", "last_error": None, "last_ok": time.time()}
+
+    def _down(self, exc: Exception) -> None:
+        log.warning("telegram %s: %s", self.name, exc)
+        self._state = {**self._state, "state": "down", "last_error": str(exc)}
+
+    def health(self) -> dict[str, object]:
+        return {**self._state, "transport": self.transport, "threads": self.threaded}
+
+    async def accept_webhook(self, headers: dict[str, str], body: bytes) -> None:
+        given = headers.get("x-telegram-bot-api-secret-token", "")
+        if not hmac.compare_digest(given.encode(), self._secret.encode()):
+            raise Forbidden("missing or wrong X-Telegram-Bot-Api-Secret-Token")
+        try:
+            data = json.loads(body)
+            update = Update.de_json(data, self.bot)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise BadRequest(f"malformed update: {exc}") from None
+        if update is None:
+            raise BadRequest("malformed update: empty")
+        await self._dispatch(update)
+
+    async def _dispatch(self, update: Update) -> None:
+        message = update.message or update.edited_message
+        if message is None or message.chat.id != self.config.chat_id or self._on_message is None:
+            return
+        translated = self._translate(
+            message, edited=update.edited_message is not None, event_id=str(update.update_id)
+        )
+        if translated is not None:
+            await self._on_message(translated)
+
+    def _translate(self, message: Message, *, edited: bool, event_id: str) -> ChatMessage | None:
+        has_media = bool(
+            message.photo
+            or message.document
+            or message.sticker
+            or message.voice
+            or message.video
+            or message.video_note
+            or message.animation
+            or message.audio
+            or message.contact
+            or message.location
+        )
+        text = message.text if message.text is not None else message.caption
+        if text is None and not has_media:
+            return None  # service messages: topic created/closed, members joined, …
+        # message_thread_id is also set on plain reply chains: only is_topic_message means a topic.
+        thread = str(message.message_thread_id) if message.is_topic_message else None
+        reply = message.reply_to_message
+        reply_to = None
+        if reply is not None and reply.forum_topic_created is None:
+            reply_to = str(reply.message_id)
+        sender = message.from_user
+        if sender is not None:
+            user = ChatUser(
+                str(sender.id), sender.full_name or sender.username or str(sender.id), sender.is_bot
+            )
+        else:  # an anonymous admin or a channel: never on an allow-list of user ids
+            chat = message.sender_chat
+            user = ChatUser(
+                f"chat:{chat.id if chat else 0}", chat.title or "anonymous" if chat else "anonymous"
+            )
+        return ChatMessage(
+            chat=self.name,
+            message_id=str(message.message_id),
+            thread_id=thread,
+            reply_to=reply_to,
+            user=user,
+            text=text,
+            edited=edited,
+            has_media=has_media,
+            event_id=event_id,
+        )
+
+    def allows(self, user: ChatUser) -> bool:
+        return user.id.isdigit() and int(user.id) in self.config.allowed_user_ids
+
+    def limits(self, message: bool) -> Sequence[tuple[str, Rate]]:
+        pacing = self.config.pacing
+        overall = (f"telegram:{self._bot_id}", pacing.overall.rate())
+        if not message:
+            return (overall,)
+        chat = (self.hold_key, pacing.chat.rate())
+        if self._group:
+            return (chat, (self.hold_key, pacing.group.rate()), overall)
+        return (chat, overall)
+
+    async def open_thread(self, title: str) -> str:
+        topic = await call(
+            "createForumTopic",
+            lambda: self.bot.create_forum_topic(self.config.chat_id, name=title),
+        )
+        return str(topic.message_thread_id)
+
+    async def reopen_thread(self, thread_id: str) -> None:
+        try:
+            await call(
+                "reopenForumTopic",
+                lambda: self.bot.reopen_forum_topic(self.config.chat_id, int(thread_id)),
+            )
+        except Terminal as exc:
+            if "topic_not_modified" not in exc.reason.lower():
+                raise  # already open is fine: someone reopened it first
+
+    async def post(self, thread_id: str | None, text: str, reply_to: str | None = None) -> str:
+        reply = (
+            ReplyParameters(int(reply_to), allow_sending_without_reply=True) if reply_to else None
+        )
+        sent = await call(
+            "sendMessage",
+            lambda: self.bot.send_message(
+                self.config.chat_id,
+                text,
+                message_thread_id=int(thread_id) if thread_id else None,
+                reply_parameters=reply,
+            ),
+        )
+        return str(sent.message_id)
+
+    async def show_status(self, message_id: str, status: Status) -> None:
+        await call(
+            "setMessageReaction",
+            lambda: self.bot.set_message_reaction(
+                self.config.chat_id, int(message_id), ReactionTypeEmoji(STATUS_EMOJI[status])
+            ),
+        )

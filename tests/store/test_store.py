@@ -1,0 +1,192 @@
+"""The store on SQLite and on real PostgreSQL: unique keys, atomicity, status rules, queues."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from bridge.models import DeliveryUpdate, InboundSms, SendResult, Status
+from bridge.store.records import IngestItem, JobKind, Notice, OutboundRequest
+from bridge.store.sql import SqlStore
+
+NUMBER = "+15551234567"
+
+
+def sms(provider_id: str, text: str = "hello", number: str = NUMBER) -> InboundSms:
+    return InboundSms("office", provider_id, number, text, datetime.now(UTC), alias="Taylor")
+
+
+def item(provider_id: str, event: tuple[str, str] | None = None) -> IngestItem:
+    return IngestItem(sms(provider_id), (("support", ("hello",)),), event)
+
+
+@pytest.fixture
+async def store(store_url: str) -> Any:
+    woken: list[tuple[str, str]] = []
+    opened = await SqlStore.open(_async(store_url), lambda kind, name: woken.append((kind, name)))
+    opened.woken = woken  # type: ignore[attr-defined]
+    yield opened
+    await opened.close()
+
+
+def _async(url: str) -> str:
+    return url.replace("sqlite://", "sqlite+aiosqlite://").replace(
+        "postgresql://", "postgresql+asyncpg://"
+    )
+
+
+async def test_migrations_are_idempotent(store_url: str) -> None:
+    for _ in range(2):
+        opened = await SqlStore.open(_async(store_url))
+        await opened.close()
+
+
+async def test_ingest_drops_duplicates_by_provider_id_and_event(store: SqlStore) -> None:
+    first = await store.ingest([item("g1", ("v2", "e1"))])
+    again = await store.ingest([item("g1"), item("g2", ("v2", "e1"))])
+    assert first[0] is not None
+    assert again == [None, None]  # same guid; same envelope id
+    job = await store.next_chat_job("support")
+    assert job is not None and job.kind is JobKind.SMS and job.text == "hello"
+    assert ("chat", "support") in store.woken  # type: ignore[attr-defined]
+
+
+async def test_cursor_commits_with_the_sms_or_not_at_all(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = store._ingest_one
+    calls = 0
+
+    async def flaky(conn: Any, entry: IngestItem) -> int | None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("disk full")
+        return await original(conn, entry)
+
+    monkeypatch.setattr(store, "_ingest_one", flaky)
+    with pytest.raises(RuntimeError):
+        await store.ingest([item("g1"), item("g2")], cursor=("poll:office", "100"))
+    assert await store.get_cursor("poll:office") is None
+    assert await store.next_chat_job("support") is None
+    monkeypatch.setattr(store, "_ingest_one", original)
+    assert await store.ingest([item("g1")], cursor=("poll:office", "100")) != [None]
+    assert await store.get_cursor("poll:office") == "100"
+
+
+async def test_conversation_keeps_alias_and_maps_threads_and_messages(store: SqlStore) -> None:
+    await store.ingest([item("g1")])
+    conversation = await store.conversation("office", NUMBER)
+    assert conversation.alias == "Taylor"
+    await store.set_thread(conversation.id, "support", "77")
+    await store.set_thread(conversation.id, "support", "78")  # recreated topic replaces the old
+    assert await store.thread_of(conversation.id, "support") == "78"
+    found = await store.conversation_for_thread("support", "78")
+    assert found is not None and found.number == NUMBER
+    assert await store.conversation_for_thread("support", "77") is None
+    job = await store.next_chat_job("support")
+    assert job is not None
+    await store.complete_post(job, ["501"], "78")
+    mapped = await store.conversation_for_message("support", "501")
+    assert mapped is not None and mapped.id == conversation.id
+    assert await store.next_chat_job("support") is None
+
+
+async def queued_outbound(store: SqlStore, message_id: str = "900") -> int:
+    request = OutboundRequest("office", NUMBER, "on my way", "support", message_id, "Sam", "78")
+    outbox_id = await store.enqueue_outbound(request)
+    assert outbox_id is not None
+    return outbox_id
+
+
+async def test_outbound_is_stored_once_per_chat_message(store: SqlStore) -> None:
+    outbox_id = await queued_outbound(store)
+    request = OutboundRequest("office", NUMBER, "on my way", "support", "900", "Sam")
+    assert await store.enqueue_outbound(request) is None
+    pending = await store.next_outbox("office")
+    assert pending is not None and pending.sms.id == outbox_id and not pending.maybe_sent
+    status_job = await store.next_chat_job("support")
+    assert status_job is not None and status_job.kind is JobKind.STATUS
+    assert status_job.message_id == "900"
+
+
+async def test_an_interrupted_attempt_is_marked_maybe_sent(store: SqlStore) -> None:
+    outbox_id = await queued_outbound(store)
+    await store.begin_attempt(outbox_id)  # ... and the process dies here
+    pending = await store.next_outbox("office")
+    assert pending is not None and pending.maybe_sent and pending.sms.attempts == 1
+
+
+async def test_status_only_moves_forward_and_late_delivery_wins(store: SqlStore) -> None:
+    outbox_id = await queued_outbound(store)
+    await store.begin_attempt(outbox_id)
+    await store.record_sent(outbox_id, "office", SendResult("G1"))
+
+    async def apply(status: Status) -> Status:
+        await store.apply_updates([DeliveryUpdate("office", "G1", status, status.value)])
+        return (await store.outbox_by_id(outbox_id)).status
+
+    assert await apply(Status.SENT) is Status.SENT
+    assert await apply(Status.QUEUED) is Status.SENT  # out of order: ignored
+    assert await apply(Status.FAILED) is Status.FAILED
+    assert await apply(Status.SENT) is Status.FAILED  # failed is terminal ...
+    assert await apply(Status.DELIVERED) is Status.DELIVERED  # ... but a late receipt wins
+    assert await apply(Status.FAILED) is Status.DELIVERED
+
+
+async def test_update_that_races_ahead_of_the_send_result_is_kept(store: SqlStore) -> None:
+    outbox_id = await queued_outbound(store)
+    await store.begin_attempt(outbox_id)
+    assert (
+        await store.apply_updates([DeliveryUpdate("office", "G9", Status.SENT, "sms.sent")]) == []
+    )
+    await store.record_sent(outbox_id, "office", SendResult("G9"))
+    assert (await store.outbox_by_id(outbox_id)).status is Status.SENT
+
+
+async def test_duplicate_status_event_is_applied_once(store: SqlStore) -> None:
+    outbox_id = await queued_outbound(store)
+    await store.record_sent(outbox_id, "office", SendResult("G1"))
+    update = DeliveryUpdate("office", "G1", Status.SENT, "sms.sent")
+    assert await store.apply_updates([update], ("v2", "evt-1")) == [outbox_id]
+    assert await store.apply_updates([update], ("v2", "evt-1")) == []
+
+
+async def test_chat_jobs_are_fifo_and_deferral_keeps_the_head(store: SqlStore) -> None:
+    await store.enqueue_notices([Notice("support", "one"), Notice("support", "two")])
+    head = await store.next_chat_job("support")
+    assert head is not None and head.text == "one"
+    await store.defer_job(head.id, 60, "429")
+    again = await store.next_chat_job("support")
+    assert (
+        again is not None and again.id == head.id and again.next_attempt_at > head.next_attempt_at
+    )
+    await store.fail_job(head.id, "gone")
+    following = await store.next_chat_job("support")
+    assert following is not None and following.text == "two"
+
+
+async def test_notice_dedupe_key(store: SqlStore) -> None:
+    notice = Notice("support", "refused")
+    assert await store.enqueue_notices([notice], dedupe=("notice", "m1"))
+    assert not await store.enqueue_notices([notice], dedupe=("notice", "m1"))
+    assert (await store.backlog())["chat_jobs"] == {"support": 1}
+
+
+async def test_concurrent_writers_all_succeed(store: SqlStore) -> None:
+    results = await asyncio.gather(*(store.ingest([item(f"g{i}")]) for i in range(60)))
+    assert all(r[0] is not None for r in results)
+    assert (await store.backlog())["chat_jobs"] == {"support": 60}
+
+
+async def test_purge_forgets_finished_work_only(store: SqlStore) -> None:
+    await store.ingest([item("g1")])
+    job = await store.next_chat_job("support")
+    assert job is not None
+    await store.complete_post(job, ["1"], None)
+    assert await store.purge(older_than=-1) >= 1
+    assert await store.conversation_for_message("support", "1") is not None
+    assert await store.ingest([item("g1")]) == [None]  # the SMS itself is remembered

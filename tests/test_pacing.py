@@ -1,0 +1,46 @@
+"""Pacing: sliding windows per key, shared keys, and holds for retry_after."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from bridge.pacing import Pacer, Rate
+
+
+async def test_window_spaces_posts() -> None:
+    pacer = Pacer()
+    limits = [("chat", Rate(2, 0.3))]
+    start = time.monotonic()
+    for _ in range(5):
+        await pacer.acquire(limits)
+    # 5 posts at 2 per 0.3 s: the 3rd waits 0.3 s, the 5th 0.6 s.
+    assert 0.55 <= time.monotonic() - start < 1.0
+
+
+async def test_shared_key_is_shared_between_workers() -> None:
+    pacer = Pacer()
+    overall = ("bot", Rate(3, 0.5))
+    times: list[float] = []
+
+    async def worker(chat: str) -> None:
+        for _ in range(3):
+            await pacer.acquire([(chat, Rate(100, 1)), overall])
+            times.append(time.monotonic())
+
+    start = time.monotonic()
+    await asyncio.gather(worker("a"), worker("b"))
+    assert len(times) == 6
+    # Never more than 3 in any half second, across both chats.
+    times.sort()
+    assert all(times[i + 3] - times[i] >= 0.49 for i in range(len(times) - 3))
+    assert time.monotonic() - start >= 0.49
+
+
+async def test_hold_delays_everything_under_the_key() -> None:
+    pacer = Pacer()
+    pacer.hold("chat", 0.3)
+    assert pacer.delay([("chat", Rate(100, 1))]) > 0.25
+    assert pacer.delay([("other", Rate(100, 1))]) == 0
+    waited = await pacer.acquire([("chat", Rate(100, 1))])
+    assert waited >= 0.25

@@ -1,0 +1,59 @@
+"""Phone numbers and text shaping: E.164, senders that are not numbers, splitting to a limit."""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge.phone import InvalidNumber, is_dialable, normalize, parse_dialable, pretty
+from bridge.render import split_text, thread_title, utf16_len
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "expected"),
+    [
+        ("+1 555-123-4567", None, "+15551234567"),
+        ("+32 470 00 00 01", None, "+32470000001"),
+        ("0032470000001", None, "+32470000001"),
+        ("32470000001", None, "+32470000001"),  # gateways that drop the "+"
+        ("0470 00 00 01", "BE", "+32470000001"),
+        ("BANK", None, "BANK"),  # alphanumeric senders keep their name
+        ("12345", None, "12345"),  # short codes too
+    ],
+)
+def test_normalize(raw: str, region: str | None, expected: str) -> None:
+    assert normalize(raw, region) == expected
+
+
+def test_only_numbers_are_dialable() -> None:
+    assert is_dialable("+15551234567")
+    assert not is_dialable("BANK")
+    with pytest.raises(InvalidNumber, match="country code"):
+        parse_dialable("0470 00 00 01")
+    assert parse_dialable("0470 00 00 01", "BE") == "+32470000001"
+
+
+def test_pretty_and_titles() -> None:
+    assert pretty("+15551234567") == "+1 555-123-4567"
+    assert thread_title("+15551234567", "Taylor") == "Taylor (+1 555-123-4567)"
+    assert thread_title("+15551234567", None) == "+1 555-123-4567"
+    assert len(thread_title("+15551234567", "x" * 300)) == 128
+
+
+def test_split_keeps_every_character_and_respects_the_limit() -> None:
+    text = ("word " * 2000).strip()
+    parts = split_text(text, 4096)
+    assert all(utf16_len(p) <= 4096 for p in parts)
+    assert " ".join(parts) == text
+    assert len(parts) == 3
+
+
+def test_split_counts_utf16_and_never_cuts_a_surrogate_pair() -> None:
+    text = "😀" * 3000  # 6000 UTF-16 units, no spaces
+    parts = split_text(text, 4096)
+    assert [utf16_len(p) for p in parts] == [4096, 1904]
+    assert "".join(parts) == text
+
+
+def test_split_prefers_line_breaks() -> None:
+    text = "a" * 90 + "\n" + "b" * 20
+    assert split_text(text, 100) == ["a" * 90, "b" * 20]
