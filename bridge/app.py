@@ -62,6 +62,7 @@ class Bridge:
         self._handler: ChatHandler | None = None
         self.port: int | None = None
         self.started_at = 0.0
+        self._stopped = False
 
     async def start(self, *, serve: bool = True) -> None:
         self.started_at = time.time()
@@ -146,6 +147,9 @@ class Bridge:
 
     async def stop(self) -> None:
         """Stop taking work, let in-flight steps commit, then close connections."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self._server is not None and self._server_task is not None:
             self._server.should_exit = True
             await asyncio.gather(self._server_task, return_exceptions=True)
@@ -177,11 +181,9 @@ class Bridge:
         ok = ok and self.scheduler.running
         workers = {}
         for name, worker in self.workers.items():
-            workers[name] = {
-                "state": "ok" if worker.alive else "down",
-                "last_error": worker.last_error,
-            }
-            ok = ok and worker.alive
+            up = worker.alive and worker.down is None
+            workers[name] = {"state": "ok" if up else "down", "last_error": worker.last_error}
+            ok = ok and up
         report["workers"] = workers
         chats = {name: chat.health() for name, chat in self.chats.items()}
         report["chats"] = chats

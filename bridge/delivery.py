@@ -37,6 +37,7 @@ class Worker:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.last_error: str | None = None
+        self.down: str | None = None  # why its destination refuses us, until a call succeeds
 
     def wake(self) -> None:
         self._event.set()

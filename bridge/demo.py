@@ -113,7 +113,7 @@ async def _story(bridge: Bridge, gateway: FakeSmsMobileApi, telegram: FakeTelegr
     )
     _say(
         "refused",
-        f"Eve is not on allowed_user_ids: she gets a refusal, {len(gateway.sent) - before} SMS sent",
+        f"Eve is not on allowed_user_ids: a refusal, and {len(gateway.sent) - before} SMS sent",
     )
 
     ok, report = await bridge.health()

@@ -9,6 +9,7 @@
     ├── DeliveryError                a call to a gateway or chat platform failed
     │   ├── Retryable                try again later (timeouts, 5xx, 429)
     │   │   ├── RateLimited          the remote told us how long to wait
+    │   │   │   └── Unavailable      the destination refuses us as a whole (bot removed…)
     │   │   └── Ambiguous            the remote may have acted (timeout after sending)
     │   └── Terminal                 retrying cannot help (auth, rejected number, 4xx)
     └── ThreadError                  a chat thread cannot take the post as it is
@@ -87,6 +88,13 @@ class RateLimited(Retryable):
     def __init__(self, reason: str, retry_after: float) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+
+
+class Unavailable(RateLimited):
+    """The destination refuses us as a whole (bot removed, chat gone, token revoked).
+
+    Work for it waits in the store and /healthz reports it down until a call succeeds.
+    """
 
 
 class Ambiguous(Retryable):

@@ -129,6 +129,9 @@ class ChatMessage:
     edited: bool = False
     has_media: bool = False
     event_id: str | None = None  # platform delivery id (update_id), for de-duplication
+    # The title of the bridge's own thread, or the text of the bridge's own post replied to:
+    # lets a reply find its number even if the store's mapping was not committed yet.
+    context: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

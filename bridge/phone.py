@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat
 
@@ -20,6 +22,7 @@ def _parse(raw: str, region: str | None) -> phonenumbers.PhoneNumber | None:
     return number if phonenumbers.is_possible_number(number) else None
 
 
+@functools.lru_cache(maxsize=8192)  # the same few numbers write again and again; parsing is slow
 def normalize(raw: str, region: str | None = None) -> str:
     """Return E.164 for anything that parses as a phone number, else the sender as written.
 

@@ -6,7 +6,14 @@ import logging
 import time
 
 from bridge.delivery import IDLE_POLL, Worker, backoff
-from bridge.errors import RateLimited, Retryable, Terminal, ThreadClosed, ThreadGone
+from bridge.errors import (
+    RateLimited,
+    Retryable,
+    Terminal,
+    ThreadClosed,
+    ThreadGone,
+    Unavailable,
+)
 from bridge.metrics import Metrics
 from bridge.models import Status
 from bridge.pacing import Pacer
@@ -17,7 +24,7 @@ from bridge.store.sql import SqlStore
 
 log = logging.getLogger(__name__)
 
-CHAT_DOWN_RETRY = 60.0  # the chat itself refuses us (bot removed, wrong id): check back slowly
+PREFETCH = 32
 
 
 def shown(status: Status) -> Status:
@@ -42,33 +49,61 @@ class ChatWorker(Worker):
         self.pacer = pacer
         self.metrics = metrics
         self.name = f"chat:{platform.name}"
+        # This worker is the only one that opens threads in its chat, so what it has seen of
+        # the thread mapping is always current; it saves a read per post.
+        self._threads: dict[int, str] = {}
+        self._ahead: list[ChatJob] = []
 
     async def step(self) -> float | None:
-        job = await self.store.next_chat_job(self.platform.name)
-        if job is None:
-            return IDLE_POLL
+        if not self._ahead:
+            # Fetched a few at a time; any failure drops the rest so order is kept.
+            self._ahead = await self.store.next_chat_jobs(self.platform.name, PREFETCH)
+            if not self._ahead:
+                return IDLE_POLL
+        job = self._ahead[0]
         wait = job.next_attempt_at - time.time()
         if wait > 0:
+            self._ahead = []
             return wait
+        self._ahead.pop(0)
+        if not await self._attempt(job):
+            self._ahead = []
+        return None
+
+    async def _attempt(self, job: ChatJob) -> bool:
+        """Run one job; False when it has to wait (it stays at the head of the queue)."""
         try:
             await self._run(job)
+        except Unavailable as exc:
+            self.down = exc.reason
+            self.last_error = exc.reason
+            await self.store.defer_job(job.id, exc.retry_after, exc.reason)
+            self._count(job, "unavailable")
+            log.error("%s: chat unavailable, work waits in the store: %s", self.name, exc.reason)
+            return False
         except RateLimited as exc:
             self.pacer.hold(self.platform.hold_key, exc.retry_after)
             await self.store.defer_job(job.id, exc.retry_after, exc.reason)
             self._count(job, "rate_limited")
+            return False
         except Retryable as exc:
             self.last_error = exc.reason
             await self.store.defer_job(job.id, backoff(job.attempts), exc.reason)
             self._count(job, "retry")
             log.warning("%s: job %s will be retried: %s", self.name, job.id, exc.reason)
+            return False
         except (Terminal, ThreadGone, ThreadClosed) as exc:
             await self.store.fail_job(job.id, str(exc))
             self._count(job, "failed")
             log.error("%s: job %s (%s) failed for good: %s", self.name, job.id, job.kind, exc)
+        except BaseException:
+            self._ahead = []
+            raise
         else:
             self.last_error = None
+            self.down = None
             self._count(job, "ok")
-        return None
+        return True
 
     def _count(self, job: ChatJob, outcome: str) -> None:
         self.metrics.chat_posts.labels(self.platform.name, job.kind.value, outcome).inc()
@@ -97,9 +132,12 @@ class ChatWorker(Worker):
     async def _thread(self, conversation_id: int) -> str | None:
         if not self.platform.threaded:
             return None
-        thread = await self.store.thread_of(conversation_id, self.platform.name)
+        thread = self._threads.get(conversation_id)
+        if thread is None:
+            thread = await self.store.thread_of(conversation_id, self.platform.name)
         if thread is None:
             thread = await self._open_thread(conversation_id)
+        self._threads[conversation_id] = thread
         return thread
 
     async def _open_thread(self, conversation_id: int) -> str:
@@ -109,6 +147,7 @@ class ChatWorker(Worker):
             thread_title(conversation.number, conversation.alias)
         )
         await self.store.set_thread(conversation_id, self.platform.name, thread)
+        self._threads[conversation_id] = thread
         log.info("%s: opened thread %s for %s", self.name, thread, conversation.number)
         return thread
 

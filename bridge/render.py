@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bridge.models import HistoryItem, Status
-from bridge.phone import pretty
+from bridge.phone import InvalidNumber, normalize, pretty
 
 
 def utf16_len(text: str) -> int:
@@ -53,6 +53,19 @@ def thread_title(number: str, alias: str | None, limit: int = 128) -> str:
     shown = pretty(number)
     title = f"{alias} ({shown})" if alias and alias.strip() else shown
     return title if len(title) <= limit else title[: limit - 1] + "…"
+
+
+def number_from_title(title: str) -> str | None:
+    """The sender in a thread title or post header we wrote ("📩 Taylor (+1 555-123-4567)")."""
+    first = title.split("\n", 1)[0].removeprefix("📩").strip()
+    if first.endswith(")") and "(" in first:
+        first = first[first.rindex("(") + 1 : -1]
+    if not first:
+        return None
+    try:
+        return normalize(first)
+    except InvalidNumber:
+        return None
 
 
 def inbound_header(number: str, alias: str | None) -> str:

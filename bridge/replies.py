@@ -14,7 +14,7 @@ from bridge.errors import DeliveryError
 from bridge.models import ChatMessage, Conversation
 from bridge.phone import InvalidNumber, is_dialable, parse_dialable, pretty
 from bridge.ports import ChatPlatform, HasHistory, SmsGateway
-from bridge.render import history_text, outbound_echo, split_text
+from bridge.render import history_text, number_from_title, outbound_echo, split_text
 from bridge.store.records import Notice, OutboundRequest
 from bridge.store.sql import SqlStore
 
@@ -100,8 +100,18 @@ class ChatHandler:
             if found is not None:
                 return found
         if msg.reply_to is not None:
-            return await self.store.conversation_for_message(msg.chat, msg.reply_to)
-        return None
+            found = await self.store.conversation_for_message(msg.chat, msg.reply_to)
+            if found is not None:
+                return found
+        # Our own thread or post, but not (yet) in the store: the post was accepted and the
+        # process stopped before recording it. Its title names the number; the answer must
+        # not be lost for that.
+        number = number_from_title(msg.context) if msg.context else None
+        gateway = self.config.default_gateway(msg.chat)
+        if number is None or gateway is None:
+            return None
+        log.info("chat %s: %s found by its title, not the store", msg.chat, number)
+        return await self.store.conversation(gateway, number)
 
     async def _command(
         self,

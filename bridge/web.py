@@ -24,7 +24,7 @@ Health = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body (signatures cover exact bytes); refused past ``limit`` without reading it all."""
+    """The raw body (signatures cover exact bytes), refused past ``limit`` unread."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"body over {limit} bytes")
@@ -52,15 +52,20 @@ def build_web(
     health: Health,
     max_body: int,
 ) -> Starlette:
+    # Resolved once: a runtime Protocol check per request is measurable at a thousand a second.
+    receivers = {
+        name: gateway
+        for name, gateway in gateways.items()
+        if name in webhook_gateways and isinstance(gateway, ReceivesWebhooks)
+    }
+
     async def sms_webhook(request: Request) -> Response:
         name = request.path_params["gateway"]
         token = request.path_params.get("token")
         try:
-            gateway = gateways.get(name)
-            if gateway is None or name not in webhook_gateways:
+            gateway = receivers.get(name)
+            if gateway is None:
                 raise NotFound(f"no webhook for gateway {name!r}")
-            if not isinstance(gateway, ReceivesWebhooks):
-                raise NotFound(f"gateway {name!r} takes no webhooks")
             body = await read_body(request, max_body)
             events = gateway.parse_webhook(
                 WebhookRequest(

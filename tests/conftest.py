@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
+import subprocess
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -54,12 +57,36 @@ async def _pg_execute(url: str, sql: str) -> None:
         await conn.close()
 
 
+def _start_local_postgres() -> None:
+    """The machine's cluster may simply be stopped; start it the way .ci/run does."""
+    clusters = Path("/etc/postgresql")
+    if shutil.which("pg_ctlcluster") is None or not clusters.is_dir():
+        return
+    for version in sorted(p.name for p in clusters.iterdir()):
+        subprocess.run(  # noqa: S603 - fixed command, no user input
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],  # noqa: S607
+            check=False,
+            capture_output=True,
+        )
+    for _ in range(30):
+        try:
+            run_sync(_pg_execute(PG_ADMIN_URL, "SELECT 1"))
+            return
+        except OSError:
+            time.sleep(1)
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """A scratch database on the machine's PostgreSQL (not skipped: CI has it)."""
     name = f"smsbridge_test_{os.getpid()}_{secrets.token_hex(3)}"
+    create = _pg_execute(PG_ADMIN_URL, f'CREATE DATABASE "{name}"')
     try:
-        run_sync(_pg_execute(PG_ADMIN_URL, f'CREATE DATABASE "{name}"'))
+        try:
+            run_sync(create)
+        except OSError:
+            _start_local_postgres()
+            run_sync(_pg_execute(PG_ADMIN_URL, f'CREATE DATABASE "{name}"'))
     except (OSError, asyncpg.PostgresError) as exc:
         pytest.fail(
             f"PostgreSQL at {PG_ADMIN_URL} is needed ({exc}); start it with "
@@ -99,7 +126,7 @@ async def telegram() -> AsyncIterator[FakeTelegram]:
 
 
 def config_dict(
-    store_url: str, gateway: FakeSmsMobileApi, telegram: FakeTelegram, **overrides: Any
+    store_url: str, gateway: FakeSmsMobileApi, telegram: FakeTelegram, /, **overrides: Any
 ) -> dict[str, Any]:
     """A config for the fakes; fast pacing unless a test asks for Telegram's."""
     gateway_section: dict[str, Any] = {

@@ -16,6 +16,7 @@ from bridge.store.engine import Database
 from bridge.store.schema import chat_messages, conversations, threads
 
 Wake = Callable[[str, str], None]  # (queue kind: "chat" | "gateway", name)
+Learned = dict[tuple[str, str], Conversation]
 
 
 def _no_wake(_kind: str, _name: str) -> None:
@@ -59,6 +60,7 @@ class StoreBase:
     async def _conversation(
         self,
         conn: AsyncConnection,
+        learned: Learned,
         gateway: str,
         number: str,
         *,
@@ -66,8 +68,14 @@ class StoreBase:
         device: str | None = None,
         sim: int | None = None,
     ) -> Conversation:
-        """Get or create, refreshing alias/device/SIM when the gateway tells us newer ones."""
-        cached = self._conversations.get((gateway, number))
+        """Get or create, refreshing alias/device/SIM when the gateway tells us newer ones.
+
+        What a transaction learns goes in ``learned`` and reaches the shared cache only after
+        it commits: another transaction (PostgreSQL runs them side by side) must never use a
+        conversation row that may still roll back.
+        """
+        key = (gateway, number)
+        cached = learned.get(key) or self._conversations.get(key)
         if cached is None:
             stmt = self.insert_ignore(conversations).values(
                 gateway=gateway,
@@ -87,29 +95,27 @@ class StoreBase:
             ).one()
             cached = conversation_of(row)
         changes: dict[str, Any] = {
-            key: value
-            for key, value in (("alias", alias), ("device", device), ("sim", sim))
-            if value is not None and getattr(cached, key) != value
+            name: value
+            for name, value in (("alias", alias), ("device", device), ("sim", sim))
+            if value is not None and getattr(cached, name) != value
         }
         if changes:
             await conn.execute(
                 conversations.update().where(conversations.c.id == cached.id).values(**changes)
             )
             cached = dataclasses.replace(cached, **changes)
-        self._conversations[(gateway, number)] = cached
+        learned[key] = cached
         return cached
 
-    def _forget_conversation(self, gateway: str, number: str) -> None:
-        # A rolled-back transaction may have created it; never trust the cache past a rollback.
-        self._conversations.pop((gateway, number), None)
+    def _remember(self, learned: Learned) -> None:
+        self._conversations.update(learned)
 
     async def conversation(self, gateway: str, number: str) -> Conversation:
+        learned: Learned = {}
         async with self.db.write() as conn:
-            try:
-                return await self._conversation(conn, gateway, number)
-            except BaseException:
-                self._forget_conversation(gateway, number)
-                raise
+            found = await self._conversation(conn, learned, gateway, number)
+        self._remember(learned)
+        return found
 
     async def conversation_by_id(self, conversation_id: int) -> Conversation:
         async with self.db.read() as conn:

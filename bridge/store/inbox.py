@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.models import DeliveryUpdate, Status
-from bridge.store.base import StoreBase, now
+from bridge.store.base import Learned, StoreBase, now
 from bridge.store.records import IngestItem, JobKind
 from bridge.store.schema import (
     chat_jobs,
@@ -29,65 +29,116 @@ class InboxOps(StoreBase):
 
         ``cursor`` (name, value) commits with them, so a poll is never half-remembered.
         """
-        results: list[int | None] = []
         woken: set[str] = set()
-        try:
-            async with self.db.write() as conn:
-                for item in items:
-                    inbound_id = await self._ingest_one(conn, item)
-                    results.append(inbound_id)
-                    if inbound_id is not None:
-                        woken.update(chat for chat, parts in item.posts if parts)
-                if cursor is not None:
-                    await self._set_cursor(conn, *cursor)
-        except BaseException:
-            self._conversations.clear()
-            raise
+        learned: Learned = {}
+        async with self.db.write() as conn:
+            results = await self._ingest_batch(conn, learned, items)
+            if cursor is not None:
+                await self._set_cursor(conn, *cursor)
+        self._remember(learned)
+        for item, result in zip(items, results, strict=True):
+            if result is not None:
+                woken.update(chat for chat, parts in item.posts if parts)
         for chat in woken:
             self._wake("chat", chat)
         return results
 
-    async def _ingest_one(self, conn: AsyncConnection, item: IngestItem) -> int | None:
-        if item.event is not None and not await self._mark_seen(conn, *item.event):
-            return None
-        sms = item.sms
-        conversation = await self._conversation(
-            conn, sms.gateway, sms.sender, alias=sms.alias, device=sms.device, sim=sms.sim
-        )
+    async def _ingest_batch(
+        self, conn: AsyncConnection, learned: Learned, items: Sequence[IngestItem]
+    ) -> list[int | None]:
+        """A handful of statements for the whole batch, whatever its size.
+
+        With aiosqlite every statement is a round trip to the database thread, which costs far
+        more than the insert itself, so rows go in bulk rather than one SMS at a time.
+        """
+        results: list[int | None] = [None] * len(items)
+        live = list(range(len(items)))
+        first_of: dict[tuple[str, str], int] = {}
+        for index in live:
+            event = items[index].event
+            if event is not None:
+                first_of.setdefault(event, index)
+        if first_of:
+            new = await self._mark_seen_many(conn, list(first_of))
+
+            def fresh(index: int) -> bool:
+                event = items[index].event
+                return event is None or (first_of[event] == index and event in new)
+
+            live = [i for i in live if fresh(i)]
+        if not live:
+            return results
         stamp = now()
-        inbound_id = (
-            await conn.execute(
-                self.insert_ignore(inbound)
-                .values(
-                    gateway=sms.gateway,
-                    provider_id=sms.provider_id,
-                    conversation_id=conversation.id,
-                    text=sms.text,
-                    received_at=sms.received_at.timestamp(),
-                    created_at=stamp,
-                )
-                .returning(inbound.c.id)
+        conversation_ids: dict[int, int] = {}
+        for index in live:
+            sms = items[index].sms
+            conversation = await self._conversation(
+                conn,
+                learned,
+                sms.gateway,
+                sms.sender,
+                alias=sms.alias,
+                device=sms.device,
+                sim=sms.sim,
             )
-        ).scalar()
-        if inbound_id is None:
-            return None
-        rows = [
-            {
-                "chat": chat,
-                "kind": JobKind.SMS.value,
-                "conversation_id": conversation.id,
-                "inbound_id": inbound_id,
-                "text": part,
-                "state": "pending",
-                "next_attempt_at": stamp,
-                "created_at": stamp,
-            }
-            for chat, parts in item.posts
-            for part in parts
-        ]
-        if rows:
-            await conn.execute(chat_jobs.insert(), rows)
-        return int(inbound_id)
+            conversation_ids[index] = conversation.id
+        returned = (
+            await conn.execute(
+                self.insert_ignore(inbound).returning(
+                    inbound.c.id, inbound.c.gateway, inbound.c.provider_id
+                ),
+                [
+                    {
+                        "gateway": items[i].sms.gateway,
+                        "provider_id": items[i].sms.provider_id,
+                        "conversation_id": conversation_ids[i],
+                        "text": items[i].sms.text,
+                        "received_at": items[i].sms.received_at.timestamp(),
+                        "created_at": stamp,
+                    }
+                    for i in live
+                ],
+            )
+        ).all()
+        new_ids = {(row.gateway, row.provider_id): int(row.id) for row in returned}
+        jobs: list[dict[str, object]] = []
+        for index in live:
+            sms = items[index].sms
+            # pop: the same SMS twice in one batch is new only the first time
+            inbound_id = new_ids.pop((sms.gateway, sms.provider_id), None)
+            results[index] = inbound_id
+            if inbound_id is None:
+                continue
+            jobs.extend(
+                {
+                    "chat": chat,
+                    "kind": JobKind.SMS.value,
+                    "conversation_id": conversation_ids[index],
+                    "inbound_id": inbound_id,
+                    "text": part,
+                    "state": "pending",
+                    "next_attempt_at": stamp,
+                    "created_at": stamp,
+                }
+                for chat, parts in items[index].posts
+                for part in parts
+            )
+        if jobs:
+            await conn.execute(chat_jobs.insert(), jobs)
+        return results
+
+    async def _mark_seen_many(
+        self, conn: AsyncConnection, keys: Sequence[tuple[str, str]]
+    ) -> set[tuple[str, str]]:
+        """Record event ids; returns those not seen before."""
+        stamp = now()
+        rows = (
+            await conn.execute(
+                self.insert_ignore(seen_events).returning(seen_events.c.source, seen_events.c.key),
+                [{"source": s[:128], "key": k[:255], "created_at": stamp} for s, k in keys],
+            )
+        ).all()
+        return {(row.source, row.key) for row in rows}
 
     async def apply_updates(
         self, updates: Sequence[DeliveryUpdate], event: tuple[str, str] | None = None

@@ -40,16 +40,21 @@ def job_of(row: Any) -> ChatJob:
 class JobOps(OutboxOps):
     async def next_chat_job(self, chat: str) -> ChatJob | None:
         """The oldest pending job of a chat: FIFO keeps every thread in order."""
+        jobs = await self.next_chat_jobs(chat, 1)
+        return jobs[0] if jobs else None
+
+    async def next_chat_jobs(self, chat: str, limit: int) -> list[ChatJob]:
+        """The oldest pending jobs of a chat, in order."""
         async with self.db.read() as conn:
-            row = (
+            rows = (
                 await conn.execute(
                     sa.select(chat_jobs)
                     .where(chat_jobs.c.chat == chat, chat_jobs.c.state == "pending")
                     .order_by(chat_jobs.c.id)
-                    .limit(1)
+                    .limit(limit)
                 )
-            ).first()
-        return job_of(row) if row else None
+            ).all()
+        return [job_of(row) for row in rows]
 
     async def enqueue_notices(
         self, notices: Sequence[Notice], dedupe: tuple[str, str] | None = None

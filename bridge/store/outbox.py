@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bridge.models import Outbox, SendResult, Status
-from bridge.store.base import now
+from bridge.store.base import Learned, now
 from bridge.store.inbox import InboxOps
 from bridge.store.records import JobKind, OutboundRequest, PendingSms
 from bridge.store.schema import chat_jobs, chat_messages, outbox
@@ -48,63 +48,61 @@ class OutboxOps(InboxOps):
         ``echoes`` (chat, text) show it in the number's thread of other chats or topics.
         """
         stamp = now()
-        try:
-            async with self.db.write() as conn:
-                conversation = await self._conversation(conn, request.gateway, request.number)
-                outbox_id = (
-                    await conn.execute(
-                        self.insert_ignore(outbox)
-                        .values(
-                            conversation_id=conversation.id,
-                            gateway=request.gateway,
-                            number=request.number,
-                            text=request.text,
-                            device=conversation.device,
-                            sim=conversation.sim,
-                            origin_chat=request.origin_chat,
-                            origin_message_id=request.origin_message_id,
-                            author=request.author[:255],
-                            status=Status.PENDING.value,
-                            next_attempt_at=stamp,
-                            created_at=stamp,
-                            updated_at=stamp,
-                        )
-                        .returning(outbox.c.id)
-                    )
-                ).scalar()
-                if outbox_id is None:
-                    return None
+        learned: Learned = {}
+        async with self.db.write() as conn:
+            conversation = await self._conversation(conn, learned, request.gateway, request.number)
+            outbox_id = (
                 await conn.execute(
-                    self.insert_ignore(chat_messages).values(
-                        chat=request.origin_chat,
-                        message_id=request.origin_message_id,
-                        thread_id=request.origin_thread_id,
+                    self.insert_ignore(outbox)
+                    .values(
                         conversation_id=conversation.id,
-                        outbox_id=outbox_id,
+                        gateway=request.gateway,
+                        number=request.number,
+                        text=request.text,
+                        device=conversation.device,
+                        sim=conversation.sim,
+                        origin_chat=request.origin_chat,
+                        origin_message_id=request.origin_message_id,
+                        author=request.author[:255],
+                        status=Status.PENDING.value,
+                        next_attempt_at=stamp,
                         created_at=stamp,
+                        updated_at=stamp,
                     )
+                    .returning(outbox.c.id)
                 )
-                await self._queue_status_jobs(conn, outbox_id)
-                if echoes:
-                    await conn.execute(
-                        chat_jobs.insert(),
-                        [
-                            {
-                                "chat": chat,
-                                "kind": JobKind.ECHO.value,
-                                "conversation_id": conversation.id,
-                                "outbox_id": outbox_id,
-                                "text": text,
-                                "state": "pending",
-                                "next_attempt_at": stamp,
-                                "created_at": stamp,
-                            }
-                            for chat, text in echoes
-                        ],
-                    )
-        except BaseException:
-            self._conversations.clear()
-            raise
+            ).scalar()
+            if outbox_id is None:
+                return None
+            await conn.execute(
+                self.insert_ignore(chat_messages).values(
+                    chat=request.origin_chat,
+                    message_id=request.origin_message_id,
+                    thread_id=request.origin_thread_id,
+                    conversation_id=conversation.id,
+                    outbox_id=outbox_id,
+                    created_at=stamp,
+                )
+            )
+            await self._queue_status_jobs(conn, outbox_id)
+            if echoes:
+                await conn.execute(
+                    chat_jobs.insert(),
+                    [
+                        {
+                            "chat": chat,
+                            "kind": JobKind.ECHO.value,
+                            "conversation_id": conversation.id,
+                            "outbox_id": outbox_id,
+                            "text": text,
+                            "state": "pending",
+                            "next_attempt_at": stamp,
+                            "created_at": stamp,
+                        }
+                        for chat, text in echoes
+                    ],
+                )
+        self._remember(learned)
         self._wake("gateway", request.gateway)
         self._wake("chat", request.origin_chat)
         for chat, _text in echoes:

@@ -35,6 +35,7 @@ from bridge.errors import (
     Terminal,
     ThreadClosed,
     ThreadGone,
+    Unavailable,
 )
 from bridge.models import ChatMessage, ChatUser, Status
 from bridge.pacing import Rate
@@ -141,10 +142,10 @@ async def call(label: str, make: Callable[[], Awaitable[T]]) -> T:
         if "topic_closed" in text:
             raise ThreadClosed(exc.message) from None
         if any(marker in text for marker in _CHAT_DOWN):
-            raise RateLimited(f"Telegram refused {label}: {exc.message}", CHAT_DOWN_RETRY) from None
+            raise Unavailable(f"Telegram refused {label}: {exc.message}", CHAT_DOWN_RETRY) from None
         raise Terminal(f"Telegram refused {label}: {exc.message}") from None
     except (tg.Forbidden, tg.InvalidToken, tg.ChatMigrated, tg.Conflict) as exc:
-        raise RateLimited(f"Telegram refused {label}: {exc.message}", CHAT_DOWN_RETRY) from None
+        raise Unavailable(f"Telegram refused {label}: {exc.message}", CHAT_DOWN_RETRY) from None
     except tg.TimedOut:
         raise Retryable(f"Telegram timed out on {label}") from None
     except tg.NetworkError as exc:
@@ -330,9 +331,16 @@ class TelegramChat:
         # message_thread_id is also set on plain reply chains: only is_topic_message means a topic.
         thread = str(message.message_thread_id) if message.is_topic_message else None
         reply = message.reply_to_message
-        reply_to = None
-        if reply is not None and reply.forum_topic_created is None:
-            reply_to = str(reply.message_id)
+        reply_to = context = None
+        if reply is not None:
+            ours = reply.from_user is not None and reply.from_user.id == self.bot.id
+            if reply.forum_topic_created is not None:
+                # In a topic Telegram points at the topic's first message when there is no
+                # explicit reply; if we created the topic, its name names the number.
+                context = reply.forum_topic_created.name if ours else None
+            else:
+                reply_to = str(reply.message_id)
+                context = (reply.text or None) if ours and not self.threaded else None
         sender = message.from_user
         if sender is not None:
             user = ChatUser(
@@ -353,6 +361,7 @@ class TelegramChat:
             edited=edited,
             has_media=has_media,
             event_id=event_id,
+            context=context,
         )
 
     def allows(self, user: ChatUser) -> bool:

@@ -57,24 +57,28 @@ async def test_ingest_drops_duplicates_by_provider_id_and_event(store: SqlStore)
 async def test_cursor_commits_with_the_sms_or_not_at_all(
     store: SqlStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = store._ingest_one
-    calls = 0
+    original = store._set_cursor
 
-    async def flaky(conn: Any, entry: IngestItem) -> int | None:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
-            raise RuntimeError("disk full")
-        return await original(conn, entry)
+    async def broken(*_args: Any) -> None:
+        raise RuntimeError("disk full")
 
-    monkeypatch.setattr(store, "_ingest_one", flaky)
+    monkeypatch.setattr(store, "_set_cursor", broken)
     with pytest.raises(RuntimeError):
         await store.ingest([item("g1"), item("g2")], cursor=("poll:office", "100"))
     assert await store.get_cursor("poll:office") is None
-    assert await store.next_chat_job("support") is None
-    monkeypatch.setattr(store, "_ingest_one", original)
+    assert await store.next_chat_job("support") is None  # the SMS rolled back with it
+    monkeypatch.setattr(store, "_set_cursor", original)
     assert await store.ingest([item("g1")], cursor=("poll:office", "100")) != [None]
     assert await store.get_cursor("poll:office") == "100"
+
+
+async def test_duplicates_inside_one_batch(store: SqlStore) -> None:
+    results = await store.ingest(
+        [item("g1"), item("g1"), item("g2", ("v2", "e")), item("g3", ("v2", "e"))]
+    )
+    assert results[0] is not None and results[1] is None
+    assert results[2] is not None and results[3] is None
+    assert (await store.backlog())["chat_jobs"] == {"support": 2}
 
 
 async def test_conversation_keeps_alias_and_maps_threads_and_messages(store: SqlStore) -> None:

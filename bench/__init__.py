@@ -1,0 +1,1 @@
+"""Benchmarks of smsbridge; figures go in the README."""

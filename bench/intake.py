@@ -1,0 +1,137 @@
+"""Intake: inbound webhooks accepted durably per second (SQLite), against a bare endpoint."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+
+from bench.common import (
+    GROUP,
+    blast,
+    bridge_config,
+    bridge_process,
+    free_port,
+    http_post,
+    wait_http,
+    workdir,
+)
+from bridge.testing.fake_smsmobileapi import FakeSmsMobileApi
+from bridge.testing.fake_smsmobileapi_webhooks import sign
+from bridge.testing.fake_telegram import FakeTelegram
+
+TOKEN = "bench-token-0123456789"
+
+
+def plain_requests(count: int) -> list[bytes]:
+    requests = []
+    for index in range(count):
+        body = json.dumps(
+            {
+                "date": "2026-11-23",
+                "hour": "10:00:00",
+                "time_received": "2026-11-23 10:00:00",
+                "message": f"bench message {index}",
+                "number": f"+1555{index % 500:07d}",
+                "guid": uuid.uuid4().hex,
+            }
+        ).encode()
+        requests.append(
+            http_post(f"/webhooks/sms/office/{TOKEN}", body, {"Content-Type": "application/json"})
+        )
+    return requests
+
+
+def signed_requests(count: int, secret: str) -> list[bytes]:
+    requests = []
+    stamp = int(time.time())
+    for index in range(count):
+        event = str(uuid.uuid4())
+        body = json.dumps(
+            {
+                "id": event,
+                "type": "sms.received",
+                "api_version": "2026-09-22",
+                "created_at": "2026-11-23T10:00:00Z",
+                "occurred_at": "2026-11-23T10:00:00Z",
+                "data": {
+                    "guid": uuid.uuid4().hex,
+                    "from": f"+1555{index % 500:07d}",
+                    "message": f"signed bench message {index}",
+                    "received_at": "2026-11-23T10:00:00Z",
+                    "alias": None,
+                    "device_id": "office-phone-1",
+                },
+            }
+        ).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-SMSMobileAPI-Event": "sms.received",
+            "X-SMSMobileAPI-Event-ID": event,
+            "X-SMSMobileAPI-Timestamp": str(stamp),
+            "X-SMSMobileAPI-Signature": sign(secret, stamp, body),
+            "Idempotency-Key": event,
+        }
+        requests.append(http_post("/webhooks/sms/office", body, headers))
+    return requests
+
+
+async def measure(port: int, requests: list[bytes], connections: int) -> tuple[float, int]:
+    await blast(port, requests[:500], connections)  # warm up: imports, caches, connections
+    seconds, statuses = await blast(port, requests[500:], connections)
+    good = sum(1 for s in statuses if 200 <= s < 300)
+    if good != len(statuses):
+        raise SystemExit(f"{len(statuses) - good} requests were not accepted: {set(statuses)}")
+    return len(statuses) / seconds, len(statuses)
+
+
+async def main(count: int, connections: int) -> None:
+    with workdir() as tmp:
+        bare_port = free_port()
+        bare = subprocess.Popen([sys.executable, "-m", "bench.bare_app", str(bare_port)])
+        try:
+            await wait_http(f"http://127.0.0.1:{bare_port}/", bare)
+            bare_rate, _ = await measure(bare_port, plain_requests(count + 500), connections)
+        finally:
+            bare.terminate()
+            bare.wait()
+        async with FakeSmsMobileApi() as gateway, FakeTelegram() as telegram:
+            telegram.add_forum(GROUP)
+            port = free_port()
+            db = tmp / "bench.db"
+            config = bridge_config(db, port, gateway, telegram, fast_pacing=False)
+            async with bridge_process(config, tmp):
+                plain_rate, plain_n = await measure(port, plain_requests(count + 500), connections)
+                signed_rate, signed_n = await measure(
+                    port, signed_requests(count + 500, gateway.webhook_secret), connections
+                )
+            with sqlite3.connect(db) as conn:
+                stored = conn.execute("SELECT count(*) FROM inbound").fetchone()[0]
+                jobs = conn.execute("SELECT count(*) FROM chat_jobs").fetchone()[0]
+    expected = plain_n + signed_n + 1000
+    print(f"intake benchmark: {count} webhooks per kind, {connections} connections, SQLite")
+    print(f"  bare Starlette endpoint (answers only):   {bare_rate:8.0f} req/s")
+    print(
+        f"  bridge, plain webhook (stored durably):   {plain_rate:8.0f} req/s"
+        f"   ratio to bare {plain_rate / bare_rate:.2f}"
+    )
+    print(
+        f"  bridge, signed Webhook V2 (HMAC checked): {signed_rate:8.0f} req/s"
+        f"   ratio to bare {signed_rate / bare_rate:.2f}"
+    )
+    print(f"  stored after the run: {stored} SMS (expected {expected}), {jobs} chat posts queued")
+    if stored != expected:
+        raise SystemExit("some accepted webhooks were not stored")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--count", type=int, default=10000)
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args()
+    asyncio.run(main(args.count, args.connections))

@@ -1,0 +1,99 @@
+"""Personal forwarding: a private chat with the bot, a header per SMS, answers by reply."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from conftest import AGENT, CUSTOMER, Harness
+
+from bridge.testing.fake_telegram import FakeLimits
+
+
+async def private(start_bridge: Callable[..., Any]) -> Harness:
+    harness: Harness = await start_bridge(chat={"chat_id": AGENT})
+    return harness
+
+
+def texts(harness: Harness) -> list[str]:
+    return [m.get("text") or "" for m in harness.telegram.sent_messages(AGENT)]
+
+
+async def test_sms_is_posted_with_a_header_naming_the_number(
+    start_bridge: Callable[..., Any],
+) -> None:
+    harness = await private(start_bridge)
+    await harness.sms("Your parcel is here", alias="DHL")
+    await harness.telegram.wait_for(lambda: len(texts(harness)) == 1)
+    assert texts(harness) == ["📩 DHL (+1 555-123-4567)\nYour parcel is here"]
+    assert harness.telegram.topics(AGENT) == []
+    assert harness.telegram.violations == []
+
+
+async def test_replying_to_a_bridged_sms_answers_that_number(
+    start_bridge: Callable[..., Any],
+) -> None:
+    harness = await private(start_bridge)
+    await harness.sms("from the first", number=CUSTOMER)
+    await harness.sms("from the second", number="+15550002222")
+    await harness.telegram.wait_for(lambda: len(texts(harness)) == 2)
+    second = harness.telegram.sent_messages(AGENT)[1]
+    reply = harness.telegram.user_message(AGENT, AGENT, "got it", reply_to=second["message_id"])
+    await harness.gateway.wait_for(lambda: len(harness.gateway.sent) == 1)
+    assert harness.gateway.sent[0].recipients == "+15550002222"
+    await harness.telegram.wait_for(
+        lambda: harness.telegram.reaction(AGENT, reply["message_id"]) == ["✍"]
+    )
+
+
+async def test_a_message_that_is_not_a_reply_is_not_sent(start_bridge: Callable[..., Any]) -> None:
+    harness = await private(start_bridge)
+    await harness.sms("hello")
+    await harness.telegram.wait_for(lambda: len(texts(harness)) == 1)
+    harness.telegram.user_message(AGENT, AGENT, "just a note to self")
+    await asyncio.sleep(0.4)
+    assert harness.gateway.sent == []
+
+
+async def test_sms_command_and_reply_to_it(start_bridge: Callable[..., Any]) -> None:
+    harness = await private(start_bridge)
+    command = harness.telegram.user_message(AGENT, AGENT, "/sms +15557654321 are you free?")
+    await harness.gateway.wait_for(lambda: len(harness.gateway.sent) == 1)
+    assert harness.gateway.sent[0].recipients == "+15557654321"
+    # Replying to one's own /sms message continues that conversation.
+    harness.telegram.user_message(AGENT, AGENT, "tonight?", reply_to=command["message_id"])
+    await harness.gateway.wait_for(lambda: len(harness.gateway.sent) == 2)
+    assert harness.gateway.sent[1].recipients == "+15557654321"
+
+
+async def test_private_chat_is_paced_at_one_message_a_second(
+    start_bridge: Callable[..., Any],
+) -> None:
+    harness: Harness = await start_bridge(
+        chat={"chat_id": AGENT, "pacing": {"chat": {"messages": 1, "seconds": 0.5}}}
+    )
+    harness.telegram.limits = FakeLimits(per_chat=(1, 0.5), group=None, overall=None)
+    for index in range(4):
+        await harness.sms(f"burst {index}")
+    await harness.telegram.wait_for(lambda: len(texts(harness)) == 4, timeout=10)
+    assert harness.telegram.count("sendMessage", 429) == 0
+    times = sorted(c.at for c in harness.telegram.calls if c.method == "sendMessage")
+    assert times[-1] - times[0] >= 1.4  # 4 posts, one per 0.5 s
+
+
+async def test_reply_to_our_post_without_a_stored_mapping_uses_its_header(
+    start_bridge: Callable[..., Any],
+) -> None:
+    from sqlalchemy import text
+
+    harness = await private(start_bridge)
+    await harness.sms("hello", number="+15550005555")
+    await harness.telegram.wait_for(lambda: len(texts(harness)) == 1)
+    assert harness.bridge.store is not None
+    async with harness.bridge.store.db.write() as conn:
+        await conn.execute(text("DELETE FROM chat_messages"))
+    post = harness.telegram.sent_messages(AGENT)[0]
+    harness.telegram.user_message(AGENT, AGENT, "still works", reply_to=post["message_id"])
+    await harness.gateway.wait_for(lambda: len(harness.gateway.sent) == 1)
+    assert harness.gateway.sent[0].recipients == "+15550005555"
