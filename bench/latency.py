@@ -6,8 +6,6 @@ import argparse
 import asyncio
 import time
 
-import httpx
-
 from bench.common import GROUP, bridge_config, bridge_process, free_port, percentile, workdir
 from bridge.testing.fake_smsmobileapi import FakeSmsMobileApi
 from bridge.testing.fake_telegram import FakeLimits, FakeTelegram
@@ -21,7 +19,7 @@ async def main(rate: float, seconds: float, numbers: int) -> None:
             port = free_port()
             config = bridge_config(tmp / "bench.db", port, gateway, telegram, fast_pacing=True)
             hook = f"http://127.0.0.1:{port}/webhooks/sms/office"
-            async with bridge_process(config, tmp), httpx.AsyncClient(timeout=30) as client:
+            async with bridge_process(config, tmp):
                 # Both clocks are this process's monotonic clock: the send time below and the
                 # fake's arrival time for each sendMessage.
                 sent_at: dict[str, float] = {}

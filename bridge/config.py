@@ -207,6 +207,10 @@ def _cross_check(config: Config) -> list[str]:
         if (route.gateway, route.chat) in pairs:
             problems.append(f"routes[{index}]: duplicate route {route.gateway} -> {route.chat}")
         pairs.add((route.gateway, route.chat))
+    for kind_name, kind in CHATS.items():
+        indexed = [(i, c) for i, c in enumerate(config.chats) if c.type == kind_name]
+        for position, message in kind.check([c for _i, c in indexed]):
+            problems.append(f"chats[{indexed[position][0]}]: {message}")
     for chat in chat_names:
         defaults = [r for r in config.routes if r.chat == chat and r.default]
         if len(defaults) > 1:

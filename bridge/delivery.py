@@ -60,7 +60,6 @@ class Worker:
         return self._task is not None and not self._task.done()
 
     async def sleep(self, seconds: float) -> None:
-        self._event.clear()
         if self._stopping:
             return
         with contextlib.suppress(TimeoutError):
@@ -68,6 +67,9 @@ class Worker:
 
     async def _loop(self) -> None:
         while not self._stopping:
+            # Cleared before looking for work, not before sleeping: a wake() that arrives
+            # while step() runs must cut the following sleep short instead of being lost.
+            self._event.clear()
             try:
                 pause = await self.step()
             except Exception:
@@ -110,8 +112,9 @@ class SmsWorker(Worker):
             since = sms.attempt_started_at
             assert since is not None
             try:
+                claimed = await self.store.claimed_provider_ids(sms)
                 found = await self.gateway.find_sent(
-                    sms.to_outbound(), since - timedelta(seconds=30)
+                    sms.to_outbound(), since - timedelta(seconds=30), claimed
                 )
             except DeliveryError as exc:
                 await self._retry(

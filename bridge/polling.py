@@ -69,7 +69,7 @@ class Poller:
 
     async def poll_status(self) -> None:
         assert isinstance(self.gateway, PollsStatus)
-        waiting = await self.store.awaiting_status(self.name, STATUS_MAX_AGE)
+        waiting = await self.store.awaiting_status(self.name, STATUS_MAX_AGE, self.gateway.awaits)
         ids = [sms.provider_id for sms in waiting if sms.provider_id]
         if not ids:
             return

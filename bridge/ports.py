@@ -49,7 +49,13 @@ class ReceivesWebhooks(Protocol):
 
 @runtime_checkable
 class PollsStatus(Protocol):
-    """Can be asked for the status of SMS it accepted."""
+    """Can be asked for the status of SMS it accepted.
+
+    ``awaits`` are the statuses that may still change (a gateway without handset receipts
+    never moves past "sent", so asking about sent SMS would only cost calls).
+    """
+
+    awaits: tuple[Status, ...]
 
     async def poll_status(self, provider_ids: Sequence[str]) -> list[DeliveryUpdate]: ...
 
@@ -58,7 +64,15 @@ class PollsStatus(Protocol):
 class Reconciles(Protocol):
     """Can tell whether an SMS whose send was interrupted actually went out (no idempotency key)."""
 
-    async def find_sent(self, sms: OutboundSms, since: datetime) -> str | None: ...
+    async def find_sent(
+        self, sms: OutboundSms, since: datetime, exclude: frozenset[str] = frozenset()
+    ) -> str | None:
+        """The provider id of ``sms`` if it went out since ``since``.
+
+        Ids in ``exclude`` are already recorded for other SMS (the same text sent twice) and
+        must never match.
+        """
+        ...
 
 
 @runtime_checkable

@@ -60,7 +60,9 @@ class Router:
             changed = await self.store.apply_updates(
                 events.updates, None if events.inbound else event
             )
-            new = new or bool(changed)
+            # A status for an SMS we have not matched yet is kept for later: accepted, not a
+            # duplicate. Only a redelivered event is.
+            new = new or changed is not None
         return new
 
     async def ingest_polled(
@@ -75,7 +77,7 @@ class Router:
         return sum(1 for r in results if r is not None)
 
     async def apply_updates(self, updates: Sequence[DeliveryUpdate]) -> int:
-        return len(await self.store.apply_updates(updates))
+        return len(await self.store.apply_updates(updates) or [])
 
     def _count(self, gateway: str, source: str, results: Sequence[int | None]) -> bool:
         new = sum(1 for r in results if r is not None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -13,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bridge.errors import NotFound, PayloadTooLarge, WebhookRejected
+from bridge.logs import REDACTOR
 from bridge.metrics import Metrics
 from bridge.models import WebhookRequest
 from bridge.ports import ChatPlatform, ReceivesChatWebhooks, ReceivesWebhooks, SmsGateway
@@ -110,7 +112,9 @@ def build_web(
 
     async def healthz(_request: Request) -> Response:
         ok, report = await health()
-        return JSONResponse(report, status_code=200 if ok else 503)
+        # Error texts come from libraries; mask secrets here as the logs do.
+        body = REDACTOR.redact(json.dumps(report))
+        return Response(body, status_code=200 if ok else 503, media_type="application/json")
 
     async def prometheus(_request: Request) -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -23,6 +23,8 @@ class ChatKind:
     config: type[ChatConfigBase]
     # (config, public webhook URL for this chat or None) -> platform
     factory: Callable[[Any, str | None], ChatPlatform]
+    # problems between the chats of this kind, as (index among them, message)
+    check: Callable[[list[Any]], list[tuple[int, str]]] = lambda _configs: []
 
 
 GATEWAYS: dict[str, GatewayKind] = {
@@ -30,5 +32,5 @@ GATEWAYS: dict[str, GatewayKind] = {
 }
 
 CHATS: dict[str, ChatKind] = {
-    "telegram": ChatKind(telegram.TelegramConfig, telegram.TelegramChat),
+    "telegram": ChatKind(telegram.TelegramConfig, telegram.TelegramChat, telegram.check_configs),
 }

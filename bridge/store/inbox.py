@@ -142,16 +142,17 @@ class InboxOps(StoreBase):
 
     async def apply_updates(
         self, updates: Sequence[DeliveryUpdate], event: tuple[str, str] | None = None
-    ) -> list[int]:
+    ) -> list[int] | None:
         """Move outbound SMS forward (never back) and queue the new status for every mirror.
 
-        Returns the ids of the outbox rows that changed.
+        Returns the ids of the outbox rows that changed, or ``None`` when ``event`` was seen
+        before (a redelivery).
         """
         changed: list[int] = []
         woken: set[str] = set()
         async with self.db.write() as conn:
             if event is not None and not await self._mark_seen(conn, *event):
-                return []
+                return None
             for update in updates:
                 row = (
                     await conn.execute(

@@ -200,15 +200,35 @@ class OutboxOps(InboxOps):
             row = (await conn.execute(sa.select(outbox).where(outbox.c.id == outbox_id))).one()
         return outbox_of(row)
 
-    async def awaiting_status(self, gateway: str, max_age: float, limit: int = 200) -> list[Outbox]:
-        """Accepted SMS with no final status yet, oldest first, for status polling."""
+    async def claimed_provider_ids(self, sms: Outbox) -> frozenset[str]:
+        """Provider ids already recorded for other SMS with the same number and text."""
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                sa.select(outbox.c.provider_id).where(
+                    outbox.c.gateway == sms.gateway,
+                    outbox.c.number == sms.to,
+                    outbox.c.text == sms.text,
+                    outbox.c.id != sms.id,
+                    outbox.c.provider_id.is_not(None),
+                )
+            )
+        return frozenset(str(row[0]) for row in rows)
+
+    async def awaiting_status(
+        self,
+        gateway: str,
+        max_age: float,
+        statuses: tuple[Status, ...] = (Status.QUEUED, Status.SENT),
+        limit: int = 200,
+    ) -> list[Outbox]:
+        """Accepted SMS still in one of ``statuses``, oldest first, for status polling."""
         async with self.db.read() as conn:
             rows = (
                 await conn.execute(
                     sa.select(outbox)
                     .where(
                         outbox.c.gateway == gateway,
-                        outbox.c.status.in_([Status.QUEUED.value, Status.SENT.value]),
+                        outbox.c.status.in_([s.value for s in statuses]),
                         outbox.c.provider_id.is_not(None),
                         outbox.c.created_at > now() - max_age,
                     )

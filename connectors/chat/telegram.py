@@ -122,6 +122,20 @@ class TelegramConfig(ChatConfigBase):
         return self.threads == "topics" or (self.threads == "auto" and self.chat_id < 0)
 
 
+def check_configs(configs: list[TelegramConfig]) -> list[tuple[int, str]]:
+    """One bot per chat: Telegram gives a bot one update stream (one getUpdates, one webhook)."""
+    problems = []
+    owners: dict[str, str] = {}
+    for index, config in enumerate(configs):
+        token = config.bot_token.get_secret_value()
+        if token in owners:
+            problems.append(
+                (index, f"uses the same bot as chat {owners[token]!r}; give each chat its own bot")
+            )
+        owners.setdefault(token, config.name)
+    return problems
+
+
 def _retry_after(exc: tg.RetryAfter) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PTBDeprecationWarning)  # if PTB_TIMEDELTA was set off
@@ -144,7 +158,12 @@ async def call(label: str, make: Callable[[], Awaitable[T]]) -> T:
         if any(marker in text for marker in _CHAT_DOWN):
             raise Unavailable(f"Telegram refused {label}: {exc.message}", CHAT_DOWN_RETRY) from None
         raise Terminal(f"Telegram refused {label}: {exc.message}") from None
-    except (tg.Forbidden, tg.InvalidToken, tg.ChatMigrated, tg.Conflict) as exc:
+    except tg.InvalidToken:
+        # PTB's message quotes the token itself ("The token `123:ABC` was rejected…").
+        raise Unavailable(
+            f"Telegram refused {label}: the bot token was rejected", CHAT_DOWN_RETRY
+        ) from None
+    except (tg.Forbidden, tg.ChatMigrated, tg.Conflict) as exc:
         raise Unavailable(f"Telegram refused {label}: {exc.message}", CHAT_DOWN_RETRY) from None
     except tg.TimedOut:
         raise Retryable(f"Telegram timed out on {label}") from None
@@ -295,8 +314,13 @@ class TelegramChat:
             raise Forbidden("missing or wrong X-Telegram-Bot-Api-Secret-Token")
         try:
             data = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            raise BadRequest(f"malformed update: {exc}") from None
+        if not isinstance(data, dict):
+            raise BadRequest("malformed update: expected a JSON object")
+        try:
             update = Update.de_json(data, self.bot)
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise BadRequest(f"malformed update: {exc}") from None
         if update is None:
             raise BadRequest("malformed update: empty")

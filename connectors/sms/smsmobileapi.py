@@ -55,6 +55,10 @@ class SmsMobileApiConfig(GatewayConfigBase, UrlTokenMixin):
 class SmsMobileApi:
     """One SMSMobileAPI account."""
 
+    # It reports no handset receipts: "sent" is as far as an SMS gets, so only queued ones are
+    # worth asking about.
+    awaits = (Status.QUEUED,)
+
     def __init__(self, config: SmsMobileApiConfig) -> None:
         self.config = config
         self.name = config.name
@@ -164,7 +168,9 @@ class SmsMobileApi:
                     updates.append(update)
         return updates
 
-    async def find_sent(self, sms: OutboundSms, since: datetime) -> str | None:
+    async def find_sent(
+        self, sms: OutboundSms, since: datetime, exclude: frozenset[str] = frozenset()
+    ) -> str | None:
         """The guid of an SMS to the same number with the same text sent since ``since``."""
         params = {**self._key(), "keyword": sms.to}
         body = await request_json(self.client, "GET", "/log/sent/sms/", label=LABEL, params=params)
@@ -175,6 +181,7 @@ class SmsMobileApi:
             if normalize(str(row.get("recipients") or "")) == sms.to
             and str(row.get("message") or "") == sms.text
             and (_unix(row.get("timestamp_unix")) or 0) >= floor
+            and str(row.get("guid") or "") not in exclude
         ]
         matches.sort(key=lambda row: _unix(row.get("timestamp_unix")) or 0)
         guid = matches[0].get("guid") if matches else None
