@@ -88,7 +88,13 @@ async def bridge_process(
     path.write_text(yaml.safe_dump(config))
     log = (tmp / "bridge.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "bridge.cli", "run", "--config", str(path)],
+        [
+            sys.executable,
+            *os.environ.get("SMSBRIDGE_BENCH_CMD", "-m bridge.cli").split(),
+            "run",
+            "--config",
+            str(path),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=ROOT,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import socket
 import time
@@ -13,7 +14,7 @@ import uvicorn
 
 from bridge import logs
 from bridge.config import Config, secrets_of
-from bridge.delivery import SmsWorker, Worker
+from bridge.delivery import Drainer, SmsWorker
 from bridge.metrics import Metrics
 from bridge.pacing import Pacer
 from bridge.polling import Poller
@@ -29,6 +30,7 @@ from connectors import CHATS, GATEWAYS
 log = logging.getLogger(__name__)
 
 PURGE_EVERY = 3600.0
+CHECKPOINT_EVERY = 5.0  # seconds; keeps the SQLite WAL small without checkpointing in commits
 PURGE_AFTER = 7 * 86400.0
 OUTBOUND_EXPIRY = 24 * 3600.0
 
@@ -55,7 +57,7 @@ class Bridge:
         }
         self.store: SqlStore | None = None
         self.router: Router | None = None
-        self.workers: dict[str, Worker] = {}
+        self.workers: dict[str, Drainer] = {}
         self.pollers: list[Poller] = []
         self._server: uvicorn.Server | None = None
         self._server_task: asyncio.Task[None] | None = None
@@ -83,6 +85,7 @@ class Bridge:
             self.pollers.append(poller)
             poller.schedule(self.scheduler)
         self.scheduler.every("purge", PURGE_EVERY, self._purge, now=False)
+        self.scheduler.every("checkpoint", CHECKPOINT_EVERY, store.db.checkpoint, now=False)
         self.scheduler.every("backlog", 15.0, self._measure_backlog)
         self.scheduler.start()
         self._handler = ChatHandler(self.config, store, self.gateways, self.chats)
@@ -90,6 +93,11 @@ class Bridge:
             await chat.start(self._handler)
         if serve:
             await self._serve()
+        # Everything built so far lives as long as the process. Freezing it takes it out of the
+        # cyclic collector's full passes, which otherwise stall the loop for tens of ms
+        # (measured: 30-60 ms pauses under load, straight into post latency).
+        gc.collect()
+        gc.freeze()
         log.info(
             "smsbridge started: %d gateway(s), %d chat(s)%s",
             len(self.gateways),

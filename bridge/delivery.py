@@ -8,6 +8,7 @@ import logging
 import random
 import time
 from datetime import timedelta
+from typing import Protocol
 
 from bridge.errors import Ambiguous, DeliveryError, RateLimited, Retryable, Terminal
 from bridge.metrics import Metrics
@@ -25,6 +26,27 @@ def backoff(attempts: int) -> float:
     """Exponential with jitter, so a recovering remote is not hit by every retry at once."""
     base: float = min(MAX_BACKOFF, 2.0 ** min(attempts, 12))
     return base * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
+
+
+class Drainer(Protocol):
+    """What the app needs of anything that drains a queue (one worker, or a chat's lanes)."""
+
+    name: str
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def wake(self) -> None: ...
+
+    @property
+    def alive(self) -> bool: ...
+
+    @property
+    def down(self) -> str | None: ...
+
+    @property
+    def last_error(self) -> str | None: ...
 
 
 class Worker:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
+from bridge.batching import GroupCommit
 from bridge.delivery import IDLE_POLL, Worker, backoff
 from bridge.errors import (
     RateLimited,
@@ -19,12 +21,20 @@ from bridge.models import Status
 from bridge.pacing import Pacer
 from bridge.ports import ChatPlatform
 from bridge.render import status_notice, thread_title
-from bridge.store.records import ChatJob, JobKind
+from bridge.store.records import ChatJob, JobKind, PostDone
 from bridge.store.sql import SqlStore
 
 log = logging.getLogger(__name__)
 
-PREFETCH = 32
+PREFETCH = 64
+CONCURRENCY = 8  # conversations posted side by side in one chat; all share its pacing
+
+
+def _group(job: ChatJob) -> object:
+    """What a job must stay in order with: its conversation, or the thread it replies in."""
+    if job.conversation_id is not None:
+        return job.conversation_id
+    return ("thread", job.thread_id)
 
 
 def shown(status: Status) -> Status:
@@ -33,11 +43,14 @@ def shown(status: Status) -> Status:
 
 
 class ChatWorker(Worker):
-    """Drains one chat's jobs in order, so every thread reads in the order things happened.
+    """Drains one chat's jobs so that every thread reads in the order things happened.
 
-    Being the only writer to its chat, it is also the per-conversation lock around "find or
-    open the thread": two SMS from a new number are posted one after the other, and the
-    second finds the thread the first opened.
+    The oldest pending jobs are grouped by conversation; up to ``CONCURRENCY`` groups run side
+    by side (their network waits overlap), each strictly in order, and a conversation never
+    has two groups at once. That makes a group the per-conversation lock around "find or open
+    the thread": two SMS from a new number are posted one after the other, and the second
+    finds the thread the first opened. A freed slot is refilled at once (no rounds to wait
+    for). The pacer, shared by all groups, keeps the chat within the platform's limits.
     """
 
     def __init__(
@@ -52,23 +65,64 @@ class ChatWorker(Worker):
         # This worker is the only one that opens threads in its chat, so what it has seen of
         # the thread mapping is always current; it saves a read per post.
         self._threads: dict[int, str] = {}
-        self._ahead: list[ChatJob] = []
+        self._unsaved: set[int] = set()  # threads opened but not yet recorded in the store
+        self._running: dict[object, asyncio.Task[bool]] = {}
+        # Posts finishing together (one per conversation group) are recorded in one commit.
+        self._record: GroupCommit[PostDone, None] = GroupCommit(store.complete_posts)
+        self._left_over = False  # the last read found work it could not start yet
 
     async def step(self) -> float | None:
-        if not self._ahead:
-            # Fetched a few at a time; any failure drops the rest so order is kept.
-            self._ahead = await self.store.next_chat_jobs(self.platform.name, PREFETCH)
-            if not self._ahead:
-                return IDLE_POLL
-        job = self._ahead[0]
-        wait = job.next_attempt_at - time.time()
-        if wait > 0:
-            self._ahead = []
-            return wait
-        self._ahead.pop(0)
-        if not await self._attempt(job):
-            self._ahead = []
-        return None
+        # Forget finished groups only here, before reading: a group finishing while the read
+        # is under way leaves its jobs looking pending in that read's result, and must still
+        # count as running for it.
+        for key in [k for k, task in self._running.items() if task.done()]:
+            del self._running[key]
+        jobs = await self.store.next_chat_jobs(self.platform.name, PREFETCH)
+        now = time.time()
+        groups: dict[object, list[ChatJob]] = {}
+        waiting: set[object] = set()
+        next_due = now + IDLE_POLL
+        for job in jobs:
+            key = _group(job)
+            if key in self._running or key in waiting:
+                continue  # an earlier job of this conversation is running or waiting
+            if job.next_attempt_at > now:
+                waiting.add(key)
+                next_due = min(next_due, job.next_attempt_at)
+                continue
+            groups.setdefault(key, []).append(job)
+        started = 0
+        for key, group in groups.items():
+            if len(self._running) >= CONCURRENCY:
+                break
+            task = asyncio.create_task(self._run_group(group), name=f"{self.name}:{key}")
+            self._running[key] = task
+            task.add_done_callback(self._finished)
+            started += len(group)
+        # Jobs of running conversations, or beyond the free slots, wait for a group to finish;
+        # new work wakes us anyway, so otherwise a finishing group need not.
+        self._left_over = started < len(jobs) - sum(1 for job in jobs if _group(job) in waiting)
+        # A finished group wakes us: sleep until then, or until a deferred job is due.
+        return max(0.0, next_due - now)
+
+    def _finished(self, task: asyncio.Task[bool]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s: group failed", self.name, exc_info=task.exception())
+        if self._left_over or task.cancelled() or task.exception() or not task.result():
+            self.wake()
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._running:
+            # Posts in flight finish and are recorded: a stop never leaves one ambiguous.
+            await asyncio.wait(list(self._running.values()), timeout=10)
+
+    async def _run_group(self, jobs: list[ChatJob]) -> bool:
+        """Run a conversation's jobs in order; False if one has to wait (or we stop)."""
+        for job in jobs:
+            if self._stopping or not await self._attempt(job):
+                return False  # it waits at the head; the rest of its conversation waits too
+        return True
 
     async def _attempt(self, job: ChatJob) -> bool:
         """Run one job; False when it has to wait (it stays at the head of the queue)."""
@@ -96,9 +150,6 @@ class ChatWorker(Worker):
             await self.store.fail_job(job.id, str(exc))
             self._count(job, "failed")
             log.error("%s: job %s (%s) failed for good: %s", self.name, job.id, job.kind, exc)
-        except BaseException:
-            self._ahead = []
-            raise
         else:
             self.last_error = None
             self.down = None
@@ -116,11 +167,14 @@ class ChatWorker(Worker):
         if job.conversation_id is None:
             await self._pace(message=True)
             message_id = await self.platform.post(job.thread_id, text, job.message_id)
-            await self.store.complete_post(job, [message_id], job.thread_id)
+            await self._record.submit([PostDone(job, (message_id,), job.thread_id)])
             return
-        thread = await self._thread(job.conversation_id)
-        message_id, thread = await self._post_in_thread(job.conversation_id, thread, text, job)
-        await self.store.complete_post(job, [message_id], thread)
+        conversation = job.conversation_id
+        thread = await self._thread(job)
+        message_id, thread = await self._post_in_thread(thread, text, job)
+        new_thread = conversation in self._unsaved
+        await self._record.submit([PostDone(job, (message_id,), thread, new_thread)])
+        self._unsaved.discard(conversation)
         if job.kind is JobKind.SMS:
             self.metrics.post_latency.labels(self.platform.name).observe(
                 max(0.0, time.time() - job.next_attempt_at)
@@ -129,30 +183,32 @@ class ChatWorker(Worker):
     async def _pace(self, *, message: bool) -> None:
         await self.pacer.acquire(self.platform.limits(message))
 
-    async def _thread(self, conversation_id: int) -> str | None:
-        if not self.platform.threaded:
+    async def _thread(self, job: ChatJob) -> str | None:
+        if not self.platform.threaded or job.conversation_id is None:
             return None
-        thread = self._threads.get(conversation_id)
+        thread = self._threads.get(job.conversation_id) or job.known_thread
         if thread is None:
-            thread = await self.store.thread_of(conversation_id, self.platform.name)
-        if thread is None:
-            thread = await self._open_thread(conversation_id)
-        self._threads[conversation_id] = thread
+            thread = await self._open_thread(job)
+        self._threads[job.conversation_id] = thread
         return thread
 
-    async def _open_thread(self, conversation_id: int) -> str:
-        conversation = await self.store.conversation_by_id(conversation_id)
+    async def _open_thread(self, job: ChatJob) -> str:
+        assert job.conversation_id is not None
+        number, alias = job.number, job.alias
+        if number is None:
+            conversation = await self.store.conversation_by_id(job.conversation_id)
+            number, alias = conversation.number, conversation.alias
         await self._pace(message=True)  # opening a topic posts a service message
-        thread = await self.platform.open_thread(
-            thread_title(conversation.number, conversation.alias)
-        )
-        await self.store.set_thread(conversation_id, self.platform.name, thread)
-        self._threads[conversation_id] = thread
-        log.info("%s: opened thread %s for %s", self.name, thread, conversation.number)
+        thread = await self.platform.open_thread(thread_title(number, alias))
+        # Recorded with the post that follows (one commit); until then it lives here, so a
+        # retried post reuses it instead of opening another.
+        self._threads[job.conversation_id] = thread
+        self._unsaved.add(job.conversation_id)
+        log.info("%s: opened thread %s for %s", self.name, thread, number)
         return thread
 
     async def _post_in_thread(
-        self, conversation_id: int, thread: str | None, text: str, job: ChatJob
+        self, thread: str | None, text: str, job: ChatJob
     ) -> tuple[str, str | None]:
         """Post; a thread deleted by a human is replaced, a closed one reopened, once each."""
         await self._pace(message=True)
@@ -162,7 +218,7 @@ class ChatWorker(Worker):
             if thread is None:
                 raise
             log.warning("%s: thread %s is gone, opening a new one", self.name, thread)
-            thread = await self._open_thread(conversation_id)
+            thread = await self._open_thread(job)
         except ThreadClosed:
             if thread is None:
                 raise

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from bridge.batching import GroupCommit
 from bridge.config import Config
-from bridge.intake import IntakeBatcher
 from bridge.metrics import Metrics
 from bridge.models import DeliveryUpdate, InboundSms, WebhookEvents
 from bridge.ports import ChatPlatform
@@ -31,7 +31,8 @@ class Router:
         self.store = store
         self.chats = chats
         self.metrics = metrics
-        self.batcher = IntakeBatcher(store)
+        # Concurrent webhooks share a transaction; each is answered once it has committed.
+        self.batcher: GroupCommit[IngestItem, int | None] = GroupCommit(store.ingest)
         self._routes = {g.name: config.chats_for(g.name) for g in config.gateways}
 
     def posts(self, sms: InboundSms) -> tuple[tuple[str, tuple[str, ...]], ...]:

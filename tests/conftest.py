@@ -194,6 +194,15 @@ class Harness:
         kwargs = {} if thread_id is None else {"thread_id": thread_id}
         return [m.get("text") or "" for m in self.telegram.sent_messages(GROUP, **kwargs)]
 
+    async def idle(self, seconds: float = 5.0) -> None:
+        """Until the bridge has recorded everything it posted (a post lands in Telegram a
+        moment before its mapping is committed; a person reading it is never that quick)."""
+        assert self.bridge.store is not None
+        deadline = asyncio.get_running_loop().time() + seconds
+        while (await self.bridge.store.backlog())["chat_jobs"]:
+            assert asyncio.get_running_loop().time() < deadline, "the bridge never went idle"
+            await asyncio.sleep(0.01)
+
     async def sms(self, text: str, number: str = CUSTOMER, **kw: Any) -> Any:
         """An SMS reaching the phone and its signed webhook reaching the bridge."""
         sms = self.gateway.receive_sms(number, text, **kw)

@@ -77,15 +77,24 @@ class StoreBase:
         key = (gateway, number)
         cached = learned.get(key) or self._conversations.get(key)
         if cached is None:
-            stmt = self.insert_ignore(conversations).values(
-                gateway=gateway,
-                number=number,
-                alias=alias,
-                device=device,
-                sim=sim,
-                created_at=now(),
-            )
-            await conn.execute(stmt)
+            created = (
+                await conn.execute(
+                    self.insert_ignore(conversations)
+                    .values(
+                        gateway=gateway,
+                        number=number,
+                        alias=alias,
+                        device=device,
+                        sim=sim,
+                        created_at=now(),
+                    )
+                    .returning(conversations.c.id)
+                )
+            ).scalar()
+            if created is not None:  # new: what we inserted is what it is
+                cached = Conversation(int(created), gateway, number, alias, device, sim)
+                learned[key] = cached
+                return cached
             row = (
                 await conn.execute(
                     sa.select(conversations).where(
@@ -161,17 +170,20 @@ class StoreBase:
 
     async def set_thread(self, conversation_id: int, chat: str, thread_id: str) -> None:
         async with self.db.write() as conn:
-            updated = await conn.execute(
-                threads.update()
-                .where(threads.c.conversation_id == conversation_id, threads.c.chat == chat)
-                .values(thread_id=thread_id, created_at=now())
+            await self._set_thread(conn, conversation_id, chat, thread_id)
+
+    async def _set_thread(
+        self, conn: AsyncConnection, conversation_id: int, chat: str, thread_id: str
+    ) -> None:
+        dialect = postgresql if self.db.dialect == "postgresql" else sqlite
+        stamp = now()
+        stmt = dialect.insert(threads).values(
+            conversation_id=conversation_id, chat=chat, thread_id=thread_id, created_at=stamp
+        )
+        # A recreated topic replaces the old one: one upsert, one round trip.
+        await conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[threads.c.conversation_id, threads.c.chat],
+                set_={"thread_id": thread_id, "created_at": stamp},
             )
-            if updated.rowcount == 0:
-                await conn.execute(
-                    threads.insert().values(
-                        conversation_id=conversation_id,
-                        chat=chat,
-                        thread_id=thread_id,
-                        created_at=now(),
-                    )
-                )
+        )

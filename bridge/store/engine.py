@@ -13,6 +13,7 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 0x5353_4252  # "SSBR": serialises migrations of instances sharing a database
@@ -22,8 +23,11 @@ class Database:
     """Engines for one store URL.
 
     SQLite allows one writer at a time; writes are serialised here (an asyncio lock around one
-    connection that begins IMMEDIATE) so they queue in memory instead of failing with
-    "database is locked", while reads run in parallel on other connections thanks to WAL.
+    connection) so they queue in memory instead of failing with "database is locked", while
+    reads run in parallel on other connections thanks to WAL. Every aiosqlite statement is a
+    round trip to a thread, and the lock is held for all of them, so the writer keeps
+    pysqlite's implicit BEGIN (no round trip of its own). One process writes; several
+    processes sharing a store should use PostgreSQL.
     """
 
     def __init__(self, url: str) -> None:
@@ -35,10 +39,16 @@ class Database:
             if database in ("", ":memory:"):
                 raise ValueError("SQLite needs a file path, e.g. sqlite:///smsbridge.db")
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            self.writer = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=600)
-            self.reader = create_async_engine(url, pool_size=4, max_overflow=4)
-            _tune_sqlite(self.writer, immediate=True)
-            _tune_sqlite(self.reader, immediate=False)
+            # No ROLLBACK when a connection goes back to the pool: reads never open a
+            # transaction and writes always end theirs, and each ROLLBACK is another round trip.
+            self.writer = create_async_engine(
+                url, pool_size=1, max_overflow=0, pool_timeout=600, pool_reset_on_return=None
+            )
+            self.reader = create_async_engine(
+                url, pool_size=4, max_overflow=4, pool_reset_on_return=None
+            )
+            _tune_sqlite(self.writer, transactional_ddl=False)
+            _tune_sqlite(self.reader, transactional_ddl=False)
             self._lock = asyncio.Lock()
         else:
             self.writer = self.reader = create_async_engine(
@@ -61,11 +71,31 @@ class Database:
             yield conn
 
     async def migrate(self) -> None:
-        """Bring the schema to the newest revision (idempotent)."""
-        async with self.write() as conn:
-            if self.dialect == "postgresql":
+        """Bring the schema to the newest revision (idempotent, all or nothing)."""
+        if self.dialect != "sqlite":
+            async with self.write() as conn:
                 await conn.execute(text(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})"))
-            await conn.run_sync(_upgrade)
+                await conn.run_sync(_upgrade)
+            return
+        # pysqlite commits before DDL on its own; a separate engine that issues real BEGINs
+        # keeps a migration in one transaction.
+        engine = create_async_engine(self.writer.url, poolclass=NullPool)
+        _tune_sqlite(engine, transactional_ddl=True)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(_upgrade)
+        finally:
+            await engine.dispose()
+
+    async def checkpoint(self) -> None:
+        """Fold the SQLite WAL back into the database, off the write path.
+
+        PASSIVE never waits for the writer, so a busy moment only postpones part of the work
+        to the next call.
+        """
+        if self.dialect == "sqlite":
+            async with self.read() as conn:
+                await conn.execute(text("PRAGMA wal_checkpoint(PASSIVE)"))
 
     async def ping(self) -> None:
         async with self.read() as conn:
@@ -84,27 +114,28 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(config, "head")
 
 
-def _tune_sqlite(engine: AsyncEngine, *, immediate: bool) -> None:
+def _tune_sqlite(engine: AsyncEngine, *, transactional_ddl: bool) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # WAL: readers never block the writer; NORMAL: a commit survives a killed process
         # (only an OS crash could lose the last commits), at a fraction of FULL's fsyncs.
-        if immediate:
+        if transactional_ddl:
             dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
         cursor = dbapi_connection.cursor()
         for pragma in (
             "journal_mode=WAL",
             "synchronous=NORMAL",
             "busy_timeout=10000",
+            # No checkpoint inside a commit (it fsyncs while the write lock is held, a
+            # measured latency spike); checkpoint() runs them from the side instead.
+            "wal_autocheckpoint=0",
             "foreign_keys=ON",
         ):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
-    if immediate:
+    if transactional_ddl:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(conn: Connection) -> None:
-            # Take the write lock up front: a deferred transaction that upgrades later can fail
-            # with SQLITE_BUSY immediately when another process (`smsbridge send`) writes.
             conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -222,9 +222,11 @@ class InboxOps(StoreBase):
     async def _queue_status_jobs(self, conn: AsyncConnection, outbox_id: int) -> set[str]:
         mirrors = (
             await conn.execute(
-                sa.select(chat_messages.c.chat, chat_messages.c.message_id).where(
-                    chat_messages.c.outbox_id == outbox_id
-                )
+                sa.select(
+                    chat_messages.c.chat,
+                    chat_messages.c.message_id,
+                    chat_messages.c.conversation_id,
+                ).where(chat_messages.c.outbox_id == outbox_id)
             )
         ).all()
         stamp = now()
@@ -235,6 +237,7 @@ class InboxOps(StoreBase):
                     {
                         "chat": m.chat,
                         "kind": JobKind.STATUS.value,
+                        "conversation_id": m.conversation_id,
                         "outbox_id": outbox_id,
                         "message_id": m.message_id,
                         "state": "pending",

@@ -10,19 +10,25 @@ import sqlalchemy as sa
 from bridge.models import Status
 from bridge.store.base import now
 from bridge.store.outbox import OutboxOps
-from bridge.store.records import ChatJob, JobKind, Notice
+from bridge.store.records import ChatJob, JobKind, Notice, PostDone
 from bridge.store.schema import (
     chat_jobs,
     chat_messages,
+    conversations,
     inbound,
     orphan_updates,
     outbox,
     seen_events,
+    threads,
 )
 
 
 def job_of(row: Any) -> ChatJob:
+    mapping = row._mapping
     return ChatJob(
+        number=mapping.get("number"),
+        alias=mapping.get("alias"),
+        known_thread=mapping.get("known_thread"),
         id=row.id,
         chat=row.chat,
         kind=JobKind(row.kind),
@@ -44,16 +50,26 @@ class JobOps(OutboxOps):
         return jobs[0] if jobs else None
 
     async def next_chat_jobs(self, chat: str, limit: int) -> list[ChatJob]:
-        """The oldest pending jobs of a chat, in order."""
+        """The oldest pending jobs of a chat, in order, with their number and thread."""
+        query = (
+            sa.select(
+                chat_jobs,
+                conversations.c.number,
+                conversations.c.alias,
+                threads.c.thread_id.label("known_thread"),
+            )
+            .outerjoin(conversations, conversations.c.id == chat_jobs.c.conversation_id)
+            .outerjoin(
+                threads,
+                (threads.c.conversation_id == chat_jobs.c.conversation_id)
+                & (threads.c.chat == chat_jobs.c.chat),
+            )
+            .where(chat_jobs.c.chat == chat, chat_jobs.c.state == "pending")
+            .order_by(chat_jobs.c.id)
+            .limit(limit)
+        )
         async with self.db.read() as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(chat_jobs)
-                    .where(chat_jobs.c.chat == chat, chat_jobs.c.state == "pending")
-                    .order_by(chat_jobs.c.id)
-                    .limit(limit)
-                )
-            ).all()
+            rows = (await conn.execute(query)).all()
         return [job_of(row) for row in rows]
 
     async def enqueue_notices(
@@ -87,42 +103,71 @@ class JobOps(OutboxOps):
         return True
 
     async def complete_post(
-        self, job: ChatJob, message_ids: Sequence[str], thread_id: str | None
+        self,
+        job: ChatJob,
+        message_ids: Sequence[str],
+        thread_id: str | None,
+        *,
+        new_thread: bool = False,
     ) -> None:
-        """Mark a post done and remember what it became, in one transaction.
+        await self.complete_posts([PostDone(job, tuple(message_ids), thread_id, new_thread)])
+
+    async def complete_posts(self, done: Sequence[PostDone]) -> list[None]:
+        """Mark posts done and remember what they became, in one transaction.
 
         Posted messages map back to their conversation (a reply to any of them answers that
-        number); an echo becomes a mirror of its SMS and gets the SMS's status shown.
+        number); an echo becomes a mirror of its SMS and gets the SMS's status shown; a thread
+        opened for a post is recorded with it. Bulk statements: with aiosqlite every statement
+        is a round trip to the database thread.
         """
         stamp = now()
-        async with self.db.write() as conn:
-            await self._done(conn, job.id)
+        mapped: list[dict[str, object]] = []
+        statuses: list[dict[str, object]] = []
+        for entry in done:
+            job = entry.job
             if job.conversation_id is None:
-                return
-            for message_id in message_ids:
-                await conn.execute(
-                    self.insert_ignore(chat_messages).values(
-                        chat=job.chat,
-                        message_id=message_id,
-                        thread_id=thread_id,
-                        conversation_id=job.conversation_id,
-                        inbound_id=job.inbound_id,
-                        outbox_id=job.outbox_id if job.kind is JobKind.ECHO else None,
-                        created_at=stamp,
-                    )
+                continue
+            for message_id in entry.message_ids:
+                mapped.append(
+                    {
+                        "chat": job.chat,
+                        "message_id": message_id,
+                        "thread_id": entry.thread_id,
+                        "conversation_id": job.conversation_id,
+                        "inbound_id": job.inbound_id,
+                        "outbox_id": job.outbox_id if job.kind is JobKind.ECHO else None,
+                        "created_at": stamp,
+                    }
                 )
                 if job.kind is JobKind.ECHO and job.outbox_id is not None:
-                    await conn.execute(
-                        chat_jobs.insert().values(
-                            chat=job.chat,
-                            kind=JobKind.STATUS.value,
-                            outbox_id=job.outbox_id,
-                            message_id=message_id,
-                            state="pending",
-                            next_attempt_at=stamp,
-                            created_at=stamp,
-                        )
+                    statuses.append(
+                        {
+                            "chat": job.chat,
+                            "kind": JobKind.STATUS.value,
+                            "conversation_id": job.conversation_id,
+                            "outbox_id": job.outbox_id,
+                            "message_id": message_id,
+                            "state": "pending",
+                            "next_attempt_at": stamp,
+                            "created_at": stamp,
+                        }
                     )
+        async with self.db.write() as conn:
+            await conn.execute(
+                chat_jobs.update()
+                .where(chat_jobs.c.id.in_([entry.job.id for entry in done]))
+                .values(state="done", done_at=stamp, attempts=chat_jobs.c.attempts + 1)
+            )
+            for entry in done:
+                if entry.new_thread and entry.thread_id and entry.job.conversation_id:
+                    await self._set_thread(
+                        conn, entry.job.conversation_id, entry.job.chat, entry.thread_id
+                    )
+            if mapped:
+                await conn.execute(self.insert_ignore(chat_messages), mapped)
+            if statuses:
+                await conn.execute(chat_jobs.insert(), statuses)
+        return [None] * len(done)
 
     async def complete_status(self, job: ChatJob, shown: Status | None) -> None:
         async with self.db.write() as conn:

@@ -50,6 +50,10 @@ class ChatJob:
     message_id: str | None
     attempts: int
     next_attempt_at: float
+    # Fetched with the job, so posting needs no further reads:
+    number: str | None = None
+    alias: str | None = None
+    known_thread: str | None = None  # the conversation's thread in this chat, if it has one
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,16 @@ class Notice:
     conversation_id: int | None = None
     thread_id: str | None = None
     reply_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PostDone:
+    """A chat job whose post went through, and what it became."""
+
+    job: ChatJob
+    message_ids: tuple[str, ...]
+    thread_id: str | None
+    new_thread: bool = False  # the thread was opened for this post: record it too
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ async def topic_for(harness: Harness, text: str = "hi", number: str = CUSTOMER) 
     """The number's topic, once its SMS is posted there (as a person would see it)."""
     await harness.sms(text, number=number)
     await harness.telegram.wait_for(lambda: text in harness.posts())
+    await harness.idle()
     return next(t.thread_id for t in harness.topics() if t.name.endswith(number[-4:]))
 
 

@@ -53,6 +53,7 @@ async def open_topic(harness: Harness, text: str = "hi there") -> int:
     """An SMS in, so the customer's number has a topic; returns its thread id."""
     await harness.sms(text)
     await harness.telegram.wait_for(lambda: len(harness.posts()) == 1)
+    await harness.idle()
     [topic] = harness.topics()
     return topic.thread_id
 

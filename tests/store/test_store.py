@@ -194,3 +194,20 @@ async def test_purge_forgets_finished_work_only(store: SqlStore) -> None:
     assert await store.purge(older_than=-1) >= 1
     assert await store.conversation_for_message("support", "1") is not None
     assert await store.ingest([item("g1")]) == [None]  # the SMS itself is remembered
+
+
+async def test_wal_is_folded_back_by_checkpoint(tmp_path: Any) -> None:
+    opened = await SqlStore.open(f"sqlite+aiosqlite:///{tmp_path / 'wal.db'}")
+    try:
+        await opened.ingest([item(f"w{i}") for i in range(300)])
+        wal = tmp_path / "wal.db-wal"
+        assert wal.stat().st_size > 0
+        await opened.db.checkpoint()
+        # After a checkpoint the next writer starts the WAL over instead of growing it.
+        before = wal.stat().st_size
+        for index in range(20):
+            await opened.ingest([item(f"x{index}")])
+            await opened.db.checkpoint()
+        assert wal.stat().st_size <= before
+    finally:
+        await opened.close()

@@ -1,34 +1,38 @@
-"""Group commit for webhooks: concurrent requests share one transaction, each waits for it."""
+"""Group commit: concurrent callers share one transaction, and each waits for it to commit."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
 
-from bridge.store.records import IngestItem
-from bridge.store.sql import SqlStore
+T = TypeVar("T")
+R = TypeVar("R")
 
 
-class IntakeBatcher:
-    """Stores webhook SMS in batches without delaying any of them.
+class GroupCommit(Generic[T, R]):
+    """Writes items in batches without delaying any of them.
 
-    A request is answered only after the transaction holding its SMS commits. While one
-    transaction runs, newly arriving requests queue up and go together in the next one, so
-    under load the number of commits stays small while an idle bridge commits at once.
+    A caller returns only after the transaction holding its items commits. While one
+    transaction runs, newly arriving items queue up and go together in the next one, so under
+    load the number of commits (and of database round trips) stays small, while an idle
+    bridge commits at once. ``flush`` writes a batch in one transaction and returns one result
+    per item, in order.
     """
 
-    def __init__(self, store: SqlStore, max_items: int = 500) -> None:
-        self._store = store
+    def __init__(
+        self, flush: Callable[[Sequence[T]], Awaitable[Sequence[R]]], max_items: int = 500
+    ) -> None:
+        self._write = flush
         self._max_items = max_items
-        self._queue: deque[tuple[Sequence[IngestItem], asyncio.Future[list[int | None]]]] = deque()
+        self._queue: deque[tuple[Sequence[T], asyncio.Future[list[R]]]] = deque()
         self._flusher: asyncio.Task[None] | None = None
 
-    async def submit(self, items: Sequence[IngestItem]) -> list[int | None]:
-        """Store ``items``; returns the new inbound ids (``None`` for duplicates)."""
+    async def submit(self, items: Sequence[T]) -> list[R]:
         if not items:
             return []
-        future: asyncio.Future[list[int | None]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[list[R]] = asyncio.get_running_loop().create_future()
         self._queue.append((items, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
@@ -36,7 +40,7 @@ class IntakeBatcher:
 
     async def _flush(self) -> None:
         while self._queue:
-            batch: list[tuple[Sequence[IngestItem], asyncio.Future[list[int | None]]]] = []
+            batch: list[tuple[Sequence[T], asyncio.Future[list[R]]]] = []
             count = 0
             while self._queue and (not batch or count + len(self._queue[0][0]) <= self._max_items):
                 entry = self._queue.popleft()
@@ -44,7 +48,7 @@ class IntakeBatcher:
                 count += len(entry[0])
             flat = [item for items, _future in batch for item in items]
             try:
-                results = await self._store.ingest(flat)
+                results = list(await self._write(flat))
             except Exception as exc:
                 for _items, future in batch:
                     if not future.done():
