@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 GROUP = -1001234567890
 AGENT = 111
+TOKEN = "bench-token-0123456789"  # the plain webhook's URL token in bridge_config
 
 
 def free_port() -> int:
@@ -63,7 +66,7 @@ def bridge_config(
                 "api_key": gateway.api_key,
                 "base_url": gateway.base_url,
                 "receive": receive,
-                "webhook_token": "bench-token-0123456789",
+                "webhook_token": TOKEN,
                 "webhook_secret": gateway.webhook_secret,
                 "status_poll_interval": 3600,
             }
@@ -131,6 +134,21 @@ def http_post(path: str, body: bytes, headers: dict[str, str]) -> bytes:
     lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(body)}"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def plain_webhook(number: str, message: str) -> bytes:
+    """A prebuilt request for SMSMobileAPI's plain webhook, as the phone app sends it."""
+    body = json.dumps(
+        {
+            "date": "2026-11-23",
+            "hour": "10:00:00",
+            "time_received": "2026-11-23 10:00:00",
+            "message": message,
+            "number": number,
+            "guid": uuid.uuid4().hex,
+        }
+    ).encode()
+    return http_post(f"/webhooks/sms/office/{TOKEN}", body, {"Content-Type": "application/json"})
 
 
 async def blast(port: int, requests: list[bytes], connections: int) -> tuple[float, list[int]]:

@@ -18,6 +18,7 @@ from bench.common import (
     bridge_process,
     free_port,
     http_post,
+    plain_webhook,
     wait_http,
     workdir,
 )
@@ -25,26 +26,11 @@ from bridge.testing.fake_smsmobileapi import FakeSmsMobileApi
 from bridge.testing.fake_smsmobileapi_webhooks import sign
 from bridge.testing.fake_telegram import FakeTelegram
 
-TOKEN = "bench-token-0123456789"
-
 
 def plain_requests(count: int) -> list[bytes]:
-    requests = []
-    for index in range(count):
-        body = json.dumps(
-            {
-                "date": "2026-11-23",
-                "hour": "10:00:00",
-                "time_received": "2026-11-23 10:00:00",
-                "message": f"bench message {index}",
-                "number": f"+1555{index % 500:07d}",
-                "guid": uuid.uuid4().hex,
-            }
-        ).encode()
-        requests.append(
-            http_post(f"/webhooks/sms/office/{TOKEN}", body, {"Content-Type": "application/json"})
-        )
-    return requests
+    return [
+        plain_webhook(f"+1555{index % 500:07d}", f"bench message {index}") for index in range(count)
+    ]
 
 
 def signed_requests(count: int, secret: str) -> list[bytes]:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import time
-import uuid
 
 from bench.common import (
     AGENT,
@@ -15,33 +13,19 @@ from bench.common import (
     bridge_config,
     bridge_process,
     free_port,
-    http_post,
+    plain_webhook,
     rss_mb,
     workdir,
 )
 from bridge.testing.fake_smsmobileapi import FakeSmsMobileApi
 from bridge.testing.fake_telegram import FakeLimits, FakeTelegram
 
-TOKEN = "bench-token-0123456789"
-
 
 def requests(count: int, numbers: int) -> list[bytes]:
-    out = []
-    for index in range(count):
-        body = json.dumps(
-            {
-                "date": "2026-11-23",
-                "hour": "10:00:00",
-                "time_received": "2026-11-23 10:00:00",
-                "message": f"memory {index} " + "x" * 120,
-                "number": f"+1555{index % numbers:07d}",
-                "guid": uuid.uuid4().hex,
-            }
-        ).encode()
-        out.append(
-            http_post(f"/webhooks/sms/office/{TOKEN}", body, {"Content-Type": "application/json"})
-        )
-    return out
+    return [
+        plain_webhook(f"+1555{index % numbers:07d}", f"memory {index} " + "x" * 120)
+        for index in range(count)
+    ]
 
 
 async def main(inbound: int, replies: int, numbers: int) -> None:
