@@ -163,6 +163,9 @@ class ChatWorker(Worker):
         if job.kind is JobKind.STATUS:
             await self._status(job)
             return
+        if job.kind is JobKind.RENAME:
+            await self._rename(job)
+            return
         text = job.text or ""
         if job.conversation_id is None:
             await self._pace(message=True)
@@ -180,24 +183,45 @@ class ChatWorker(Worker):
                 max(0.0, time.time() - job.next_attempt_at)
             )
 
+    async def _rename(self, job: ChatJob) -> None:
+        """Give the number's thread the title its alias now calls for."""
+        thread = self._known_thread(job)
+        if thread is not None:
+            number, alias = await self._who(job)
+            await self._pace(message=True)  # a renamed topic shows a service message
+            try:
+                await self.platform.rename_thread(thread, thread_title(number, alias))
+            except ThreadGone:
+                # Deleted by a human: the next post opens a new thread, with the new title.
+                log.info("%s: thread %s is gone, nothing to rename", self.name, thread)
+        await self._record.submit([PostDone(job, (), thread)])
+
+    def _known_thread(self, job: ChatJob) -> str | None:
+        if not self.platform.threaded or job.conversation_id is None:
+            return None
+        return self._threads.get(job.conversation_id) or job.known_thread
+
+    async def _who(self, job: ChatJob) -> tuple[str, str | None]:
+        """The job's number and its alias (joined in by the read; looked up if not)."""
+        if job.number is not None:
+            return job.number, job.alias
+        assert job.conversation_id is not None
+        conversation = await self.store.conversation_by_id(job.conversation_id)
+        return conversation.number, conversation.alias
+
     async def _pace(self, *, message: bool) -> None:
         await self.pacer.acquire(self.platform.limits(message))
 
     async def _thread(self, job: ChatJob) -> str | None:
         if not self.platform.threaded or job.conversation_id is None:
             return None
-        thread = self._threads.get(job.conversation_id) or job.known_thread
-        if thread is None:
-            thread = await self._open_thread(job)
+        thread = self._known_thread(job) or await self._open_thread(job)
         self._threads[job.conversation_id] = thread
         return thread
 
     async def _open_thread(self, job: ChatJob) -> str:
         assert job.conversation_id is not None
-        number, alias = job.number, job.alias
-        if number is None:
-            conversation = await self.store.conversation_by_id(job.conversation_id)
-            number, alias = conversation.number, conversation.alias
+        number, alias = await self._who(job)
         await self._pace(message=True)  # opening a topic posts a service message
         thread = await self.platform.open_thread(thread_title(number, alias))
         # Recorded with the post that follows (one commit); until then it lives here, so a

@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.models import Conversation
 from bridge.store.engine import Database
-from bridge.store.schema import chat_messages, conversations, threads
+from bridge.store.records import JobKind
+from bridge.store.schema import chat_jobs, chat_messages, conversations, threads
 
 Wake = Callable[[str, str], None]  # (queue kind: "chat" | "gateway", name)
 Learned = dict[tuple[str, str], Conversation]
@@ -112,9 +113,33 @@ class StoreBase:
             await conn.execute(
                 conversations.update().where(conversations.c.id == cached.id).values(**changes)
             )
+            if "alias" in changes:
+                await self._queue_renames(conn, cached.id)
             cached = dataclasses.replace(cached, **changes)
         learned[key] = cached
         return cached
+
+    async def _queue_renames(self, conn: AsyncConnection, conversation_id: int) -> None:
+        """Retitle every thread the number has, in the transaction that learned its alias.
+
+        The job carries no title: the worker builds it from the conversation as it is when
+        the job runs, so several renames in a row end on the newest alias. Queued before the
+        SMS that brought the alias, so the thread is renamed before that SMS appears in it.
+        """
+        stamp = now()
+        await conn.execute(
+            chat_jobs.insert().from_select(
+                ["chat", "kind", "conversation_id", "state", "next_attempt_at", "created_at"],
+                sa.select(
+                    threads.c.chat,
+                    sa.literal(JobKind.RENAME.value),
+                    threads.c.conversation_id,
+                    sa.literal("pending"),
+                    sa.literal(stamp),
+                    sa.literal(stamp),
+                ).where(threads.c.conversation_id == conversation_id),
+            )
+        )
 
     def _remember(self, learned: Learned) -> None:
         self._conversations.update(learned)

@@ -13,6 +13,7 @@ class JobKind(enum.StrEnum):
     ECHO = "echo"  # an SMS sent from elsewhere, shown in the number's thread
     NOTICE = "notice"  # a short bridge message (refusal, failure reason, history)
     STATUS = "status"  # show an outbound SMS's status on one of its chat messages
+    RENAME = "rename"  # retitle the number's thread: the gateway told us a new alias
 
 
 @dataclass(frozen=True, slots=True)

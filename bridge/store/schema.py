@@ -81,7 +81,7 @@ chat_jobs = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("chat", sa.String(64), nullable=False),
-    sa.Column("kind", sa.String(16), nullable=False),  # sms | echo | notice | status
+    sa.Column("kind", sa.String(16), nullable=False),  # sms | echo | notice | status | rename
     sa.Column("conversation_id", sa.ForeignKey("conversations.id")),
     sa.Column("inbound_id", sa.ForeignKey("inbound.id")),
     sa.Column("outbox_id", sa.ForeignKey("outbox.id")),

@@ -418,6 +418,16 @@ class TelegramChat:
             if "topic_not_modified" not in exc.reason.lower():
                 raise  # already open is fine: someone reopened it first
 
+    async def rename_thread(self, thread_id: str, title: str) -> None:
+        try:
+            await call(
+                "editForumTopic",
+                lambda: self.bot.edit_forum_topic(self.config.chat_id, int(thread_id), name=title),
+            )
+        except Terminal as exc:
+            if "topic_not_modified" not in exc.reason.lower():
+                raise  # already so named is fine: a retry after a lost answer
+
     async def post(self, thread_id: str | None, text: str, reply_to: str | None = None) -> str:
         reply = (
             ReplyParameters(int(reply_to), allow_sending_without_reply=True) if reply_to else None

@@ -80,3 +80,36 @@ async def test_a_chat_that_is_not_a_forum_keeps_the_sms_queued(
     assert not ok
     assert report["workers"]["chat:support"]["state"] == "down"
     assert "not a forum" in (report["workers"]["chat:support"]["last_error"] or "")
+
+
+async def test_a_topic_is_renamed_when_the_gateway_names_the_number(harness: Harness) -> None:
+    await harness.sms("hi")
+    await harness.telegram.wait_for(lambda: len(harness.posts()) == 1)
+    [topic] = harness.topics()
+    assert topic.name == "+1 555-123-4567"
+    await harness.sms("it's Taylor", alias="Taylor")
+    await harness.telegram.wait_for(lambda: len(harness.posts()) == 2)
+    [renamed] = harness.topics()
+    assert renamed.thread_id == topic.thread_id
+    assert renamed.name == "Taylor (+1 555-123-4567)"
+    assert harness.posts(thread_id=topic.thread_id) == ["hi", "it's Taylor"]
+    # Renamed before the SMS that brought the name is shown in it.
+    methods = [c.method for c in harness.telegram.calls if c.method != "getUpdates"]
+    assert methods.index("editForumTopic") < len(methods) - 1 - methods[::-1].index("sendMessage")
+    await harness.sms("same name", alias="Taylor")
+    await harness.telegram.wait_for(lambda: len(harness.posts()) == 3)
+    await harness.idle()
+    assert harness.telegram.count("editForumTopic") == 1
+
+
+async def test_renaming_a_deleted_topic_opens_one_with_the_new_name(harness: Harness) -> None:
+    await harness.sms("hi")
+    await harness.telegram.wait_for(lambda: len(harness.posts()) == 1)
+    [old] = harness.topics()
+    harness.telegram.delete_topic(GROUP, old.thread_id)
+    await harness.sms("it's Taylor", alias="Taylor")
+    await harness.telegram.wait_for(lambda: harness.posts() == ["it's Taylor"])
+    [new] = harness.topics()
+    assert new.thread_id != old.thread_id
+    assert new.name == "Taylor (+1 555-123-4567)"
+    assert harness.telegram.count("editForumTopic", 400) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -97,6 +98,23 @@ async def test_conversation_keeps_alias_and_maps_threads_and_messages(store: Sql
     mapped = await store.conversation_for_message("support", "501")
     assert mapped is not None and mapped.id == conversation.id
     assert await store.next_chat_job("support") is None
+
+
+async def test_a_new_alias_queues_a_rename_of_each_thread_before_its_sms(store: SqlStore) -> None:
+    await store.ingest([item("g1")])
+    conversation = await store.conversation("office", NUMBER)
+    job = await store.next_chat_job("support")
+    assert job is not None
+    await store.complete_post(job, ["501"], "78", new_thread=True)
+    renamed = IngestItem(dataclasses.replace(sms("g2"), alias="Dr Taylor"), item("g2").posts)
+    await store.ingest([renamed])
+    first = await store.next_chat_job("support")
+    assert first is not None and first.kind is JobKind.RENAME
+    assert first.conversation_id == conversation.id and first.known_thread == "78"
+    assert first.alias == "Dr Taylor"
+    assert (await store.backlog())["chat_jobs"] == {"support": 2}  # the rename, then the SMS
+    await store.ingest([IngestItem(dataclasses.replace(sms("g3"), alias="Dr Taylor"), ())])
+    assert (await store.backlog())["chat_jobs"] == {"support": 2}  # same name: nothing more
 
 
 async def queued_outbound(store: SqlStore, message_id: str = "900") -> int:
