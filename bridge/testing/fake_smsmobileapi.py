@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bridge.testing import fake_smsmobileapi_webhooks as wh
-from bridge.testing.server import serve
+from bridge.testing.server import serve, wait_until
 
 DEFAULT_DEVICE = "office-phone-1"
 SENT_STATUSES = ("Pending", "Success", "Error")
@@ -237,11 +237,9 @@ class FakeSmsMobileApi(wh.WebhookDeliveryMixin):
         predicate: Callable[[], bool],
         timeout: float = 5.0,  # noqa: ASYNC109 - a polling helper, not a cancellable operation
     ) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"condition not met within {timeout}s")
-            await asyncio.sleep(0.01)
+        await wait_until(
+            predicate, timeout, lambda: f"fake SMSMobileAPI: {len(self.sent)} SMS sent"
+        )
 
     # HTTP side ------------------------------------------------------------------------------
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import enum
-import inspect
 import math
 import time
 from collections import deque
@@ -13,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from bridge.testing.server import wait_until
 from bridge.testing.telegram_spec import ApiError, default_update_kinds, icon_colors, update_kinds
 
 
@@ -424,19 +424,11 @@ class FakeTelegramState:
         predicate: Callable[[], bool],
         timeout: float = 5.0,  # noqa: ASYNC109 - a polling helper, not a cancellable operation
     ) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() >= deadline:
-                raise AssertionError(
-                    f"fake Telegram: {_describe(predicate)} still false after {timeout}s; "
-                    f"last calls: {[(c.method, c.status) for c in self.calls[-8:]]}; "
-                    f"pending updates: {len(self._updates)}; violations: {self.violations}"
-                )
-            await asyncio.sleep(0.01)
-
-
-def _describe(predicate: Callable[[], bool]) -> str:
-    try:
-        return inspect.getsource(predicate).strip()
-    except (OSError, TypeError):
-        return getattr(predicate, "__qualname__", repr(predicate))
+        await wait_until(
+            predicate,
+            timeout,
+            lambda: (
+                f"fake Telegram: last calls: {[(c.method, c.status) for c in self.calls[-8:]]}; "
+                f"pending updates: {len(self._updates)}; violations: {self.violations}"
+            ),
+        )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import socket
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -50,3 +52,24 @@ async def serve(app: ASGIApp, port: int = 0) -> AsyncIterator[str]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         sock.close()
+
+
+async def wait_until(
+    predicate: Callable[[], bool],
+    timeout: float,  # noqa: ASYNC109 - a polling helper, not a cancellable operation
+    explain: Callable[[], str],
+) -> None:
+    """Poll ``predicate`` until true; after ``timeout`` seconds fail with what ``explain`` says."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{describe(predicate)} still false after {timeout}s; {explain()}")
+        await asyncio.sleep(0.01)
+
+
+def describe(predicate: Callable[[], bool]) -> str:
+    """The predicate's source line, so a failed wait says what it waited for."""
+    try:
+        return inspect.getsource(predicate).strip()
+    except (OSError, TypeError):
+        return getattr(predicate, "__qualname__", repr(predicate))
