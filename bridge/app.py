@@ -46,8 +46,12 @@ class Bridge:
         self.scheduler = Scheduler()
         self.outbound_expiry = outbound_expiry
         public = str(config.server.public_url).rstrip("/") if config.server.public_url else None
+        self.public_url = public
         self.gateways: dict[str, SmsGateway] = {
-            g.name: GATEWAYS[g.type].factory(g) for g in config.gateways
+            g.name: GATEWAYS[g.type].factory(
+                g, f"{public}/webhooks/sms/{g.name}" if public else None
+            )
+            for g in config.gateways
         }
         self.chats: dict[str, ChatPlatform] = {
             c.name: CHATS[c.type].factory(
@@ -121,10 +125,12 @@ class Bridge:
             gateways=self.gateways,
             webhook_gateways={g.name for g in self.config.gateways if g.takes_webhooks},
             chats=self.chats,
+            chat_types={c.name: c.type for c in self.config.chats},
             router=self.router,
             metrics=self.metrics,
             health=self.health,
             max_body=self.config.server.max_body_bytes,
+            public_url=self.public_url,
         )
 
     async def _serve(self) -> None:

@@ -31,6 +31,21 @@ _RANK = {
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file that came with an inbound message (an MMS image, say).
+
+    Either ``data`` holds the content (the gateway sent it inline), or ``url`` says where the
+    gateway keeps it; such a gateway implements ``FetchesMedia`` when the URL needs its
+    credentials.
+    """
+
+    content_type: str
+    name: str | None = None
+    data: bytes | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class InboundSms:
     """An SMS received by a gateway, normalised."""
 
@@ -42,6 +57,7 @@ class InboundSms:
     alias: str | None = None
     device: str | None = None
     sim: int | None = None
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +111,11 @@ class WebhookRequest:
     headers: dict[str, str]  # lower-case names
     body: bytes
     received_at: float  # unix time, for signature windows
+    # The URL as the sender called it (built on server.public_url when set, since a proxy
+    # changes what we see), with its query string: Twilio signs it.
+    url: str = ""
+    method: str = "POST"
+    query: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +126,15 @@ class WebhookEvents:
     updates: tuple[DeliveryUpdate, ...] = ()
     event_id: str | None = None  # envelope id, de-duplicated by the core
     ignored: str | None = None  # a reason when the event is valid but not for us
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookAnswer:
+    """What to answer a webhook with, when its sender expects more than our JSON."""
+
+    body: bytes
+    media_type: str = "application/json"
+    status: int = 200
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from bridge.models import (
     OutboundSms,
     SendResult,
     Status,
+    WebhookAnswer,
     WebhookEvents,
     WebhookRequest,
 )
@@ -45,6 +46,22 @@ class ReceivesWebhooks(Protocol):
     """Receives by webhook; raises ``WebhookRejected`` for anything unauthenticated or malformed."""
 
     def parse_webhook(self, request: WebhookRequest) -> WebhookEvents: ...
+
+
+@runtime_checkable
+class AnswersWebhooks(Protocol):
+    """A gateway that expects a particular body back (Twilio: TwiML) on every accepted webhook."""
+
+    webhook_answer: WebhookAnswer
+
+
+@runtime_checkable
+class FetchesMedia(Protocol):
+    """Hands out inbound media by URL (``Attachment.url``) that only its credentials can read."""
+
+    async def fetch_media(self, url: str) -> tuple[bytes, str]:
+        """The content and its content type; ``DeliveryError`` subclasses on failure."""
+        ...
 
 
 @runtime_checkable
@@ -109,6 +126,17 @@ class ChatPlatform(Protocol):
 
     async def post(self, thread_id: str | None, text: str, reply_to: str | None = None) -> str: ...
 
+    async def post_file(
+        self,
+        thread_id: str | None,
+        name: str,
+        content_type: str,
+        data: bytes,
+        reply_to: str | None = None,
+    ) -> str:
+        """Upload a file into the thread; the id of the message that shows it."""
+        ...
+
     async def show_status(self, message_id: str, status: Status) -> None: ...
 
     def limits(self, message: bool) -> Sequence[tuple[str, Rate]]:
@@ -123,7 +151,19 @@ class ChatPlatform(Protocol):
 
 
 @runtime_checkable
-class ReceivesChatWebhooks(Protocol):
-    """A chat platform that can be fed updates by our web server."""
+class PostsPrivately(Protocol):
+    """Can show a notice to one person only (Slack's ephemeral messages)."""
 
-    async def accept_webhook(self, headers: dict[str, str], body: bytes) -> None: ...
+    async def post_private(self, thread_id: str | None, user_id: str, text: str) -> None: ...
+
+
+@runtime_checkable
+class ReceivesChatWebhooks(Protocol):
+    """A chat platform that can be fed updates by our web server at /webhooks/<type>/<chat>.
+
+    It answers once the update is safe (handled or stored); ``None`` means a plain 200.
+    """
+
+    async def accept_webhook(
+        self, headers: dict[str, str], body: bytes
+    ) -> WebhookAnswer | None: ...

@@ -1,4 +1,4 @@
-"""The Starlette app: gateway and Telegram webhooks, /healthz and /metrics."""
+"""The Starlette app: gateway and chat webhooks, /healthz and /metrics."""
 
 from __future__ import annotations
 
@@ -16,8 +16,14 @@ from starlette.routing import Route
 from bridge.errors import NotFound, PayloadTooLarge, WebhookRejected
 from bridge.logs import REDACTOR
 from bridge.metrics import Metrics
-from bridge.models import WebhookRequest
-from bridge.ports import ChatPlatform, ReceivesChatWebhooks, ReceivesWebhooks, SmsGateway
+from bridge.models import WebhookAnswer, WebhookRequest
+from bridge.ports import (
+    AnswersWebhooks,
+    ChatPlatform,
+    ReceivesChatWebhooks,
+    ReceivesWebhooks,
+    SmsGateway,
+)
 from bridge.router import Router
 
 log = logging.getLogger(__name__)
@@ -44,21 +50,40 @@ def _rejected(exc: WebhookRejected) -> JSONResponse:
     return JSONResponse({"error": exc.reason}, status_code=exc.status)
 
 
+def _answer(answer: WebhookAnswer) -> Response:
+    return Response(answer.body, status_code=answer.status, media_type=answer.media_type)
+
+
+def called_url(request: Request, public_url: str | None) -> str:
+    """The URL the sender called: behind a proxy only ``public_url`` knows its real start."""
+    if public_url is None:
+        return str(request.url)
+    query = request.url.query
+    return f"{public_url.rstrip('/')}{request.url.path}{'?' + query if query else ''}"
+
+
 def build_web(
     *,
     gateways: dict[str, SmsGateway],
     webhook_gateways: set[str],
     chats: dict[str, ChatPlatform],
+    chat_types: dict[str, str],
     router: Router,
     metrics: Metrics,
     health: Health,
     max_body: int,
+    public_url: str | None = None,
 ) -> Starlette:
     # Resolved once: a runtime Protocol check per request is measurable at a thousand a second.
     receivers = {
         name: gateway
         for name, gateway in gateways.items()
         if name in webhook_gateways and isinstance(gateway, ReceivesWebhooks)
+    }
+    answers = {
+        name: gateway.webhook_answer
+        for name, gateway in receivers.items()
+        if isinstance(gateway, AnswersWebhooks)
     }
 
     async def sms_webhook(request: Request) -> Response:
@@ -76,13 +101,19 @@ def build_web(
                     headers={k.lower(): v for k, v in request.headers.items()},
                     body=body,
                     received_at=time.time(),
+                    url=called_url(request, public_url),
+                    method=request.method,
+                    query=dict(request.query_params),
                 )
             )
         except WebhookRejected as exc:
             metrics.webhook_rejected.labels("sms", str(exc.status)).inc()
             log.info("webhook for %s refused (%s): %s", name, exc.status, exc.reason)
             return _rejected(exc)
+        answer = answers.get(name)
         if events.ignored:
+            if answer is not None:
+                return _answer(answer)
             return JSONResponse({"status": "ignored", "reason": events.ignored})
         try:
             new = await router.accept_webhook(name, events)
@@ -90,25 +121,34 @@ def build_web(
             # Not stored: a 5xx makes the gateway deliver it again later.
             log.exception("webhook for %s could not be stored", name)
             return JSONResponse({"error": "temporarily unable to store; retry"}, status_code=503)
+        if answer is not None:
+            return _answer(answer)
         if new:
             return JSONResponse({"status": "accepted"}, status_code=202)
         return JSONResponse({"status": "duplicate"})
 
-    async def telegram_webhook(request: Request) -> Response:
+    async def chat_webhook(request: Request) -> Response:
+        kind = request.path_params["kind"]
         name = request.path_params["chat"]
         chat = chats.get(name)
         try:
-            if chat is None or not isinstance(chat, ReceivesChatWebhooks):
+            if (
+                chat is None
+                or chat_types.get(name) != kind
+                or not isinstance(chat, ReceivesChatWebhooks)
+            ):
                 raise NotFound(f"no webhook for chat {name!r}")
             body = await read_body(request, max_body)
-            await chat.accept_webhook({k.lower(): v for k, v in request.headers.items()}, body)
+            answer = await chat.accept_webhook(
+                {k.lower(): v for k, v in request.headers.items()}, body
+            )
         except WebhookRejected as exc:
-            metrics.webhook_rejected.labels("telegram", str(exc.status)).inc()
+            metrics.webhook_rejected.labels(kind, str(exc.status)).inc()
             return _rejected(exc)
         except Exception:
-            log.exception("telegram update for %s could not be handled", name)
+            log.exception("%s update for %s could not be handled", kind, name)
             return JSONResponse({"error": "temporarily unable to handle; retry"}, status_code=503)
-        return JSONResponse({"ok": True})
+        return JSONResponse({"ok": True}) if answer is None else _answer(answer)
 
     async def healthz(_request: Request) -> Response:
         ok, report = await health()
@@ -121,9 +161,10 @@ def build_web(
 
     return Starlette(
         routes=[
-            Route("/webhooks/sms/{gateway}", sms_webhook, methods=["POST"]),
-            Route("/webhooks/sms/{gateway}/{token}", sms_webhook, methods=["POST"]),
-            Route("/webhooks/telegram/{chat}", telegram_webhook, methods=["POST"]),
+            # GET too: some gateways call back with query parameters only.
+            Route("/webhooks/sms/{gateway}", sms_webhook, methods=["GET", "POST"]),
+            Route("/webhooks/sms/{gateway}/{token}", sms_webhook, methods=["GET", "POST"]),
+            Route("/webhooks/{kind}/{chat}", chat_webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", prometheus, methods=["GET"]),
         ]

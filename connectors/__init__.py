@@ -15,7 +15,10 @@ from connectors.sms import smsmobileapi
 @dataclass(frozen=True)
 class GatewayKind:
     config: type[GatewayConfigBase]
-    factory: Callable[[Any], SmsGateway]
+    # (config, public webhook URL for this gateway or None) -> gateway; a gateway that tells
+    # its vendor where to call back (SMSGate registers webhooks, iP1 sets deliveryReportUrl)
+    # builds on that URL and must refuse to start without it when it needs one.
+    factory: Callable[[Any, str | None], SmsGateway]
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,9 @@ class ChatKind:
 
 
 GATEWAYS: dict[str, GatewayKind] = {
-    "smsmobileapi": GatewayKind(smsmobileapi.SmsMobileApiConfig, smsmobileapi.SmsMobileApi),
+    "smsmobileapi": GatewayKind(
+        smsmobileapi.SmsMobileApiConfig, lambda config, _url: smsmobileapi.SmsMobileApi(config)
+    ),
 }
 
 CHATS: dict[str, ChatKind] = {

@@ -21,7 +21,7 @@ from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
 # a timedelta; opting in now makes 429s plain exceptions (and silent) in this process.
 os.environ.setdefault("PTB_TIMEDELTA", "true")
 
-from telegram import Bot, Message, ReactionTypeEmoji, ReplyParameters, Update
+from telegram import Bot, InputFile, Message, ReactionTypeEmoji, ReplyParameters, Update
 from telegram import error as tg
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
@@ -37,7 +37,7 @@ from bridge.errors import (
     ThreadGone,
     Unavailable,
 )
-from bridge.models import ChatMessage, ChatUser, Status
+from bridge.models import ChatMessage, ChatUser, Status, WebhookAnswer
 from bridge.pacing import Rate
 from bridge.ports import OnChatMessage
 
@@ -53,6 +53,8 @@ STATUS_EMOJI = {
     Status.FAILED: "💔",
 }
 UPDATES = ["message", "edited_message"]
+PHOTO_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+PHOTO_MAX_BYTES = 10 * 1024 * 1024
 CHAT_DOWN_RETRY = 60.0  # bot removed, chat gone, token revoked: check back slowly, keep the queue
 _THREAD_GONE = ("message thread not found", "topic_deleted", "topic_id_invalid")
 _CHAT_DOWN = (
@@ -308,7 +310,7 @@ class TelegramChat:
     def health(self) -> dict[str, object]:
         return {**self._state, "transport": self.transport, "threads": self.threaded}
 
-    async def accept_webhook(self, headers: dict[str, str], body: bytes) -> None:
+    async def accept_webhook(self, headers: dict[str, str], body: bytes) -> WebhookAnswer | None:
         given = headers.get("x-telegram-bot-api-secret-token", "")
         if not hmac.compare_digest(given.encode(), self._secret.encode()):
             raise Forbidden("missing or wrong X-Telegram-Bot-Api-Secret-Token")
@@ -325,6 +327,7 @@ class TelegramChat:
         if update is None:
             raise BadRequest("malformed update: empty")
         await self._dispatch(update)
+        return None
 
     async def _dispatch(self, update: Update) -> None:
         message = update.message or update.edited_message
@@ -441,6 +444,37 @@ class TelegramChat:
                 reply_parameters=reply,
             ),
         )
+        return str(sent.message_id)
+
+    async def post_file(
+        self,
+        thread_id: str | None,
+        name: str,
+        content_type: str,
+        data: bytes,
+        reply_to: str | None = None,
+    ) -> str:
+        reply = (
+            ReplyParameters(int(reply_to), allow_sending_without_reply=True) if reply_to else None
+        )
+        thread = int(thread_id) if thread_id else None
+        upload = InputFile(data, filename=name)
+        # Photos are shown inline (and recompressed); anything else, or a photo Telegram refuses
+        # as one (over 10 MB, odd dimensions), goes as a document, byte for byte.
+        if content_type in PHOTO_TYPES and len(data) <= PHOTO_MAX_BYTES:
+            sent = await call(
+                "sendPhoto",
+                lambda: self.bot.send_photo(
+                    self.config.chat_id, upload, message_thread_id=thread, reply_parameters=reply
+                ),
+            )
+        else:
+            sent = await call(
+                "sendDocument",
+                lambda: self.bot.send_document(
+                    self.config.chat_id, upload, message_thread_id=thread, reply_parameters=reply
+                ),
+            )
         return str(sent.message_id)
 
     async def show_status(self, message_id: str, status: Status) -> None:
