@@ -125,6 +125,24 @@ async def telegram() -> AsyncIterator[FakeTelegram]:
         yield fake
 
 
+def telegram_section(telegram: FakeTelegram, name: str = "support") -> dict[str, Any]:
+    """The config of a Telegram forum chat on the fake, with pacing out of the way."""
+    return {
+        "name": name,
+        "type": "telegram",
+        "bot_token": telegram.token,
+        "chat_id": GROUP,
+        "base_url": telegram.base_url,
+        "allowed_user_ids": [AGENT],
+        "poll_timeout": 1,
+        "pacing": {
+            "chat": {"messages": 1000, "seconds": 1},
+            "group": {"messages": 1000, "seconds": 1},
+            "overall": {"messages": 1000, "seconds": 1},
+        },
+    }
+
+
 def config_dict(
     store_url: str, gateway: FakeSmsMobileApi, telegram: FakeTelegram, /, **overrides: Any
 ) -> dict[str, Any]:
@@ -140,20 +158,7 @@ def config_dict(
         "poll_interval": 0.2,
         "status_poll_interval": 3600,
     }
-    chat_section: dict[str, Any] = {
-        "name": "support",
-        "type": "telegram",
-        "bot_token": telegram.token,
-        "chat_id": GROUP,
-        "base_url": telegram.base_url,
-        "allowed_user_ids": [AGENT],
-        "poll_timeout": 1,
-        "pacing": {
-            "chat": {"messages": 1000, "seconds": 1},
-            "group": {"messages": 1000, "seconds": 1},
-            "overall": {"messages": 1000, "seconds": 1},
-        },
-    }
+    chat_section = telegram_section(telegram)
     gateway_section.update(overrides.pop("gateway", {}))
     chat_section.update(overrides.pop("chat", {}))
     data: dict[str, Any] = {
