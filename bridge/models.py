@@ -157,6 +157,7 @@ class ChatMessage:
     user: ChatUser
     text: str | None  # None for media or service messages
     edited: bool = False
+    deleted: bool = False  # a person deleted ``message_id`` (it may be one of our posts)
     has_media: bool = False
     event_id: str | None = None  # platform delivery id (update_id), for de-duplication
     # The title of the bridge's own thread, or the text of the bridge's own post replied to:
