@@ -70,11 +70,11 @@ class Poller:
     async def poll_status(self) -> None:
         assert isinstance(self.gateway, PollsStatus)
         waiting = await self.store.awaiting_status(self.name, STATUS_MAX_AGE, self.gateway.awaits)
-        ids = [sms.provider_id for sms in waiting if sms.provider_id]
-        if not ids:
+        sent = [sms for sms in waiting if sms.provider_id]
+        if not sent:
             return
         try:
-            updates = await self.gateway.poll_status(ids)
+            updates = await self.gateway.poll_status(sent)
         except DeliveryError as exc:
             self._failed("status", exc.reason)
             return

@@ -13,6 +13,7 @@ from bridge.models import (
     HistoryItem,
     InboundSms,
     OutboundSms,
+    Outbox,
     SendResult,
     Status,
     WebhookAnswer,
@@ -74,7 +75,9 @@ class PollsStatus(Protocol):
 
     awaits: tuple[Status, ...]
 
-    async def poll_status(self, provider_ids: Sequence[str]) -> list[DeliveryUpdate]: ...
+    async def poll_status(self, sent: Sequence[Outbox]) -> list[DeliveryUpdate]:
+        """Updates for SMS it accepted (each has a ``provider_id``; ``to`` says where it went)."""
+        ...
 
 
 @runtime_checkable

@@ -17,6 +17,7 @@ from bridge.models import (
     HistoryItem,
     InboundSms,
     OutboundSms,
+    Outbox,
     SendResult,
     Status,
     WebhookEvents,
@@ -153,9 +154,9 @@ class SmsMobileApi:
             newest = max(newest, stamp)
         return messages, repr(newest)
 
-    async def poll_status(self, provider_ids: Sequence[str]) -> list[DeliveryUpdate]:
+    async def poll_status(self, sent: Sequence[Outbox]) -> list[DeliveryUpdate]:
         updates: list[DeliveryUpdate] = []
-        for guid in provider_ids:
+        for guid in (sms.provider_id for sms in sent if sms.provider_id):
             params = {**self._key(), "guid_message": guid}
             body = await request_json(
                 self.client, "GET", "/log/sent/sms/", label=LABEL, params=params
