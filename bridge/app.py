@@ -18,7 +18,7 @@ from bridge.delivery import Drainer, SmsWorker
 from bridge.metrics import Metrics
 from bridge.pacing import Pacer
 from bridge.polling import Poller
-from bridge.ports import ChatPlatform, SmsGateway
+from bridge.ports import ChatPlatform, FetchesMedia, SmsGateway
 from bridge.posting import ChatWorker
 from bridge.replies import ChatHandler
 from bridge.router import Router
@@ -81,7 +81,9 @@ class Bridge:
                 gateway, store, self.metrics, self.outbound_expiry
             )
         for name, chat in self.chats.items():
-            self.workers[f"chat:{name}"] = ChatWorker(chat, store, self.pacer, self.metrics)
+            self.workers[f"chat:{name}"] = ChatWorker(
+                chat, store, self.pacer, self.metrics, self._fetch_media
+            )
         for worker in self.workers.values():
             worker.start()
         for config in self.config.gateways:
@@ -92,7 +94,9 @@ class Bridge:
         self.scheduler.every("checkpoint", CHECKPOINT_EVERY, store.db.checkpoint, now=False)
         self.scheduler.every("backlog", 15.0, self._measure_backlog)
         self.scheduler.start()
-        self._handler = ChatHandler(self.config, store, self.gateways, self.chats)
+        self._handler = ChatHandler(
+            self.config, store, self.gateways, self.chats, self._forget_thread
+        )
         for chat in self.chats.values():
             await chat.start(self._handler)
         if serve:
@@ -108,6 +112,17 @@ class Bridge:
             len(self.chats),
             f", listening on {self.config.server.host}:{self.port}" if serve else "",
         )
+
+    async def _fetch_media(self, gateway: str, url: str) -> tuple[bytes, str] | None:
+        found = self.gateways.get(gateway)
+        if isinstance(found, FetchesMedia):
+            return await found.fetch_media(url)
+        return None
+
+    def _forget_thread(self, chat: str, conversation_id: int) -> None:
+        worker = self.workers.get(f"chat:{chat}")
+        if isinstance(worker, ChatWorker):
+            worker.forget(conversation_id)
 
     def _wake(self, kind: str, name: str) -> None:
         if name == "*":

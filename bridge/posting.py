@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import mimetypes
 import time
+from collections.abc import Awaitable, Callable
 
 from bridge.batching import GroupCommit
 from bridge.delivery import IDLE_POLL, Worker, backoff
@@ -19,12 +21,16 @@ from bridge.errors import (
 from bridge.metrics import Metrics
 from bridge.models import Status
 from bridge.pacing import Pacer
-from bridge.ports import ChatPlatform
-from bridge.render import status_notice, thread_title
+from bridge.ports import ChatPlatform, PostsPrivately
+from bridge.render import attachment_line, status_notice, thread_title
 from bridge.store.records import ChatJob, JobKind, PostDone
 from bridge.store.sql import SqlStore
 
 log = logging.getLogger(__name__)
+
+# (gateway, url) -> (content, content type), or None when that gateway hands out plain links.
+FetchMedia = Callable[[str, str], Awaitable[tuple[bytes, str] | None]]
+Send = Callable[[str | None], Awaitable[str]]
 
 PREFETCH = 64
 CONCURRENCY = 8  # conversations posted side by side in one chat; all share its pacing
@@ -54,9 +60,15 @@ class ChatWorker(Worker):
     """
 
     def __init__(
-        self, platform: ChatPlatform, store: SqlStore, pacer: Pacer, metrics: Metrics
+        self,
+        platform: ChatPlatform,
+        store: SqlStore,
+        pacer: Pacer,
+        metrics: Metrics,
+        fetch_media: FetchMedia | None = None,
     ) -> None:
         super().__init__()
+        self.fetch_media = fetch_media
         self.platform = platform
         self.store = store
         self.pacer = pacer
@@ -167,6 +179,12 @@ class ChatWorker(Worker):
             await self._rename(job)
             return
         text = job.text or ""
+        if job.private_to is not None and isinstance(self.platform, PostsPrivately):
+            # Only its addressee sees it, and nobody can reply to it: nothing to map.
+            await self._pace(message=False)
+            await self.platform.post_private(job.thread_id, job.private_to, text)
+            await self._record.submit([PostDone(job, (), job.thread_id)])
+            return
         if job.conversation_id is None:
             await self._pace(message=True)
             message_id = await self.platform.post(job.thread_id, text, job.message_id)
@@ -174,7 +192,14 @@ class ChatWorker(Worker):
             return
         conversation = job.conversation_id
         thread = await self._thread(job)
-        message_id, thread = await self._post_in_thread(thread, text, job)
+        if job.kind is JobKind.FILE:
+            send = await self._file_sender(job)
+        else:
+
+            def send(where: str | None) -> Awaitable[str]:
+                return self.platform.post(where, text, job.message_id)
+
+        message_id, thread = await self._post_in_thread(thread, job, send)
         new_thread = conversation in self._unsaved
         await self._record.submit([PostDone(job, (message_id,), thread, new_thread)])
         self._unsaved.discard(conversation)
@@ -231,13 +256,39 @@ class ChatWorker(Worker):
         log.info("%s: opened thread %s for %s", self.name, thread, number)
         return thread
 
+    def forget(self, conversation_id: int) -> None:
+        """The conversation's thread was deleted: its next post opens a new one."""
+        self._threads.pop(conversation_id, None)
+        self._unsaved.discard(conversation_id)
+
+    async def _file_sender(self, job: ChatJob) -> Send:
+        """How to post an attachment: the file itself, or a line about it if we cannot."""
+        assert job.attachment_id is not None
+        gateway, file = await self.store.attachment(job.attachment_id)
+        data, content_type = file.data, file.content_type
+        problem = None
+        if data is None and file.url and self.fetch_media is not None:
+            try:
+                fetched = await self.fetch_media(gateway, file.url)
+            except Terminal as exc:
+                fetched, problem = None, exc.reason  # gone at the gateway: say so, keep going
+            if fetched is not None:
+                data, content_type = fetched[0], fetched[1] or content_type
+        if data is None:
+            line = attachment_line(file.name, content_type, None if problem else file.url, problem)
+            return lambda where: self.platform.post(where, line, None)
+        content = data
+        extension = mimetypes.guess_extension(content_type.split(";")[0].strip()) or ""
+        name = file.name or f"attachment-{job.attachment_id}{extension}"
+        return lambda where: self.platform.post_file(where, name, content_type, content, None)
+
     async def _post_in_thread(
-        self, thread: str | None, text: str, job: ChatJob
+        self, thread: str | None, job: ChatJob, send: Send
     ) -> tuple[str, str | None]:
         """Post; a thread deleted by a human is replaced, a closed one reopened, once each."""
         await self._pace(message=True)
         try:
-            return await self.platform.post(thread, text, job.message_id), thread
+            return await send(thread), thread
         except ThreadGone:
             if thread is None:
                 raise
@@ -250,7 +301,7 @@ class ChatWorker(Worker):
             await self._pace(message=False)
             await self.platform.reopen_thread(thread)
         await self._pace(message=True)
-        return await self.platform.post(thread, text, job.message_id), thread
+        return await send(thread), thread
 
     async def _status(self, job: ChatJob) -> None:
         assert job.outbox_id is not None

@@ -73,9 +73,22 @@ def inbound_header(number: str, alias: str | None) -> str:
     return f"📩 {thread_title(number, alias)}"
 
 
-def outbound_echo(author: str, text: str) -> str:
-    """How an SMS sent from chat is shown in the number's thread."""
-    return f"📤 {author}: {text}"
+def outbound_echo(author: str, text: str, limit: int = 4096, to: str | None = None) -> str:
+    """How an SMS sent from chat is shown in the number's thread (``to`` where there is none)."""
+    head = f"📤 {author} → {pretty(to)}" if to else f"📤 {author}"
+    echo = f"{head}: {text}"
+    # The SMS itself is whole in the outbox; a mirror may show it shortened.
+    return echo if utf16_len(echo) <= limit else split_text(echo, limit - 1)[0] + "…"
+
+
+def attachment_line(
+    name: str | None, content_type: str, url: str | None, problem: str | None = None
+) -> str:
+    """Stands in for a file we could not upload: what it was, and where or why not."""
+    line = f"📎 {name or 'attachment'} ({content_type})"
+    if problem:
+        return f"{line} could not be fetched: {problem}"
+    return f"{line}: {url}" if url else line
 
 
 def status_notice(status: Status, reason: str | None) -> str:

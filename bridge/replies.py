@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from bridge.config import Config
@@ -26,6 +26,8 @@ _NUMBER_TOKEN = re.compile(r"^[+()\d][\d\-().]*$")
 REFUSED = "⛔ You are not allowed to send SMS from this chat. Nothing was sent."
 NOT_TEXT = "Only text can be sent as SMS; this message was not sent."
 EDITED = "✏️ Edits are not sent: an SMS cannot be changed once it has gone. Send a new message."
+DELETED = "🗑 Deleting here does not unsend: the SMS to {number} had already gone to the gateway."
+NOTE_PREFIX = "note:"  # an internal note in a number's thread: never sent
 HELP_THREADED = (
     "Each phone number has its own topic; what you write there is sent to it by SMS.\n"
     "/sms <number> <text> — text a number (starts its topic)\n"
@@ -58,17 +60,34 @@ class ChatHandler:
         store: SqlStore,
         gateways: dict[str, SmsGateway],
         chats: dict[str, ChatPlatform],
+        forget_thread: Callable[[str, int], None] = lambda _chat, _conversation: None,
     ) -> None:
         self.config = config
         self.store = store
         self.gateways = gateways
         self.chats = chats
+        self.forget_thread = forget_thread  # tells the chat's worker a thread was deleted
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def __call__(self, msg: ChatMessage) -> None:
-        platform = self.chats[msg.chat]
         if msg.user.is_bot:
             return  # our own posts and other bots' never become SMS
+        # A platform's redelivery (Slack retries an event it thinks we missed) is dropped here;
+        # it is recorded only once handled, so one that arrives mid-way is handled again, which
+        # the outbox's unique keys make harmless.
+        source = f"chat:{msg.chat}"
+        if msg.event_id is not None and await self.store.seen(source, msg.event_id):
+            log.debug("chat %s: event %s already handled", msg.chat, msg.event_id)
+            return
+        await self._handle(msg)
+        if msg.event_id is not None:
+            await self.store.mark_seen(source, msg.event_id)
+
+    async def _handle(self, msg: ChatMessage) -> None:
+        platform = self.chats[msg.chat]
+        if msg.deleted:
+            await self._deleted(msg)
+            return
         conversation = await self._conversation_of(msg, platform)
         if msg.edited:
             if conversation is not None:
@@ -84,13 +103,33 @@ class ChatHandler:
             return
         if conversation is None:
             return  # chatter outside any number's thread
+        if text[: len(NOTE_PREFIX)].lower() == NOTE_PREFIX:
+            return  # the team talking among themselves
         if not platform.allows(msg.user):
-            await self._reply(msg, REFUSED)
+            await self._reply(msg, REFUSED, private=True)
             return
         if msg.has_media or not text:
             await self._reply(msg, NOT_TEXT)
             return
         await self._send(msg, conversation.gateway, conversation.number, text, echo=False)
+
+    async def _deleted(self, msg: ChatMessage) -> None:
+        """A thread's first message deleted retires the thread; a sent reply cannot be undone."""
+        conversation_id = await self.store.forget_thread(msg.chat, msg.message_id)
+        if conversation_id is not None:
+            self.forget_thread(msg.chat, conversation_id)
+            log.info(
+                "chat %s: thread %s deleted; the next SMS opens a new one", msg.chat, msg.message_id
+            )
+            return
+        sms = await self.store.outbox_by_origin(msg.chat, msg.message_id)
+        if sms is not None:
+            notice = Notice(
+                msg.chat, DELETED.format(number=pretty(sms.to)), thread_id=msg.thread_id
+            )
+            await self.store.enqueue_notices(
+                [notice], dedupe=(f"notice:{msg.chat}", f"delete:{msg.message_id}")
+            )
 
     async def _conversation_of(
         self, msg: ChatMessage, platform: ChatPlatform
@@ -127,7 +166,7 @@ class ChatHandler:
         if name not in ("sms", "history"):
             return  # other bots' commands are none of our business
         if not platform.allows(msg.user):
-            await self._reply(msg, REFUSED)
+            await self._reply(msg, REFUSED, private=True)
             return
         if name == "history":
             if conversation is None:
@@ -158,9 +197,24 @@ class ChatHandler:
             await self._reply(msg, f"Cannot answer {number}: it is not a phone number.")
             return
         platform = self.chats[msg.chat]
-        echoes: tuple[tuple[str, str], ...] = ()
+        echoes: list[tuple[str, str]] = []
         if echo and platform.threaded:
-            echoes = ((msg.chat, outbound_echo(msg.user.name, text)),)
+            echoes.append((msg.chat, outbound_echo(msg.user.name, text, platform.max_text)))
+        # Every other chat that mirrors this gateway sees the SMS too, and who sent it from where.
+        for other in self.config.chats_for(gateway):
+            if other != msg.chat:
+                mirror = self.chats[other]
+                echoes.append(
+                    (
+                        other,
+                        outbound_echo(
+                            f"{msg.user.name} via {msg.chat}",
+                            text,
+                            mirror.max_text,
+                            to=None if mirror.threaded else number,
+                        ),
+                    )
+                )
         request = OutboundRequest(
             gateway=gateway,
             number=number,
@@ -170,7 +224,7 @@ class ChatHandler:
             origin_thread_id=msg.thread_id,
             author=msg.user.name,
         )
-        if await self.store.enqueue_outbound(request, echoes) is None:
+        if await self.store.enqueue_outbound(request, tuple(echoes)) is None:
             log.debug("chat message %s:%s was already queued", msg.chat, msg.message_id)
 
     async def _history(self, msg: ChatMessage, conversation: Conversation) -> None:
@@ -191,8 +245,16 @@ class ChatHandler:
         await self.store.enqueue_notices(notices, dedupe=(f"cmd:{msg.chat}", msg.message_id))
         log.info("history of %s: %d messages", pretty(conversation.number), len(items))
 
-    async def _reply(self, msg: ChatMessage, text: str, key: str | None = None) -> None:
-        notice = Notice(msg.chat, text, thread_id=msg.thread_id, reply_to=msg.message_id)
+    async def _reply(
+        self, msg: ChatMessage, text: str, key: str | None = None, *, private: bool = False
+    ) -> None:
+        notice = Notice(
+            msg.chat,
+            text,
+            thread_id=msg.thread_id,
+            reply_to=msg.message_id,
+            private_to=msg.user.id if private else None,
+        )
         await self.store.enqueue_notices(
             [notice], dedupe=(f"notice:{msg.chat}", key or msg.message_id)
         )

@@ -40,10 +40,14 @@ class Router:
         result = []
         for name in self._routes.get(sms.gateway, ()):
             platform = self.chats[name]
-            text = sms.text if sms.text.strip() else "(empty message)"
+            text = sms.text
+            if not text.strip():
+                # An MMS may be all picture: its files are the message.
+                text = "" if sms.attachments else "(empty message)"
             if not platform.threaded:
-                text = f"{inbound_header(sms.sender, sms.alias)}\n{text}"
-            result.append((name, tuple(split_text(text, platform.max_text))))
+                text = f"{inbound_header(sms.sender, sms.alias)}\n{text}".rstrip("\n")
+            parts = tuple(split_text(text, platform.max_text)) if text else ()
+            result.append((name, parts))
         return tuple(result)
 
     async def accept_webhook(self, gateway: str, events: WebhookEvents) -> bool:

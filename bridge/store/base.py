@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bridge.models import Conversation
 from bridge.store.engine import Database
 from bridge.store.records import JobKind
-from bridge.store.schema import chat_jobs, chat_messages, conversations, threads
+from bridge.store.schema import chat_jobs, chat_messages, conversations, seen_events, threads
 
 Wake = Callable[[str, str], None]  # (queue kind: "chat" | "gateway", name)
 Learned = dict[tuple[str, str], Conversation]
@@ -169,7 +169,42 @@ class StoreBase:
                     .where(threads.c.chat == chat, threads.c.thread_id == thread_id)
                 )
             ).first()
+            if row is None:
+                # A thread the number no longer uses (its first message was deleted and a new
+                # one opened): what we posted there still says whose it is.
+                row = (
+                    await conn.execute(
+                        sa.select(conversations)
+                        .join(chat_messages, chat_messages.c.conversation_id == conversations.c.id)
+                        .where(chat_messages.c.chat == chat, chat_messages.c.thread_id == thread_id)
+                        .limit(1)
+                    )
+                ).first()
         return conversation_of(row) if row else None
+
+    async def forget_thread(self, chat: str, thread_id: str) -> int | None:
+        """Drop a deleted thread from its number; the conversation id, if it was one."""
+        async with self.db.write() as conn:
+            value = (
+                await conn.execute(
+                    threads.delete()
+                    .where(threads.c.chat == chat, threads.c.thread_id == thread_id)
+                    .returning(threads.c.conversation_id)
+                )
+            ).scalar()
+        return int(value) if value is not None else None
+
+    async def seen(self, source: str, key: str) -> bool:
+        """Was this event id recorded (``mark_seen``) before?"""
+        async with self.db.read() as conn:
+            value = (
+                await conn.execute(
+                    sa.select(seen_events.c.key).where(
+                        seen_events.c.source == source[:128], seen_events.c.key == key[:255]
+                    )
+                )
+            ).scalar()
+        return value is not None
 
     async def conversation_for_message(self, chat: str, message_id: str) -> Conversation | None:
         async with self.db.read() as conn:

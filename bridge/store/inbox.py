@@ -7,10 +7,11 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bridge.models import DeliveryUpdate, Status
+from bridge.models import Attachment, DeliveryUpdate, Status
 from bridge.store.base import Learned, StoreBase, now
 from bridge.store.records import IngestItem, JobKind
 from bridge.store.schema import (
+    attachments,
     chat_jobs,
     chat_messages,
     cursors,
@@ -38,7 +39,7 @@ class InboxOps(StoreBase):
         self._remember(learned)
         for item, result in zip(items, results, strict=True):
             if result is not None:
-                woken.update(chat for chat, parts in item.posts if parts)
+                woken.update(chat for chat, parts in item.posts if parts or item.sms.attachments)
         for chat in woken:
             self._wake("chat", chat)
         return results
@@ -101,31 +102,92 @@ class InboxOps(StoreBase):
             )
         ).all()
         new_ids = {(row.gateway, row.provider_id): int(row.id) for row in returned}
-        jobs: list[dict[str, object]] = []
         for index in live:
             sms = items[index].sms
             # pop: the same SMS twice in one batch is new only the first time
-            inbound_id = new_ids.pop((sms.gateway, sms.provider_id), None)
-            results[index] = inbound_id
+            results[index] = new_ids.pop((sms.gateway, sms.provider_id), None)
+        files = await self._store_attachments(conn, items, results, stamp)
+        jobs: list[dict[str, object]] = []
+        for index in live:
+            inbound_id = results[index]
             if inbound_id is None:
                 continue
-            jobs.extend(
-                {
-                    "chat": chat,
-                    "kind": JobKind.SMS.value,
-                    "conversation_id": conversation_ids[index],
-                    "inbound_id": inbound_id,
-                    "text": part,
-                    "state": "pending",
-                    "next_attempt_at": stamp,
-                    "created_at": stamp,
-                }
-                for chat, parts in items[index].posts
-                for part in parts
-            )
+            # Every row has every key: one executemany needs one shape.
+            common = {
+                "text": None,
+                "attachment_id": None,
+                "conversation_id": conversation_ids[index],
+                "inbound_id": inbound_id,
+                "state": "pending",
+                "next_attempt_at": stamp,
+                "created_at": stamp,
+            }
+            for chat, parts in items[index].posts:
+                jobs.extend(
+                    {**common, "chat": chat, "kind": JobKind.SMS.value, "text": part}
+                    for part in parts
+                )
+                jobs.extend(
+                    {**common, "chat": chat, "kind": JobKind.FILE.value, "attachment_id": file}
+                    for file in files.get(inbound_id, ())
+                )
         if jobs:
             await conn.execute(chat_jobs.insert(), jobs)
         return results
+
+    async def _store_attachments(
+        self,
+        conn: AsyncConnection,
+        items: Sequence[IngestItem],
+        results: Sequence[int | None],
+        stamp: float,
+    ) -> dict[int, list[int]]:
+        """Store the media of new SMS; their ids by inbound id, in order."""
+        rows = [
+            {
+                "inbound_id": inbound_id,
+                "position": position,
+                "content_type": file.content_type[:255],
+                "name": file.name[:255] if file.name else None,
+                "data": file.data,
+                "url": file.url,
+                "created_at": stamp,
+            }
+            for item, inbound_id in zip(items, results, strict=True)
+            if inbound_id is not None
+            for position, file in enumerate(item.sms.attachments)
+        ]
+        if not rows:
+            return {}
+        returned = (
+            await conn.execute(
+                attachments.insert().returning(
+                    attachments.c.id, attachments.c.inbound_id, attachments.c.position
+                ),
+                rows,
+            )
+        ).all()
+        found: dict[int, list[tuple[int, int]]] = {}
+        for row in returned:
+            found.setdefault(int(row.inbound_id), []).append((int(row.position), int(row.id)))
+        return {key: [i for _p, i in sorted(value)] for key, value in found.items()}
+
+    async def attachment(self, attachment_id: int) -> tuple[str, Attachment]:
+        """A stored attachment and the gateway its SMS came through."""
+        query = (
+            sa.select(attachments, inbound.c.gateway)
+            .join(inbound, inbound.c.id == attachments.c.inbound_id)
+            .where(attachments.c.id == attachment_id)
+        )
+        async with self.db.read() as conn:
+            row = (await conn.execute(query)).one()
+        file = Attachment(
+            content_type=row.content_type,
+            name=row.name,
+            data=bytes(row.data) if row.data is not None else None,
+            url=row.url,
+        )
+        return str(row.gateway), file
 
     async def _mark_seen_many(
         self, conn: AsyncConnection, keys: Sequence[tuple[str, str]]

@@ -12,6 +12,7 @@ from bridge.store.base import now
 from bridge.store.outbox import OutboxOps
 from bridge.store.records import ChatJob, JobKind, Notice, PostDone
 from bridge.store.schema import (
+    attachments,
     chat_jobs,
     chat_messages,
     conversations,
@@ -40,6 +41,8 @@ def job_of(row: Any) -> ChatJob:
         message_id=row.message_id,
         attempts=row.attempts,
         next_attempt_at=row.next_attempt_at,
+        attachment_id=row.attachment_id,
+        private_to=row.private_to,
     )
 
 
@@ -91,6 +94,7 @@ class JobOps(OutboxOps):
                             "text": n.text,
                             "thread_id": n.thread_id,
                             "message_id": n.reply_to,
+                            "private_to": n.private_to,
                             "state": "pending",
                             "next_attempt_at": stamp,
                             "created_at": stamp,
@@ -267,6 +271,17 @@ class JobOps(OutboxOps):
                 chat_jobs.delete().where(chat_jobs.c.state == "done", chat_jobs.c.done_at < cutoff),
                 seen_events.delete().where(seen_events.c.created_at < cutoff),
                 orphan_updates.delete().where(orphan_updates.c.created_at < cutoff),
+                # Files posted long ago live on in the chats; their bytes need not stay here.
+                attachments.update()
+                .where(
+                    attachments.c.created_at < cutoff,
+                    attachments.c.data.is_not(None),
+                    ~sa.exists().where(
+                        chat_jobs.c.attachment_id == attachments.c.id,
+                        chat_jobs.c.state == "pending",
+                    ),
+                )
+                .values(data=None),
             ):
                 removed += (await conn.execute(statement)).rowcount
         return removed

@@ -200,6 +200,18 @@ class OutboxOps(InboxOps):
             row = (await conn.execute(sa.select(outbox).where(outbox.c.id == outbox_id))).one()
         return outbox_of(row)
 
+    async def outbox_by_origin(self, chat: str, message_id: str) -> Outbox | None:
+        """The SMS a chat message became, if it became one."""
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(outbox).where(
+                        outbox.c.origin_chat == chat, outbox.c.origin_message_id == message_id
+                    )
+                )
+            ).first()
+        return outbox_of(row) if row else None
+
     async def claimed_provider_ids(self, sms: Outbox) -> frozenset[str]:
         """Provider ids already recorded for other SMS with the same number and text."""
         async with self.db.read() as conn:

@@ -10,6 +10,7 @@ from bridge.models import InboundSms, Outbox
 
 class JobKind(enum.StrEnum):
     SMS = "sms"  # an inbound SMS part into the number's thread
+    FILE = "file"  # an inbound SMS's attachment, uploaded into the number's thread
     ECHO = "echo"  # an SMS sent from elsewhere, shown in the number's thread
     NOTICE = "notice"  # a short bridge message (refusal, failure reason, history)
     STATUS = "status"  # show an outbound SMS's status on one of its chat messages
@@ -55,6 +56,8 @@ class ChatJob:
     number: str | None = None
     alias: str | None = None
     known_thread: str | None = None  # the conversation's thread in this chat, if it has one
+    attachment_id: int | None = None
+    private_to: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,7 @@ class Notice:
     conversation_id: int | None = None
     thread_id: str | None = None
     reply_to: str | None = None
+    private_to: str | None = None  # a chat user id: only they see it, where the platform can
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,22 @@ inbound = sa.Table(
     sa.UniqueConstraint("gateway", "provider_id", name="uq_inbound_gateway_provider"),
 )
 
+# Files that came with inbound SMS (MMS images): stored with the SMS, so a webhook is answered
+# only once its media is safe too; ``url`` when the gateway keeps the content for us to fetch.
+attachments = sa.Table(
+    "attachments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("inbound_id", sa.ForeignKey("inbound.id"), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("content_type", sa.String(255), nullable=False),
+    sa.Column("name", sa.String(255)),
+    sa.Column("data", sa.LargeBinary),
+    sa.Column("url", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("inbound_id", "position", name="uq_attachments_inbound_position"),
+)
+
 outbox = sa.Table(
     "outbox",
     metadata,
@@ -81,13 +97,16 @@ chat_jobs = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("chat", sa.String(64), nullable=False),
-    sa.Column("kind", sa.String(16), nullable=False),  # sms | echo | notice | status | rename
+    # sms | file | echo | notice | status | rename
+    sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("conversation_id", sa.ForeignKey("conversations.id")),
     sa.Column("inbound_id", sa.ForeignKey("inbound.id")),
     sa.Column("outbox_id", sa.ForeignKey("outbox.id")),
     sa.Column("text", sa.Text),
     sa.Column("thread_id", sa.String(64)),  # explicit placement for notices outside threads
     sa.Column("message_id", sa.String(64)),  # reply target (notice) or reaction target (status)
+    sa.Column("attachment_id", sa.ForeignKey("attachments.id")),  # what a ``file`` job uploads
+    sa.Column("private_to", sa.String(64)),  # a notice only this chat user should see
     sa.Column("state", sa.String(16), nullable=False),  # pending | done | failed
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", sa.Float, nullable=False),

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bridge.models import DeliveryUpdate, InboundSms, SendResult, Status
+from bridge.models import Attachment, DeliveryUpdate, InboundSms, SendResult, Status
 from bridge.store.records import IngestItem, JobKind, Notice, OutboundRequest
 from bridge.store.sql import SqlStore
 
@@ -229,3 +229,55 @@ async def test_wal_is_folded_back_by_checkpoint(tmp_path: Any) -> None:
         assert wal.stat().st_size <= before
     finally:
         await opened.close()
+
+
+async def test_attachments_are_stored_with_their_sms_and_posted_after_its_text(
+    store: SqlStore,
+) -> None:
+    picture = Attachment("image/png", "cat.png", data=b"\x89PNG\r\n")
+    linked = Attachment("image/jpeg", url="https://media.example/1")
+    mms = dataclasses.replace(sms("m1", text="look"), attachments=(picture, linked))
+    posts = (("support", ("look",)), ("oncall", ()))  # a chat may get the files alone
+    assert (await store.ingest([IngestItem(mms, posts)]))[0] is not None
+    assert await store.ingest([IngestItem(mms, posts)]) == [None]  # nothing twice
+
+    support = await store.next_chat_jobs("support", 10)
+    assert [j.kind for j in support] == [JobKind.SMS, JobKind.FILE, JobKind.FILE]
+    files = [await store.attachment(j.attachment_id) for j in support[1:] if j.attachment_id]
+    assert files == [("office", picture), ("office", linked)]
+    oncall = await store.next_chat_jobs("oncall", 10)
+    assert [j.attachment_id for j in oncall] == [j.attachment_id for j in support[1:]]
+
+    # Once posted and old, the bytes go; what the chat shows stays mapped.
+    for job in support + oncall:
+        await store.complete_post(job, [f"m{job.id}"], None)
+    await store.purge(older_than=-1)
+    assert support[1].attachment_id is not None
+    _gateway, kept = await store.attachment(support[1].attachment_id)
+    assert kept.data is None and kept.content_type == "image/png"
+    assert await store.conversation_for_message("support", f"m{support[1].id}") is not None
+
+
+async def test_a_deleted_thread_is_forgotten_but_still_names_its_number(store: SqlStore) -> None:
+    await store.ingest([item("g1")])
+    conversation = await store.conversation("office", NUMBER)
+    job = await store.next_chat_job("support")
+    assert job is not None
+    await store.complete_post(job, ["1700.01"], "1700.00", new_thread=True)
+    assert await store.forget_thread("support", "1700.00") == conversation.id
+    assert await store.forget_thread("support", "1700.00") is None
+    assert await store.thread_of(conversation.id, "support") is None
+    # A late reply in the old thread still finds the number through what we posted there.
+    found = await store.conversation_for_thread("support", "1700.00")
+    assert found is not None and found.id == conversation.id
+
+
+async def test_private_notices_and_seen_events(store: SqlStore) -> None:
+    notice = Notice("support", "no", thread_id="5", reply_to="6", private_to="U1")
+    assert await store.enqueue_notices([notice])
+    job = await store.next_chat_job("support")
+    assert job is not None and (job.private_to, job.thread_id, job.message_id) == ("U1", "5", "6")
+    assert not await store.seen("chat:support", "Ev1")
+    assert await store.mark_seen("chat:support", "Ev1")
+    assert await store.seen("chat:support", "Ev1")
+    assert not await store.mark_seen("chat:support", "Ev1")
