@@ -273,7 +273,10 @@ class ChatWorker(Worker):
             except Terminal as exc:
                 fetched, problem = None, exc.reason  # gone at the gateway: say so, keep going
             if fetched is not None:
-                data, content_type = fetched[0], fetched[1] or content_type
+                data = fetched[0]
+                # A generic type from the server says less than what the gateway told us.
+                if fetched[1] and fetched[1].split(";")[0].strip() != "application/octet-stream":
+                    content_type = fetched[1]
         if data is None:
             line = attachment_line(file.name, content_type, None if problem else file.url, problem)
             return lambda where: self.platform.post(where, line, None)

@@ -9,7 +9,7 @@ from typing import Any
 from bridge.confbase import ChatConfigBase, GatewayConfigBase
 from bridge.ports import ChatPlatform, SmsGateway
 from connectors.chat import telegram
-from connectors.sms import smsmobileapi
+from connectors.sms import ip1, smsgate, smsgateway24, smsmobileapi, smstools, twilio
 
 
 @dataclass(frozen=True)
@@ -31,9 +31,18 @@ class ChatKind:
 
 
 GATEWAYS: dict[str, GatewayKind] = {
+    "ip1": GatewayKind(ip1.Ip1Config, ip1.Ip1),
+    "smsgate": GatewayKind(smsgate.SmsGateConfig, smsgate.create),
+    "smsgateway24": GatewayKind(
+        smsgateway24.SmsGateway24Config, lambda config, _url: smsgateway24.SmsGateway24(config)
+    ),
     "smsmobileapi": GatewayKind(
         smsmobileapi.SmsMobileApiConfig, lambda config, _url: smsmobileapi.SmsMobileApi(config)
     ),
+    "smstools": GatewayKind(
+        smstools.SmstoolsConfig, lambda config, _url: smstools.Smstools(config)
+    ),
+    "twilio": GatewayKind(twilio.TwilioConfig, twilio.Twilio),
 }
 
 CHATS: dict[str, ChatKind] = {

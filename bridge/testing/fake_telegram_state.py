@@ -380,6 +380,10 @@ class FakeTelegramState:
         return [small, {**self._store_file("photos", data), "width": 800, "height": 800}]
 
     # -- inspection -------------------------------------------------------------------------
+    def file_bytes(self, file_id: str) -> bytes:
+        """The content of a file the bot uploaded (a photo size, a document)."""
+        return self._files[file_id][2]
+
     def sent_messages(
         self, chat_id: int, thread_id: int | _AnyThread | None = ANY_THREAD
     ) -> list[dict[str, Any]]:

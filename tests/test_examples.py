@@ -1,0 +1,56 @@
+"""The per-gateway example configs in examples/ load, so the README's snippets cannot rot."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from bridge.config import load_config
+from bridge.errors import ConfigError
+
+EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.yaml"))
+_REQUIRED = re.compile(r"\$\{([A-Z0-9_]+)\}")
+
+
+def _variables(path: Path) -> dict[str, str]:
+    """A plausible value for every ${VAR} the example needs (not for ${VAR:-default})."""
+    values = {
+        "TELEGRAM_CHAT_ID": "-1001234567890",
+        "TELEGRAM_USER_ID": "42",
+        "TELEGRAM_BOT_TOKEN": "123456:secret-token-value",
+        "SMSBRIDGE_PUBLIC_URL": "https://sms.example.com",
+        "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+        "IP1_SENDER": "Shop",
+        "TWILIO_FROM": "+15550001111",
+        "SMSTOOLS_SENDER": "+32460260667",
+        "SLACK_CHANNEL": "C0123456789",
+        "SLACK_BOT_TOKEN": "xoxb-1-2-abc",
+        "SLACK_APP_TOKEN": "xapp-1-A1-2-abc",
+    }
+    lines = path.read_text(encoding="utf-8").splitlines()
+    found = {name for line in lines for name in _REQUIRED.findall(line.split("#", 1)[0])}
+    return {name: values.get(name, f"value-of-{name.lower().replace('_', '-')}") for name in found}
+
+
+def test_there_is_an_example_for_every_gateway_but_the_default_one() -> None:
+    assert {p.stem for p in EXAMPLES} >= {"ip1", "smsgate", "smsgateway24", "smstools", "twilio"}
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_example_loads(path: Path) -> None:
+    config = load_config(path, environ=_variables(path))
+    assert config.routes and config.gateways and config.chats
+    assert {g.type for g in config.gateways} & {path.stem, "smsmobileapi"} or path.stem == "slack"
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_example_names_what_is_missing(path: Path) -> None:
+    needed = _variables(path)
+    if not needed:
+        return
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    named = " ".join(caught.value.problems)
+    assert all(name in named for name in needed)
