@@ -15,6 +15,7 @@ import uvicorn
 from bridge import logs
 from bridge.config import Config, secrets_of
 from bridge.delivery import Drainer, SmsWorker
+from bridge.media import MediaFetcher
 from bridge.metrics import Metrics
 from bridge.pacing import Pacer
 from bridge.polling import Poller
@@ -43,6 +44,7 @@ class Bridge:
         logs.protect(secrets_of(config))
         self.metrics = Metrics()
         self.pacer = Pacer()
+        self.media = MediaFetcher()
         self.scheduler = Scheduler()
         self.outbound_expiry = outbound_expiry
         public = str(config.server.public_url).rstrip("/") if config.server.public_url else None
@@ -117,7 +119,7 @@ class Bridge:
         found = self.gateways.get(gateway)
         if isinstance(found, FetchesMedia):
             return await found.fetch_media(url)
-        return None
+        return await self.media.fetch(url)
 
     def _forget_thread(self, chat: str, conversation_id: int) -> None:
         worker = self.workers.get(f"chat:{chat}")
@@ -190,6 +192,7 @@ class Bridge:
         await asyncio.gather(*(worker.stop() for worker in self.workers.values()))
         for gateway in self.gateways.values():
             await gateway.stop()
+        await self.media.close()
         if self.store is not None:
             await self.store.close()
         log.info("smsbridge stopped")

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 DOWN_AFTER = 3  # consecutive failed polls before /healthz calls the gateway down
 STATUS_MAX_AGE = 48 * 3600.0  # stop asking about an SMS after two days
+STATUS_PAGE = 200  # SMS asked about per status poll
 
 
 class Poller:
@@ -40,6 +41,9 @@ class Poller:
         self.failures = 0
         self.last_error: str | None = None
         self.last_ok: float | None = None
+        # Status polls take a page of waiting SMS at a time, going round: SMS that never get a
+        # receipt (many carriers send none) must not keep newer ones from being asked about.
+        self._status_after = 0
 
     def schedule(self, scheduler: Scheduler) -> None:
         if self.config.polls and isinstance(self.gateway, PollsInbound):
@@ -69,7 +73,11 @@ class Poller:
 
     async def poll_status(self) -> None:
         assert isinstance(self.gateway, PollsStatus)
-        waiting = await self.store.awaiting_status(self.name, STATUS_MAX_AGE, self.gateway.awaits)
+        waiting = await self.store.awaiting_status(
+            self.name, STATUS_MAX_AGE, self.gateway.awaits, STATUS_PAGE, self._status_after
+        )
+        # A short page ends the round: the next poll starts again from the oldest.
+        self._status_after = waiting[-1].id if len(waiting) == STATUS_PAGE else 0
         sent = [sms for sms in waiting if sms.provider_id]
         if not sent:
             return

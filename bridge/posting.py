@@ -114,6 +114,10 @@ class ChatWorker(Worker):
         # Jobs of running conversations, or beyond the free slots, wait for a group to finish;
         # new work wakes us anyway, so otherwise a finishing group need not.
         self._left_over = started < len(jobs) - sum(1 for job in jobs if _group(job) in waiting)
+        if self._left_over and any(task.done() for task in self._running.values()):
+            # A group finished while we were reading, before _left_over said to wake us: its
+            # conversation's next jobs would otherwise wait for the idle poll.
+            return 0.0
         # A finished group wakes us: sleep until then, or until a deferred job is due.
         return max(0.0, next_due - now)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from bridge.confbase import ChatConfigBase, GatewayConfigBase
 from bridge.ports import ChatPlatform, SmsGateway
-from connectors.chat import telegram
+from connectors.chat import slack, telegram
 from connectors.sms import ip1, smsgate, smsgateway24, smsmobileapi, smstools, twilio
 
 
@@ -47,4 +47,5 @@ GATEWAYS: dict[str, GatewayKind] = {
 
 CHATS: dict[str, ChatKind] = {
     "telegram": ChatKind(telegram.TelegramConfig, telegram.TelegramChat, telegram.check_configs),
+    "slack": ChatKind(slack.SlackConfig, slack.SlackChat, slack.check_configs),
 }

@@ -69,7 +69,7 @@ def test_unknown_key_and_unknown_type_are_errors() -> None:
     data["chats"][0]["type"] = "fax"  # type: ignore[index]
     found = problems(data)
     assert "gateways[0].colour: unknown key" in found
-    assert "chats[0].type: unknown type 'fax' (known: telegram)" in found
+    assert "chats[0].type: unknown type 'fax' (known: slack, telegram)" in found
 
 
 def test_env_default_and_dollar_escape() -> None:

@@ -232,8 +232,9 @@ class OutboxOps(InboxOps):
         max_age: float,
         statuses: tuple[Status, ...] = (Status.QUEUED, Status.SENT),
         limit: int = 200,
+        after: int = 0,
     ) -> list[Outbox]:
-        """Accepted SMS still in one of ``statuses``, oldest first, for status polling."""
+        """Accepted SMS still in one of ``statuses``, oldest first from id ``after``."""
         async with self.db.read() as conn:
             rows = (
                 await conn.execute(
@@ -243,6 +244,7 @@ class OutboxOps(InboxOps):
                         outbox.c.status.in_([s.value for s in statuses]),
                         outbox.c.provider_id.is_not(None),
                         outbox.c.created_at > now() - max_age,
+                        outbox.c.id > after,
                     )
                     .order_by(outbox.c.id)
                     .limit(limit)

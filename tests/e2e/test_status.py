@@ -6,7 +6,10 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from conftest import AGENT, GROUP, Harness
+
+from bridge import polling
 
 
 async def replied(harness: Harness, text: str = "on my way") -> tuple[int, int, str]:
@@ -89,3 +92,28 @@ async def test_status_from_polling_the_sent_log(start_bridge: Callable[..., Any]
     await harness.telegram.wait_for(
         lambda: "💔 SMS not sent: SIM not ready" in harness.posts(thread_id=thread)
     )
+
+
+async def test_status_polls_go_round_every_waiting_sms(
+    start_bridge: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SMS that never get a receipt must not crowd out newer ones: pages of 2 go round all 5.
+    monkeypatch.setattr(polling, "STATUS_PAGE", 2)
+    harness: Harness = await start_bridge(gateway={"status_poll_interval": 3600})
+    thread, _message_id, _guid = await replied(harness)
+    for n in range(4):
+        harness.telegram.user_message(GROUP, AGENT, f"follow-up {n}", thread_id=thread)
+    await harness.gateway.wait_for(lambda: len(harness.gateway.sent) == 5)
+    await harness.idle()
+    [poller] = harness.bridge.pollers
+
+    def asked() -> set[str]:
+        return {
+            r.params["guid_message"]
+            for r in harness.gateway.requests
+            if r.path.startswith("/log/sent/sms") and "guid_message" in r.params
+        }
+
+    for _ in range(3):
+        await poller.poll_status()
+    assert asked() == {sms.guid for sms in harness.gateway.sent}

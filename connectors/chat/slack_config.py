@@ -1,0 +1,152 @@
+"""Slack chat config (Events API or Socket Mode) and how Slack's errors map to the bridge's."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Literal, Self, TypeVar
+
+import aiohttp
+from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
+from slack_sdk.errors import SlackApiError, SlackRequestError
+
+from bridge.confbase import ChatConfigBase, Strict
+from bridge.errors import RateLimited, Retryable, Terminal, ThreadGone, Unavailable
+from bridge.pacing import Rate
+
+T = TypeVar("T")
+CHAT_DOWN_RETRY = 60.0  # token revoked, bot not in the channel: check back slowly, keep the queue
+# A post into a thread whose first message is gone (what Slack may answer for it).
+_THREAD_GONE = frozenset({"thread_not_found", "message_not_found", "cannot_reply_to_message"})
+_CHAT_DOWN = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "missing_scope",
+        "no_permission",
+        "team_not_found",
+        "ekm_access_denied",
+    }
+)
+_RATE_LIMITED = frozenset({"ratelimited", "rate_limited", "message_limit_exceeded"})
+_SLACK_TROUBLE = frozenset(
+    {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+
+
+class Window(Strict):
+    messages: int = Field(ge=1)
+    seconds: float = Field(gt=0)
+
+    def rate(self) -> Rate:
+        return Rate(self.messages, self.seconds)
+
+
+class SlackPacing(Strict):
+    """Defaults are Slack's published limits."""
+
+    channel: Window = Window(messages=1, seconds=1)  # chat.postMessage: ~1 per second per channel
+    reactions: Window = Window(messages=20, seconds=60)  # reactions.remove is a Tier 2 method
+
+
+class SlackConfig(ChatConfigBase):
+    type: Literal["slack"]
+    bot_token: SecretStr
+    signing_secret: SecretStr | None = None  # Events API over HTTP: POST /webhooks/slack/<name>
+    app_token: SecretStr | None = None  # when set, Socket Mode (no public URL needed)
+    channel: str = Field(pattern=r"^[CG][A-Z0-9]{2,}$")
+    base_url: HttpUrl = HttpUrl("https://slack.com/api/")
+    allowed_user_ids: list[str] = Field(default_factory=list)  # empty: everyone in the channel
+    pacing: SlackPacing = SlackPacing()
+    timeout: float = Field(default=15.0, gt=0, le=300)
+
+    @field_validator("bot_token")
+    @classmethod
+    def _bot_token_shape(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("must be a bot token (xoxb-…, OAuth & Permissions)")
+        return value
+
+    @field_validator("app_token")
+    @classmethod
+    def _app_token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("must be an app-level token (xapp-…, with connections:write)")
+        return value
+
+    @field_validator("allowed_user_ids")
+    @classmethod
+    def _user_ids(cls, value: list[str]) -> list[str]:
+        for user in value:
+            if user[:1] not in ("U", "W") or not user.isalnum():
+                raise ValueError(f"{user!r} is not a Slack user id (U… or W…)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> Self:
+        if self.signing_secret is None and self.app_token is None:
+            raise ValueError("set signing_secret (Events API) or app_token (Socket Mode)")
+        return self
+
+
+def check_configs(configs: list[SlackConfig]) -> list[tuple[int, str]]:
+    """One Slack app per chat: an app has one Request URL, and Socket Mode spreads its events
+    over all open connections, so two chats sharing an app would each miss some."""
+    problems = []
+    owners: dict[str, str] = {}
+    for index, config in enumerate(configs):
+        token = config.bot_token.get_secret_value()
+        if token in owners:
+            problems.append(
+                (index, f"uses the same Slack app as chat {owners[token]!r}; give each its own")
+            )
+        owners.setdefault(token, config.name)
+    return problems
+
+
+def _header(headers: Mapping[str, Any], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return str(value)
+    return None
+
+
+def _retry_after(headers: Mapping[str, Any]) -> float:
+    try:
+        return max(1.0, float(_header(headers, "retry-after") or 1))
+    except ValueError:
+        return 1.0
+
+
+async def call(label: str, make: Callable[[], Awaitable[T]], *, in_thread: bool = False) -> T:
+    """Run one Web API call, translating slack_sdk's errors into the bridge's.
+
+    Messages carry Slack's error code and our context only: never a token or a URL.
+    """
+    try:
+        return await make()
+    except SlackApiError as exc:
+        response = exc.response
+        status = response.status_code
+        data = response.data if isinstance(response.data, dict) else {}
+        error = str(data.get("error") or f"HTTP {status}")
+        if status == 429 or error in _RATE_LIMITED:
+            raise RateLimited(
+                f"Slack rate limit on {label}", _retry_after(response.headers)
+            ) from None
+        if status >= 500 or error in _SLACK_TROUBLE:
+            raise Retryable(f"Slack failed on {label}: {error}") from None
+        if in_thread and error in _THREAD_GONE:
+            raise ThreadGone(f"Slack: the thread is gone ({error})") from None
+        if error in _CHAT_DOWN:
+            raise Unavailable(f"Slack refused {label}: {error}", CHAT_DOWN_RETRY) from None
+        raise Terminal(f"Slack refused {label}: {error}", raw_status=error) from None
+    except SlackRequestError:
+        raise Retryable(f"Slack refused the request for {label}") from None
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise Retryable(f"Slack unreachable on {label}: {type(exc).__name__}") from None

@@ -1,0 +1,171 @@
+"""Slack payloads -> ChatMessage: message events, edits, deletions, slash commands; text markup."""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.models import ChatMessage, ChatUser
+
+# Subtypes that are a person writing: plain, "also send to channel", and with files.
+_WRITTEN = frozenset({None, "thread_broadcast", "file_share", "me_message"})
+_ENTITY = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
+_SPECIAL = {"here": "@here", "channel": "@channel", "everyone": "@everyone"}
+COMMAND_PREFIX = "cmd:"  # message ids of slash commands, which have no ts of their own
+SOMEONE = ChatUser("", "someone")  # Slack does not say who deleted a message
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who the bridge is in the workspace (from auth.test)."""
+
+    team_id: str
+    user_id: str  # the bot user
+    bot_id: str
+
+
+def plain_text(text: str) -> str:
+    """Slack's markup as a person would read it: ``<@U1>`` -> @U1, links, entities decoded."""
+
+    def entity(match: re.Match[str]) -> str:
+        target, label = match.group(1), match.group(2)
+        if target.startswith(("@", "#")):
+            return target[0] + label if label else target
+        if target.startswith("!"):
+            name = target[1:].split("^", 1)[0]
+            return label or _SPECIAL.get(name, f"@{name}")
+        if label and label not in target:
+            return f"{label} ({target.removeprefix('mailto:')})"
+        return label or target.removeprefix("mailto:")
+
+    return html.unescape(_ENTITY.sub(entity, text))
+
+
+def escape(text: str) -> str:
+    """Text for Slack: the three characters its markup reserves, escaped as it asks."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _thread_of(message: dict[str, Any]) -> str | None:
+    """The thread a message is a reply in; a thread's first message is in none."""
+    thread = message.get("thread_ts")
+    if isinstance(thread, str) and thread and thread != message.get("ts"):
+        return thread
+    return None
+
+
+def _event(body: dict[str, Any], channel: str) -> dict[str, Any] | None:
+    event = body.get("event")
+    if body.get("type") != "event_callback" or not isinstance(event, dict):
+        return None
+    if event.get("type") != "message" or event.get("channel") != channel:
+        return None
+    return event
+
+
+def deletion(body: dict[str, Any], channel: str, chat: str) -> ChatMessage | None:
+    """A message deleted in the channel, or a thread's first message left as a tombstone."""
+    event = _event(body, channel)
+    if event is None:
+        return None
+    event_id = body.get("event_id")
+    if event.get("subtype") == "message_deleted":
+        gone = event.get("deleted_ts")
+        before = event.get("previous_message")
+        thread = before.get("thread_ts") if isinstance(before, dict) else None
+    elif event.get("subtype") == "message_changed":
+        now = event.get("message")
+        if not isinstance(now, dict) or now.get("subtype") != "tombstone":
+            return None
+        gone, thread = now.get("ts"), now.get("thread_ts") or now.get("ts")
+    else:
+        return None
+    if not isinstance(gone, str):
+        return None
+    return ChatMessage(
+        chat=chat,
+        message_id=gone,
+        thread_id=thread if isinstance(thread, str) else None,
+        reply_to=None,
+        user=SOMEONE,
+        text=None,
+        deleted=True,
+        event_id=event_id if isinstance(event_id, str) else None,
+    )
+
+
+def message(body: dict[str, Any], channel: str, chat: str, me: Identity) -> ChatMessage | None:
+    """A person's message or edit in the channel; None for what is not one (or is ours).
+
+    The user's display name is left as their id; the caller looks names up.
+    """
+    event = _event(body, channel)
+    if event is None:
+        return None
+    subtype = event.get("subtype")
+    edited = subtype == "message_changed"
+    if edited:
+        current, before = event.get("message"), event.get("previous_message")
+        if not isinstance(current, dict):
+            return None
+        # Slack also says "changed" when a reply is added, a link unfurls or a thread is
+        # renamed: only a new text from its author is an edit.
+        same = isinstance(before, dict) and before.get("text") == current.get("text")
+        if "edited" not in current or same:
+            return None
+        source = current
+    elif subtype in _WRITTEN or subtype == "bot_message":
+        source = event
+    else:
+        return None  # joins, topic changes, deletions (handled before bolt's self filter) …
+    user_id, bot_id = source.get("user"), source.get("bot_id")
+    if user_id == me.user_id or (bot_id is not None and bot_id == me.bot_id):
+        return None  # our own post, whatever bolt decided
+    ts = source.get("ts")
+    if not isinstance(ts, str):
+        return None
+    files = source.get("files")
+    is_bot = bot_id is not None or subtype == "bot_message"
+    who = user_id if isinstance(user_id, str) else f"bot:{bot_id or 'unknown'}"
+    text = source.get("text")
+    event_id = body.get("event_id")
+    return ChatMessage(
+        chat=chat,
+        message_id=ts,
+        thread_id=_thread_of(source),
+        reply_to=None,
+        user=ChatUser(who, who, is_bot),
+        text=plain_text(text) if isinstance(text, str) and text else None,
+        edited=edited,
+        has_media=bool(files),
+        event_id=event_id if isinstance(event_id, str) else None,
+    )
+
+
+def command(payload: dict[str, Any], chat: str) -> ChatMessage | None:
+    """``/sms +1 555 … text`` as the text message the core understands."""
+    name, user, trigger = payload.get("command"), payload.get("user_id"), payload.get("trigger_id")
+    if not (isinstance(name, str) and isinstance(user, str) and isinstance(trigger, str)):
+        return None
+    args = payload.get("text")
+    text = f"{name} {plain_text(args)}" if isinstance(args, str) and args.strip() else name
+    who = payload.get("user_name")
+    return ChatMessage(
+        chat=chat,
+        # Not a ts: a notice answering it goes to the person privately (see SlackChat.post).
+        message_id=f"{COMMAND_PREFIX}{user}:{trigger}",
+        thread_id=None,
+        reply_to=None,
+        user=ChatUser(user, who if isinstance(who, str) and who else user),
+        text=text.strip(),
+        event_id=None,
+    )
+
+
+def command_user(message_id: str | None) -> str | None:
+    """The person who ran the slash command a message id names, if it names one."""
+    if message_id is None or not message_id.startswith(COMMAND_PREFIX):
+        return None
+    return message_id[len(COMMAND_PREFIX) :].split(":", 1)[0] or None

@@ -1,0 +1,117 @@
+"""Slack threads: one per number, kept across a restart, renamed, replaced when deleted; media."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from slack_support import CHANNEL, SlackHarness, slack_world, start_slack
+
+from bridge.models import Attachment, InboundSms, WebhookEvents
+from bridge.testing.fake_slack import FakeSlack
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as fake:
+        slack_world(fake)
+        yield fake
+
+
+@pytest.fixture
+async def bridge(slack: FakeSlack, start_bridge: Callable[..., Any]) -> SlackHarness:
+    return await start_slack(start_bridge, slack)
+
+
+async def test_first_sms_opens_a_thread_and_later_ones_reuse_it_across_a_restart(
+    slack: FakeSlack, start_bridge: Callable[..., Any]
+) -> None:
+    first = await start_slack(start_bridge, slack)
+    await first.sms("before restart", alias="Taylor")
+    await slack.wait_for(
+        lambda: len(first.parents()) == 1 and first.thread(first.parents()[0]["ts"])
+    )
+    await first.idle()
+    await first.bridge.stop()
+    second = await start_slack(start_bridge, slack)
+    await second.sms("after restart")
+    [parent] = second.parents()
+    await slack.wait_for(lambda: len(second.thread(parent["ts"])) == 2)
+    assert parent["text"] == "Taylor (+1 555-123-4567)"
+    assert second.thread(parent["ts"]) == ["before restart", "after restart"]
+    assert len(second.parents()) == 1  # never a second thread, and history was never searched
+    assert slack.count("conversations.replies") == 0
+    assert slack.violations == []
+
+
+async def test_two_sms_arriving_together_from_a_new_number_open_one_thread(
+    bridge: SlackHarness, slack: FakeSlack
+) -> None:
+    await asyncio.gather(bridge.sms("one"), bridge.sms("two"))
+    await slack.wait_for(lambda: len(slack.texts(CHANNEL)) == 3)
+    [parent] = bridge.parents()
+    assert parent["text"] == "+1 555-123-4567"
+    assert sorted(bridge.thread(parent["ts"])) == ["one", "two"]
+
+
+async def test_a_thread_is_renamed_when_the_gateway_names_the_number(
+    bridge: SlackHarness, slack: FakeSlack
+) -> None:
+    ts = await bridge.thread_for("hi")
+    await bridge.sms("it's Taylor", alias="Taylor")
+    await slack.wait_for(lambda: len(bridge.thread(ts)) == 2)
+    [parent] = bridge.parents()
+    assert parent["ts"] == ts
+    assert parent["text"] == "Taylor (+1 555-123-4567)"
+    assert slack.count("chat.update") == 1
+    assert slack.violations == []
+
+
+@pytest.mark.parametrize("tombstone", [False, True], ids=["deleted", "tombstone"])
+async def test_a_parent_deleted_by_a_person_starts_a_fresh_thread(
+    bridge: SlackHarness, slack: FakeSlack, tombstone: bool
+) -> None:
+    old = await bridge.thread_for("first")
+    slack.user_delete(CHANNEL, old, tombstone=tombstone)
+    await bridge.settled()
+    await bridge.sms("second")
+    await slack.wait_for(
+        lambda: any(
+            bridge.thread(p["ts"]) == ["second"] for p in bridge.parents() if p["ts"] != old
+        )
+    )
+    new = next(p["ts"] for p in bridge.parents() if p["ts"] != old)
+    await bridge.sms("third")
+    await slack.wait_for(lambda: bridge.thread(new) == ["second", "third"])
+    assert bridge.thread(old) == ["first"]
+    assert "first message is gone" not in " ".join(slack.violations)
+
+
+async def test_an_inbound_mms_image_is_uploaded_into_the_thread(
+    bridge: SlackHarness, slack: FakeSlack
+) -> None:
+    ts = await bridge.thread_for("hello")
+    picture = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+    assert bridge.bridge.router is not None
+    # What an MMS-capable gateway's webhook hands the router (SMSMobileAPI sends no media).
+    mms = InboundSms(
+        gateway="office",
+        provider_id="mms-1",
+        sender="+15551234567",
+        text="see the photo",
+        received_at=datetime.now(UTC),
+        attachments=(Attachment("image/png", "photo.png", data=picture),),
+    )
+    await bridge.bridge.router.accept_webhook("office", WebhookEvents(inbound=(mms,)))
+    await slack.wait_for(lambda: len(slack.uploads(CHANNEL, ts)) == 1)
+    [upload] = slack.uploads(CHANNEL, ts)
+    assert (upload.name, upload.data) == ("photo.png", picture)
+    assert "see the photo" in bridge.thread(ts)
+    assert [c.method for c in slack.calls if c.method.startswith("files.")] == [
+        "files.getUploadURLExternal",
+        "files.completeUploadExternal",
+    ]
+    assert slack.violations == []
