@@ -34,8 +34,22 @@ def _remote_message(response: httpx.Response) -> str:
         for key in ("message", "errorMsg", "error_message", "detail", "title", "error"):
             value = body.get(key)
             if isinstance(value, str | int) and str(value).strip():
-                return str(value)[:200]
+                return f"{value}{_field_errors(body.get('errors'))}"[:200]
     return response.reason_phrase
+
+
+def _field_errors(errors: object) -> str:
+    """ASP.NET-style validation details (``{"errors": {"To": ["not a number"]}}``) after the title,
+    which alone says only that something was invalid."""
+    if not isinstance(errors, dict):
+        return ""
+    found = [
+        f"{field}: {problem}"
+        for field, problems in errors.items()
+        for problem in (problems if isinstance(problems, list) else [problems])
+        if isinstance(problem, str)
+    ]
+    return f" ({'; '.join(found)})" if found else ""
 
 
 async def request_json(

@@ -11,13 +11,14 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 import pytest
 
 from bridge.app import Bridge
 from bridge.config import Config, parse_config
+from bridge.testing.fake_harness import idle
 from bridge.testing.fake_smsmobileapi import FakeSmsMobileApi
 from bridge.testing.fake_telegram import FakeLimits, FakeTelegram
 
@@ -172,10 +173,16 @@ def config_dict(
     return data
 
 
-class Harness:
-    """A running bridge with its fakes, and the URLs a gateway would call."""
+GatewayT = TypeVar("GatewayT")
 
-    def __init__(self, bridge: Bridge, gateway: FakeSmsMobileApi, telegram: FakeTelegram) -> None:
+
+class Harness(Generic[GatewayT]):
+    """A running bridge with its fakes, and the URLs a gateway would call.
+
+    Any gateway fake will do; only ``sms`` needs the SMSMobileAPI one (the ``gateway`` fixture).
+    """
+
+    def __init__(self, bridge: Bridge, gateway: GatewayT, telegram: FakeTelegram) -> None:
         self.bridge = bridge
         self.gateway = gateway
         self.telegram = telegram
@@ -202,16 +209,13 @@ class Harness:
     async def idle(self, seconds: float = 5.0) -> None:
         """Until the bridge has recorded everything it posted (a post lands in Telegram a
         moment before its mapping is committed; a person reading it is never that quick)."""
-        assert self.bridge.store is not None
-        deadline = asyncio.get_running_loop().time() + seconds
-        while (await self.bridge.store.backlog())["chat_jobs"]:
-            assert asyncio.get_running_loop().time() < deadline, "the bridge never went idle"
-            await asyncio.sleep(0.01)
+        await idle(self.bridge, seconds)
 
     async def sms(self, text: str, number: str = CUSTOMER, **kw: Any) -> Any:
         """An SMS reaching the phone and its signed webhook reaching the bridge."""
-        sms = self.gateway.receive_sms(number, text, **kw)
-        response = await self.gateway.deliver_received_v2(self.signed_hook, sms)
+        gateway: Any = self.gateway  # a FakeSmsMobileApi: its signed Webhook V2
+        sms = gateway.receive_sms(number, text, **kw)
+        response = await gateway.deliver_received_v2(self.signed_hook, sms)
         assert response.status_code == 202, response.text
         return sms
 
@@ -234,7 +238,7 @@ async def start_bridge(
     """``await start_bridge(**config overrides)`` -> Harness; every bridge is stopped after."""
     running: list[Bridge] = []
 
-    async def start(config: Config | None = None, **overrides: Any) -> Harness:
+    async def start(config: Config | None = None, **overrides: Any) -> Harness[FakeSmsMobileApi]:
         bridge = Bridge(config or make_config(**overrides))
         await bridge.start()
         running.append(bridge)
@@ -246,6 +250,6 @@ async def start_bridge(
 
 
 @pytest.fixture
-async def harness(start_bridge: Callable[..., Any]) -> Harness:
-    result: Harness = await start_bridge()
+async def harness(start_bridge: Callable[..., Any]) -> Harness[FakeSmsMobileApi]:
+    result: Harness[FakeSmsMobileApi] = await start_bridge()
     return result

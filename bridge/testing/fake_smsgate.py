@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import hmac
 import json
 import re
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -31,7 +26,6 @@ from bridge.testing.fake_smsgate_phone import (
     stamp,
 )
 from bridge.testing.fake_smsgate_spec import Spec, SpecViolation
-from bridge.testing.server import serve, wait_until
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 Mode = Literal["local", "cloud"]
@@ -49,22 +43,14 @@ class Req:
     status: int
 
 
-@dataclass
-class _Fault:
-    status: int
-    body: Any
-    raw: bytes | None
-    retry_after: int | None
-    delay: float
+class FakeSmsGate(PhoneMixin[Req]):
+    """One SMSGate account with one phone, served on loopback by :func:`serve`.
 
-    @property
-    def slow_accept(self) -> bool:
-        # Processed for real and answered late: the client times out although the gateway acted.
-        return self.status == 200 and self.body is None and self.raw is None
+    Faults are queued per operation: send, state, list, inbox, attachment, webhooks, token.
+    """
 
-
-class FakeSmsGate(PhoneMixin):
-    """One SMSGate account with one phone, served on loopback by :func:`serve`."""
+    label = "SMSGate"
+    kind = "smsgate"
 
     def __init__(
         self,
@@ -75,6 +61,7 @@ class FakeSmsGate(PhoneMixin):
         signing_key: str = "signing-key-123",
         spec: Mapping[str, Any] | None = None,
     ) -> None:
+        super().__init__()
         self.mode = mode
         self.username = username
         self.password = password
@@ -84,69 +71,21 @@ class FakeSmsGate(PhoneMixin):
         self.messages: dict[str, Message] = {}
         self.inbox: list[Incoming] = []
         self.webhooks: dict[str, dict[str, str]] = {}
-        self.requests: list[Req] = []
         self.tokens: dict[str, float] = {}  # JWT -> expiry (unix)
-        self._faults: dict[str, deque[_Fault]] = {}
-        self._base_url: str | None = None
-        self._stack: contextlib.AsyncExitStack | None = None
-        self._http: httpx.AsyncClient | None = None
         self.app = Starlette(
             routes=[Route("/{path:path}", self._handle, methods=["GET", "POST", "DELETE"])]
         )
 
-    # lifecycle --------------------------------------------------------------------------------
+    def progress(self) -> str:
+        return f"{len(self.messages)} sent"
 
-    @property
-    def base_url(self) -> str:
-        """What a user writes in ``base_url``: the server root (the connector adds the prefix)."""
-        if self._base_url is None:
-            raise RuntimeError("FakeSmsGate is not started")
-        return self._base_url
-
-    async def start(self) -> str:
-        stack = contextlib.AsyncExitStack()
-        self._base_url = await stack.enter_async_context(serve(self.app))
-        self._stack = stack
-        return self._base_url
-
-    async def stop(self) -> None:
-        stack, self._stack = self._stack, None
-        if stack is not None:
-            await stack.aclose()
-        http, self._http = self._http, None
-        if http is not None:
-            await http.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    def fail_next(
-        self,
-        op: str,
-        *,
-        status: int = 500,
-        count: int = 1,
-        body: Any = None,
-        raw: bytes | None = None,
-        retry_after: int | None = None,
-        delay: float = 0.0,
-    ) -> None:
-        """Fault the next ``count`` calls of ``op`` (send, state, list, inbox, attachment,
-        webhooks, token); ``status=200`` with no body = process, then answer ``delay`` late."""
-        queue = self._faults.setdefault(op, deque())
-        queue.extend(_Fault(status, body, raw, retry_after, delay) for _ in range(count))
-
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
-        await wait_until(predicate, timeout, lambda: f"fake SMSGate: {len(self.messages)} sent")
+    def credentials(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "username": self.username,
+            "password": self.password,
+            "signing_key": self.signing_key,
+        }
 
     # HTTP side --------------------------------------------------------------------------------
 
@@ -157,26 +96,26 @@ class FakeSmsGate(PhoneMixin):
         except ValueError:
             body = ...
         path = "/" + request.path_params["path"].strip("/")
+        query = dict(request.query_params)
         auth = self._auth(request.headers.get("authorization", ""))
         op, handler = self._route(request.method, path)
-        fault = self._faults[op].popleft() if self._faults.get(op) else None
-        if fault is not None and not fault.slow_accept:
-            await asyncio.sleep(fault.delay)
-            response = _fault_response(fault)
-        elif handler is None:
-            response = self._error(404, "not found")
-        elif auth == "none" or (op == "token" and auth != "basic"):
-            response = self._error(401, "Unauthorized")
-        elif body is ...:
-            response = self._error(400, "invalid JSON body")
-        else:
-            response = handler(path, dict(request.query_params), body)
-        self.requests.append(
-            Req(request.method, path, dict(request.query_params), body, auth, response.status_code)
-        )
-        if fault is not None and fault.slow_accept:
-            await asyncio.sleep(fault.delay)
-        return response
+
+        def answer() -> Response:
+            if handler is None:
+                return self._error(404, "not found")
+            if auth == "none" or (op == "token" and auth != "basic"):
+                return self._error(401, "Unauthorized")
+            if body is ...:
+                return self._error(400, "invalid JSON body")
+            return handler(path, query, body)
+
+        def record(response: Response) -> None:
+            self.requests.append(Req(request.method, path, query, body, auth, response.status_code))
+
+        return await self._respond(op, answer, record)
+
+    def _error_response(self, status: int) -> Response:
+        return JSONResponse({"code": status, "message": "injected fault", "data": {}}, status)
 
     def _auth(self, header: str) -> str:
         scheme, _, value = header.partition(" ")
@@ -395,15 +334,3 @@ class FakeSmsGate(PhoneMixin):
             "expires_at": stamp(expires),
         }
         return JSONResponse(answer, 201)
-
-
-def _fault_response(fault: _Fault) -> Response:
-    headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
-    if fault.raw is not None:
-        return Response(fault.raw, fault.status, headers=headers, media_type="application/json")
-    body = (
-        fault.body
-        if fault.body is not None
-        else {"code": fault.status, "message": "injected fault", "data": {}}
-    )
-    return JSONResponse(body, fault.status, headers=headers)

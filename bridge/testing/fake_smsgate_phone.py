@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from bridge.testing.fake_base import LoopbackFake, RecordT
+
 DEVICE_ID = "yVULogr4Y1ksRfnos1Dsw"  # cloud device ids are 21 characters
 PHONE_TZ = timezone(timedelta(hours=7))  # the phone reports local times with their offset
 
@@ -61,14 +63,13 @@ def sign(key: str, body: bytes, timestamp: int) -> str:
     return hmac.new(key.encode(), body + str(timestamp).encode(), hashlib.sha256).hexdigest()
 
 
-class PhoneMixin:
+class PhoneMixin(LoopbackFake[RecordT]):
     """Inbound messages, state changes and webhook delivery of :class:`FakeSmsGate`."""
 
     signing_key: str
     messages: dict[str, Message]
     inbox: list[Incoming]
     webhooks: dict[str, dict[str, str]]
-    _http: httpx.AsyncClient | None
 
     def _conform(self, schema: str, value: Any) -> None:
         raise NotImplementedError
@@ -131,8 +132,6 @@ class PhoneMixin:
             ]
         )
         assert targets, f"no webhook registered for {event}"
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=10.0, trust_env=False)
         answers = []
         for target, hook_id in targets:
             envelope = {
@@ -146,11 +145,10 @@ class PhoneMixin:
             raw = json.dumps(envelope).encode() if body is None else body
             ts = int(time.time()) if timestamp is None else timestamp
             headers = {
-                "Content-Type": "application/json",
                 "X-Timestamp": str(ts),
                 "X-Signature": sign(self.signing_key if key is None else key, raw, ts),
             }
-            answers.append(await self._http.post(target, content=raw, headers=headers))
+            answers.append(await self.post_json(target, raw, headers))
         return answers
 
     def received_payload(self, row: Incoming, *, inline: bool = True) -> dict[str, Any]:

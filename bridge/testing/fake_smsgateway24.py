@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from http import HTTPStatus
-from types import TracebackType
-from typing import Any, Self
-from urllib.parse import parse_qsl
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -23,8 +16,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bridge.testing import fake_smsgateway24_payloads as shape
+from bridge.testing.fake_base import LoopbackFake, form_pairs, phrase
 from bridge.testing.fake_smsgateway24_payloads import INCOMING, TITLES, Sms
-from bridge.testing.server import serve, wait_until
 
 DEFAULT_DEVICES = (260, 261)
 # The answer to a wrong or expired token is undocumented: OUR ASSUMPTION, in the vendor's
@@ -43,21 +36,6 @@ class Req:
     status: int
 
 
-@dataclass
-class _Fault:
-    status: int
-    body: Any
-    retry_after: int | None
-    delay: float
-    raw: bytes | None
-
-    @property
-    def slow_accept(self) -> bool:
-        # A plain 200 "fault" means: do the work for real, answer late. The client times out
-        # although the SMS was saved: the case reconciliation exists for.
-        return self.status == 200 and self.body is None and self.raw is None
-
-
 def _error(message: str) -> _Answer:
     # The vendor's errors are HTTP 200 with error: 1 (the PHP SDK throws on exactly that).
     return {"error": 1, "message": message}
@@ -70,8 +48,14 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-class FakeSmsGateway24:
-    """An SmsGateway24 account with a few Android devices, served on loopback by :func:`serve`."""
+class FakeSmsGateway24(LoopbackFake[Req]):
+    """An SmsGateway24 account with a few Android devices, served on loopback by :func:`serve`.
+
+    Faults are queued per endpoint (``addsms``, ``gettoken``, ...).
+    """
+
+    label = "SmsGateway24"
+    kind = "smsgateway24"
 
     def __init__(
         self,
@@ -83,6 +67,7 @@ class FakeSmsGateway24:
         timezone: str = "Europe/Paris",
         first_id: int = 62807340,
     ) -> None:
+        super().__init__()
         self.email = email
         self.password = password
         self.devices = list(devices)
@@ -92,13 +77,8 @@ class FakeSmsGateway24:
         self.tokens: dict[str, float] = {}  # issued by gettoken -> when
         self.logins = 0
         self.messages: list[Sms] = []
-        self.requests: list[Req] = []
         self._first_id = first_id
         self._next_id = first_id
-        self._faults: dict[str, deque[_Fault]] = {}
-        self._base_url: str | None = None
-        self._stack: contextlib.AsyncExitStack | None = None
-        self._http: httpx.AsyncClient | None = None
         self._routes: dict[str, Callable[[dict[str, str]], _Answer]] = {
             "addsms": self._addsms,
             "getsmsstatus": self._getsmsstatus,
@@ -115,44 +95,13 @@ class FakeSmsGateway24:
     @property
     def base_url(self) -> str:
         """What a client configures: the API lives under ``/getdata``."""
-        if self._base_url is None:
-            raise RuntimeError("FakeSmsGateway24 is not started")
-        return f"{self._base_url}/getdata"
-
-    async def start(self) -> str:
-        if self._stack is not None:
-            raise RuntimeError("FakeSmsGateway24 is already started")
-        stack = contextlib.AsyncExitStack()
-        self._base_url = await stack.enter_async_context(serve(self.app))
-        self._stack = stack
-        return self.base_url
-
-    async def stop(self) -> None:
-        stack, self._stack = self._stack, None
-        if stack is not None:
-            await stack.aclose()
-        http, self._http = self._http, None
-        if http is not None:
-            await http.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+        return f"{self.root_url}/getdata"
 
     def reset(self) -> None:
         """Forget messages, requests, logins and faults, so one server can serve many tests."""
+        super().reset()
         self.messages.clear()
-        self.requests.clear()
         self.tokens.clear()
-        self._faults.clear()
         self.logins = 0
         self.token_ttl = None
         self._next_id = self._first_id
@@ -208,28 +157,14 @@ class FakeSmsGateway24:
         """Every token from gettoken stops working (the profile's token still works)."""
         self.tokens.clear()
 
-    def fail_next(
-        self,
-        endpoint: str,
-        *,
-        status: int = 500,
-        count: int = 1,
-        retry_after: int | None = None,
-        body: Any = None,
-        delay: float = 0.0,
-        raw: bytes | None = None,
-    ) -> None:
-        """The next ``count`` calls of ``endpoint`` answer this instead (``raw``: exact bytes,
-        e.g. truncated JSON; status 200 with no body: really done, but answered ``delay`` late)."""
-        queue = self._faults.setdefault(endpoint.strip("/"), deque())
-        queue.extend(_Fault(status, body, retry_after, delay, raw) for _ in range(count))
+    def _fault_key(self, key: str) -> str:
+        return key.strip("/")
 
-    async def wait_for(
-        self,
-        predicate: Callable[[], bool],
-        timeout: float = 5.0,  # noqa: ASYNC109 - a polling helper, not a cancellable operation
-    ) -> None:
-        await wait_until(predicate, timeout, lambda: f"fake SmsGateway24: {len(self.sent)} sent")
+    def progress(self) -> str:
+        return f"{len(self.sent)} sent"
+
+    def credentials(self) -> dict[str, Any]:
+        return {"email": self.email, "password": self.password}
 
     # device webhooks (set per device on the vendor's website; they sign nothing) ---------------
 
@@ -249,41 +184,31 @@ class FakeSmsGateway24:
         sms = self.set_status(sms_id, status) if status is not None else self.find(sms_id)
         return await self.post_json(url, self.status_payload(sms))
 
-    async def post_json(self, url: str, payload: Any) -> httpx.Response:
-        if self._http is None:
-            # trust_env=False: a developer's proxy must not swallow calls to a loopback bridge.
-            self._http = httpx.AsyncClient(timeout=10.0, trust_env=False)
-        body = json.dumps(payload).encode()
-        return await self._http.post(
-            url, content=body, headers={"Content-Type": "application/json"}
-        )
-
     # HTTP side --------------------------------------------------------------------------------
 
     async def _handle(self, request: Request) -> Response:
         endpoint = request.path_params["endpoint"].strip("/").lower()
         params = dict(request.query_params)
-        if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-            form = (await request.body()).decode("utf-8", "replace")
-            params.update(parse_qsl(form, keep_blank_values=True))
-        queue = self._faults.get(endpoint)
-        fault = queue.popleft() if queue else None
-        if fault is not None and not fault.slow_accept:
-            await asyncio.sleep(fault.delay)
-            response = _fault_response(fault)
-        elif endpoint == "gettoken":
-            response = JSONResponse(self._gettoken(params))
-        elif endpoint not in self._routes:
-            response = Response("<h1>404 Not Found</h1>", 404, media_type="text/html")
-        elif not self._token_ok(params.get("token", "")):
-            response = JSONResponse(_error(INVALID_TOKEN))
-        else:
-            response = JSONResponse(self._routes[endpoint](params))
-        # Recorded before a slow accept's delay, so a test sees the effect while the client waits.
-        self.requests.append(Req(request.method, endpoint, params, response.status_code))
-        if fault is not None and fault.slow_accept:
-            await asyncio.sleep(fault.delay)
-        return response
+        params.update(await form_pairs(request))
+
+        def answer() -> Response:
+            if endpoint == "gettoken":
+                return JSONResponse(self._gettoken(params))
+            if endpoint not in self._routes:
+                return Response("<h1>404 Not Found</h1>", 404, media_type="text/html")
+            if not self._token_ok(params.get("token", "")):
+                return JSONResponse(_error(INVALID_TOKEN))
+            return JSONResponse(self._routes[endpoint](params))
+
+        def record(response: Response) -> None:
+            self.requests.append(Req(request.method, endpoint, params, response.status_code))
+
+        return await self._respond(endpoint, answer, record)
+
+    def _error_response(self, status: int) -> Response:
+        # What nginx in front of PHP answers for a 5xx or 429: an HTML page, not JSON.
+        page = f"<h1>{status} {phrase(status)}</h1>"
+        return Response(page, status, media_type="text/html")
 
     def _token_ok(self, token: str) -> bool:
         if token and secrets.compare_digest(token.encode(), self.api_token.encode()):
@@ -385,19 +310,3 @@ class FakeSmsGateway24:
     def _new_id(self) -> int:
         self._next_id += 1
         return self._next_id
-
-
-def _fault_response(fault: _Fault) -> Response:
-    headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
-    if fault.raw is not None:
-        return Response(fault.raw, fault.status, headers=headers, media_type="application/json")
-    if fault.body is not None:
-        return JSONResponse(fault.body, fault.status, headers=headers)
-    try:
-        phrase = HTTPStatus(fault.status).phrase
-    except ValueError:
-        phrase = "Injected fault"
-    # What nginx in front of PHP answers for a 5xx or 429: an HTML page, not JSON.
-    return Response(
-        f"<h1>{fault.status} {phrase}</h1>", fault.status, headers=headers, media_type="text/html"
-    )

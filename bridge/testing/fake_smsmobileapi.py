@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from http import HTTPStatus
-from types import TracebackType
-from typing import Any, Self
-from urllib.parse import parse_qsl
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bridge.testing import fake_smsmobileapi_webhooks as wh
-from bridge.testing.server import serve, wait_until
+from bridge.testing.fake_base import form_pairs, phrase
 
 DEFAULT_DEVICE = "office-phone-1"
 SENT_STATUSES = ("Pending", "Success", "Error")
@@ -68,21 +63,6 @@ class Req:
     status: int
 
 
-@dataclass
-class _Fault:
-    status: int
-    body: Any
-    retry_after: int | None
-    delay: float
-    raw: bytes | None
-
-    @property
-    def slow_accept(self) -> bool:
-        # A plain 200 "fault" means: process for real, answer late. This is the dangerous case
-        # for clients: the gateway accepted the SMS, but the client timed out and may retry.
-        return self.status == 200 and self.body is None and self.raw is None
-
-
 def _norm(path: str) -> str:
     # The vendor documents every path with a trailing slash but examples omit it; accept both.
     path = "/" + path.strip("/")
@@ -107,8 +87,11 @@ def _numbers(recipients: str) -> list[str]:
     return [n.strip() for n in recipients.split(",") if n.strip()]
 
 
-class FakeSmsMobileApi(wh.WebhookDeliveryMixin):
+class FakeSmsMobileApi(wh.WebhookDeliveryMixin[Req]):
     """In-memory SMSMobileAPI account with one connected phone, served by :func:`serve`."""
+
+    label = "SMSMobileAPI"
+    kind = "smsmobileapi"
 
     def __init__(
         self,
@@ -118,17 +101,14 @@ class FakeSmsMobileApi(wh.WebhookDeliveryMixin):
         latency: float = 0.0,
         ms_timestamps: bool = False,
     ) -> None:
+        super().__init__()
         self.api_key = api_key
         self.webhook_secret = webhook_secret
         self.latency = latency
         self.ms_timestamps = ms_timestamps
         self.received: list[ReceivedSms] = []
         self.sent: list[SentSms] = []
-        self.requests: list[Req] = []
-        self._faults: dict[str, deque[_Fault]] = {}
         self._next_id = 0
-        self._base_url: str | None = None
-        self._stack: contextlib.AsyncExitStack | None = None
         self._routes: dict[str, Callable[[dict[str, str]], _Answer]] = {
             "/sendsms/": self._sendsms,
             "/getsms/": self._getsms,
@@ -142,44 +122,11 @@ class FakeSmsMobileApi(wh.WebhookDeliveryMixin):
 
     # lifecycle -------------------------------------------------------------------------------
 
-    @property
-    def base_url(self) -> str:
-        if self._base_url is None:
-            raise RuntimeError("FakeSmsMobileApi is not started")
-        return self._base_url
-
-    async def start(self) -> str:
-        if self._stack is not None:
-            raise RuntimeError("FakeSmsMobileApi is already started")
-        stack = contextlib.AsyncExitStack()
-        self._base_url = await stack.enter_async_context(serve(self.app))
-        self._stack = stack
-        return self._base_url
-
-    async def stop(self) -> None:
-        stack, self._stack = self._stack, None
-        if stack is not None:
-            await stack.aclose()
-        await self._close_client()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
     def reset(self) -> None:
         """Forget all messages, requests and pending faults, so one server can serve many tests."""
+        super().reset()
         self.received.clear()
         self.sent.clear()
-        self.requests.clear()
-        self._faults.clear()
         self._next_id = 0
 
     # phone-side simulation --------------------------------------------------------------------
@@ -218,28 +165,14 @@ class FakeSmsMobileApi(wh.WebhookDeliveryMixin):
 
     # fault injection and helpers ---------------------------------------------------------------
 
-    def fail_next(
-        self,
-        path: str,
-        *,
-        status: int = 500,
-        count: int = 1,
-        retry_after: int | None = None,
-        body: Any = None,
-        delay: float = 0.0,
-        raw: bytes | None = None,
-    ) -> None:
-        queue = self._faults.setdefault(_norm(path), deque())
-        queue.extend(_Fault(status, body, retry_after, delay, raw) for _ in range(count))
+    def _fault_key(self, key: str) -> str:
+        return _norm(key)
 
-    async def wait_for(
-        self,
-        predicate: Callable[[], bool],
-        timeout: float = 5.0,  # noqa: ASYNC109 - a polling helper, not a cancellable operation
-    ) -> None:
-        await wait_until(
-            predicate, timeout, lambda: f"fake SMSMobileAPI: {len(self.sent)} SMS sent"
-        )
+    def progress(self) -> str:
+        return f"{len(self.sent)} SMS sent"
+
+    def credentials(self) -> dict[str, Any]:
+        return {"api_key": self.api_key, "webhook_secret": self.webhook_secret}
 
     # HTTP side ------------------------------------------------------------------------------
 
@@ -247,24 +180,21 @@ class FakeSmsMobileApi(wh.WebhookDeliveryMixin):
         at = time.monotonic()
         path = _norm(request.url.path)
         params = dict(request.query_params)
-        if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-            body = (await request.body()).decode("utf-8", "replace")
-            params.update(parse_qsl(body, keep_blank_values=True))
+        params.update(await form_pairs(request))
         if self.latency:
             await asyncio.sleep(self.latency)
-        queue = self._faults.get(path)
-        fault = queue.popleft() if queue else None
-        if fault is not None and not fault.slow_accept:
-            await asyncio.sleep(fault.delay)
-            response = _fault_response(fault)
-        else:
-            answer, status = self._dispatch(path, params, request.headers.get("authorization"))
-            response = JSONResponse(answer, status)
-        # Recorded before a slow-accept delay so tests see the side effect while the client waits.
-        self.requests.append(Req(request.method, path, params, at, response.status_code))
-        if fault is not None and fault.slow_accept:
-            await asyncio.sleep(fault.delay)
-        return response
+
+        def answer() -> Response:
+            result, status = self._dispatch(path, params, request.headers.get("authorization"))
+            return JSONResponse(result, status)
+
+        def record(response: Response) -> None:
+            self.requests.append(Req(request.method, path, params, at, response.status_code))
+
+        return await self._respond(path, answer, record)
+
+    def _error_response(self, status: int) -> Response:
+        return JSONResponse({"error": status, "message": phrase(status)}, status)
 
     def _dispatch(self, path: str, params: dict[str, str], authorization: str | None) -> _Answer:
         handler = self._routes.get(path)
@@ -470,15 +400,3 @@ def _line(sms: ReceivedSms | SentSms) -> dict[str, Any]:
         "status": status,
         "mobile_sid": sid,
     }
-
-
-def _fault_response(fault: _Fault) -> Response:
-    headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
-    if fault.raw is not None:
-        return Response(fault.raw, fault.status, headers=headers, media_type="application/json")
-    try:
-        phrase = HTTPStatus(fault.status).phrase
-    except ValueError:
-        phrase = "Injected fault"
-    body = fault.body if fault.body is not None else {"error": fault.status, "message": phrase}
-    return JSONResponse(body, fault.status, headers=headers)

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from bridge.testing.fake_base import LoopbackFake, RecordT
+
 if TYPE_CHECKING:  # the fake imports this module, so only type-check the reverse edge
     from bridge.testing.fake_smsmobileapi import ReceivedSms, SentSms
 
@@ -131,24 +133,11 @@ def status_data(
     return data
 
 
-class WebhookDeliveryMixin:
-    """The gateway -> bridge half of :class:`FakeSmsMobileApi` (one shared httpx client)."""
+class WebhookDeliveryMixin(LoopbackFake[RecordT]):
+    """The gateway -> bridge half of :class:`FakeSmsMobileApi` (the base's shared client)."""
 
     webhook_secret: str
     sent: list[SentSms]
-    _http: httpx.AsyncClient | None = None
-
-    def _client(self) -> httpx.AsyncClient:
-        # One client per fake so benchmarks don't pay a TLS context per delivery; trust_env=False
-        # so a developer's HTTP(S)_PROXY cannot swallow deliveries meant for a loopback bridge.
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=10.0, trust_env=False)
-        return self._http
-
-    async def _close_client(self) -> None:
-        http, self._http = self._http, None
-        if http is not None:
-            await http.aclose()
 
     async def deliver_plain_webhook(self, url: str, sms: ReceivedSms) -> httpx.Response:
         payload = plain_payload(
@@ -158,8 +147,7 @@ class WebhookDeliveryMixin:
             number=sms.number,
             guid=sms.guid,
         )
-        headers = {"Content-Type": "application/json"}
-        return await self._client().post(url, content=encode(payload), headers=headers)
+        return await self.post_json(url, encode(payload))
 
     async def deliver_v2(
         self,
@@ -186,7 +174,7 @@ class WebhookDeliveryMixin:
             secret=self.webhook_secret if secret is None else secret,
             body=raw,
         )
-        return await self._client().post(url, content=raw, headers=headers)
+        return await self.post_json(url, raw, headers)
 
     async def deliver_received_v2(self, url: str, sms: ReceivedSms, **kw: Any) -> httpx.Response:
         data = received_data(

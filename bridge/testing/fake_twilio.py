@@ -7,7 +7,6 @@ the incoming-message webhook and StatusCallback forms, and X-Twilio-Signature.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import contextlib
@@ -15,12 +14,9 @@ import hmac
 import re
 import secrets
 import time
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
-from urllib.parse import parse_qsl
+from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -29,9 +25,10 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from bridge.testing import fake_twilio_resources as res
+from bridge.testing.fake_base import form_pairs
 from bridge.testing.fake_twilio_resources import FakeMedia, FakeMessage
 from bridge.testing.fake_twilio_webhooks import CallbackMixin, signature
-from bridge.testing.server import serve, wait_until
+from bridge.testing.server import serve
 
 __all__ = ["ACCOUNT_SID", "AUTH_TOKEN", "NUMBER", "SERVICE_SID", "FakeTwilio", "signature"]
 
@@ -62,23 +59,14 @@ class Req:
     at: float
 
 
-@dataclass
-class _Fault:
-    status: int
-    body: Any
-    retry_after: int | None
-    delay: float
-    raw: bytes | None
+class FakeTwilio(CallbackMixin[Req]):
+    """One Twilio account with one phone number and one Messaging Service, served on loopback.
 
-    @property
-    def slow_accept(self) -> bool:
-        # A plain 200 "fault": process for real, answer late (the client times out although
-        # Twilio created the message: the case reconciliation exists for).
-        return self.status == 200 and self.body is None and self.raw is None
+    Faults are queued per route: one of ``ROUTES``, only for authorised calls.
+    """
 
-
-class FakeTwilio(CallbackMixin):
-    """One Twilio account with one phone number and one Messaging Service, served on loopback."""
+    label = "Twilio"
+    kind = "twilio"
 
     def __init__(
         self,
@@ -88,19 +76,16 @@ class FakeTwilio(CallbackMixin):
         numbers: Iterable[str] = (NUMBER,),
         service_sid: str = SERVICE_SID,
     ) -> None:
+        super().__init__()
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.numbers = list(numbers)
         self.service_sid = service_sid
         self.messages: list[FakeMessage] = []
-        self.requests: list[Req] = []
         self.unsubscribed: set[str] = set()  # numbers that replied STOP: 21610 on send
         self.max_page_size = 1000  # Twilio's cap; tests lower it to exercise paging
-        self._faults: dict[str, deque[_Fault]] = {}
         self._storage: dict[str, FakeMedia] = {}
-        self._base_url: str | None = None
         self._storage_url: str | None = None
-        self._stack: contextlib.AsyncExitStack | None = None
         self.app = Starlette(
             routes=[Route("/2010-04-01/{rest:path}", self._handle, methods=["GET", "POST"])]
         )
@@ -112,45 +97,14 @@ class FakeTwilio(CallbackMixin):
 
     # lifecycle -------------------------------------------------------------------------------
 
-    @property
-    def base_url(self) -> str:
-        if self._base_url is None:
-            raise RuntimeError("FakeTwilio is not started")
-        return self._base_url
-
-    async def start(self) -> str:
-        if self._stack is not None:
-            raise RuntimeError("FakeTwilio is already started")
-        stack = contextlib.AsyncExitStack()
-        self._base_url = await stack.enter_async_context(serve(self.app))
+    async def _serve_more(self, stack: contextlib.AsyncExitStack) -> None:
         self._storage_url = await stack.enter_async_context(serve(self.storage_app))
-        self._stack = stack
-        return self._base_url
-
-    async def stop(self) -> None:
-        stack, self._stack = self._stack, None
-        if stack is not None:
-            await stack.aclose()
-        await self._close_client()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     def reset(self) -> None:
         """Forget messages, requests and pending faults, so one server can serve many tests."""
+        super().reset()
         self.messages.clear()
-        self.requests.clear()
         self.unsubscribed.clear()
-        self._faults.clear()
         self._storage.clear()
         self.max_page_size = 1000
 
@@ -215,30 +169,16 @@ class FakeTwilio(CallbackMixin):
 
     # fault injection and helpers ---------------------------------------------------------------
 
-    def fail_next(
-        self,
-        route: str,
-        *,
-        status: int = 500,
-        count: int = 1,
-        retry_after: int | None = None,
-        body: Any = None,
-        delay: float = 0.0,
-        raw: bytes | None = None,
-    ) -> None:
-        """The next ``count`` authorised calls of ``route`` (one of ``ROUTES``) fail this way;
-        ``status=200`` alone means: process for real, then answer after ``delay``."""
-        if route not in ROUTES:
-            raise ValueError(f"unknown route {route!r}; one of {ROUTES}")
-        queue = self._faults.setdefault(route, deque())
-        queue.extend(_Fault(status, body, retry_after, delay, raw) for _ in range(count))
+    def _fault_key(self, key: str) -> str:
+        if key not in ROUTES:
+            raise ValueError(f"unknown route {key!r}; one of {ROUTES}")
+        return key
 
-    async def wait_for(
-        self,
-        predicate: Callable[[], bool],
-        timeout: float = 5.0,  # noqa: ASYNC109 - a polling helper, not a cancellable operation
-    ) -> None:
-        await wait_until(predicate, timeout, lambda: f"fake Twilio: {len(self.sent)} SMS sent")
+    def progress(self) -> str:
+        return f"{len(self.sent)} SMS sent"
+
+    def credentials(self) -> dict[str, Any]:
+        return {"account_sid": self.account_sid, "auth_token": self.auth_token}
 
     # HTTP side -------------------------------------------------------------------------------
 
@@ -246,35 +186,34 @@ class FakeTwilio(CallbackMixin):
         at = time.time()
         path = request.url.path
         params = dict(request.query_params)
-        pairs: list[tuple[str, str]] = []
-        if request.method == "POST":
-            body = (await request.body()).decode("utf-8", "replace")
-            pairs = parse_qsl(body, keep_blank_values=True)
-            params.update(pairs)
+        pairs = await form_pairs(request, any_type=True) if request.method == "POST" else []
+        params.update(pairs)
         kind, match = _route(path, request.method)
         authorized = self._authorized(request.headers.get("authorization"), match)
-        queue = self._faults.get(kind or "") if authorized else None
-        fault = queue.popleft() if queue else None
-        if fault is not None and not fault.slow_accept:
-            await asyncio.sleep(fault.delay)
-            response = _fault_response(fault)
-        elif not authorized:
-            body_401 = res.error_body(20003, "Authenticate", 401)
-            body_401["detail"] = "Your AccountSid or AuthToken was incorrect."
-            challenge = {"WWW-Authenticate": 'Basic realm="Twilio API"'}
-            response = JSONResponse(body_401, 401, headers=challenge)
-        elif kind is None or match is None:
-            response = _not_found(path)
-        else:
+
+        def answer() -> Response:
+            if not authorized:
+                body_401 = res.error_body(20003, "Authenticate", 401)
+                body_401["detail"] = "Your AccountSid or AuthToken was incorrect."
+                challenge = {"WWW-Authenticate": 'Basic realm="Twilio API"'}
+                return JSONResponse(body_401, 401, headers=challenge)
+            if kind is None or match is None:
+                return _not_found(path)
             media_urls = [v for k, v in pairs if k == "MediaUrl"]
-            response = self._dispatch(kind, match, params, media_urls, path)
-        # Recorded before a slow accept's delay, so tests see the side effect while clients wait.
-        self.requests.append(
-            Req(request.method, path, params, authorized, response.status_code, at)
-        )
-        if fault is not None and fault.slow_accept:
-            await asyncio.sleep(fault.delay)
-        return response
+            return self._dispatch(kind, match, params, media_urls, path)
+
+        def record(response: Response) -> None:
+            self.requests.append(
+                Req(request.method, path, params, authorized, response.status_code, at)
+            )
+
+        return await self._respond((kind or "") if authorized else None, answer, record)
+
+    def _error_response(self, status: int) -> Response:
+        if status == 429:
+            return JSONResponse(res.error_body(20429, "Too Many Requests", 429), 429)
+        body = res.error_body(20500, "An internal server error has occurred", status)
+        return JSONResponse(body, status)
 
     def _authorized(self, header: str | None, match: re.Match[str] | None) -> bool:
         if not header or not header.lower().startswith("basic "):
@@ -367,16 +306,3 @@ def _route(path: str, method: str) -> tuple[str | None, re.Match[str] | None]:
 def _not_found(path: str) -> JSONResponse:
     body = res.error_body(20404, f"The requested resource {path} was not found", 404)
     return JSONResponse(body, 404)
-
-
-def _fault_response(fault: _Fault) -> Response:
-    headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
-    if fault.raw is not None:
-        return Response(fault.raw, fault.status, headers=headers, media_type="application/json")
-    if fault.body is not None:
-        return JSONResponse(fault.body, fault.status, headers=headers)
-    if fault.status == 429:
-        body = res.error_body(20429, "Too Many Requests", 429)
-    else:
-        body = res.error_body(20500, "An internal server error has occurred", fault.status)
-    return JSONResponse(body, fault.status, headers=headers)

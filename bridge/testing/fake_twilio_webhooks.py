@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from bridge.testing.fake_base import LoopbackFake, RecordT
 from bridge.testing.fake_twilio_resources import API_VERSION, FakeMessage
 
 
@@ -76,30 +77,14 @@ def status_params(account: str, message: FakeMessage) -> dict[str, str]:
     return params
 
 
-class CallbackMixin:
-    """The Twilio -> bridge half of :class:`FakeTwilio` (one shared httpx client)."""
+class CallbackMixin(LoopbackFake[RecordT]):
+    """The Twilio -> bridge half of :class:`FakeTwilio` (the base's shared client)."""
 
     account_sid: str
     auth_token: str
-    _http: httpx.AsyncClient | None = None
-
-    @property
-    def base_url(self) -> str:
-        raise NotImplementedError
 
     def message(self, sid: str) -> FakeMessage:
         raise NotImplementedError
-
-    def _client(self) -> httpx.AsyncClient:
-        if self._http is None:
-            # trust_env=False: a developer's proxy must not swallow loopback deliveries.
-            self._http = httpx.AsyncClient(timeout=10.0, trust_env=False)
-        return self._http
-
-    async def _close_client(self) -> None:
-        http, self._http = self._http, None
-        if http is not None:
-            await http.aclose()
 
     async def post_signed(
         self,

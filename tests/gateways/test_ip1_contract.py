@@ -13,10 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from starlette.applications import Starlette
-from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from bridge.config import parse_config
 from bridge.errors import (
@@ -31,7 +28,7 @@ from bridge.errors import (
     Unprocessable,
 )
 from bridge.models import InboundSms, OutboundSms, Outbox, SendResult, Status, WebhookRequest
-from bridge.testing import server
+from bridge.testing.fake_harness import Started, WebhookReceiver, per_module
 from bridge.testing.fake_ip1 import NUMBER, FakeIp1
 from connectors.sms.ip1 import Ip1, Ip1Config
 
@@ -43,81 +40,35 @@ PAYLOADS = Path(__file__).parent / "payloads" / "ip1"
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-Hooks = tuple[str, list[WebhookRequest]]
-
 
 def payload(name: str) -> Any:
     return json.loads((PAYLOADS / name).read_text())
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def _served() -> AsyncIterator[FakeIp1]:
-    async with FakeIp1(KEY) as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(_served: FakeIp1) -> FakeIp1:
-    _served.reset()
-    return _served
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def _receiver() -> AsyncIterator[Hooks]:
-    """Where the fake's callbacks land, kept as the bridge's web layer would hand them over."""
-    got: list[WebhookRequest] = []
-
-    async def hook(request: Request) -> Response:
-        got.append(
-            WebhookRequest(
-                gateway="ip1",
-                token=request.path_params.get("token"),
-                headers={k.lower(): v for k, v in request.headers.items()},
-                body=await request.body(),
-                received_at=time.time(),
-                url=str(request.url),
-                method=request.method,
-            )
-        )
-        return Response(b'{"status":"ok"}', 200, media_type="application/json")
-
-    routes = [Route("/hook/{token}", hook, methods=["POST"])]
-    async with server.serve(Starlette(routes=routes)) as url:
-        yield f"{url}/hook", got
-
-
-@pytest.fixture
-def hooks(_receiver: Hooks) -> Hooks:
-    _receiver[1].clear()
-    return _receiver
+_served, fake = per_module("fake", lambda: FakeIp1(KEY), FakeIp1.reset)
+_receiver, hooks = per_module(
+    "hooks",
+    # Where the fake's callbacks land, kept as the bridge's web layer would hand them over.
+    lambda: WebhookReceiver(
+        "ip1", lambda _: Response(b'{"status":"ok"}', 200, media_type="application/json")
+    ).serving(),
+    lambda receiver: receiver.got.clear(),
+)
 
 
 def config(fake: FakeIp1, **overrides: Any) -> Ip1Config:
-    section = {
-        "name": "ip1",
-        "type": "ip1",
-        "api_key": KEY,
-        "sender": "+46 10 160 60 60",
-        "webhook_token": TOKEN,
-        "base_url": fake.base_url,
-        "timeout": 2,
-    }
+    section = fake.section("ip1", sender="+46 10 160 60 60", webhook_token=TOKEN, timeout=2)
     return Ip1Config.model_validate(section | overrides)
 
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def make(fake: FakeIp1) -> AsyncIterator[Callable[..., Any]]:
-    started: list[Ip1] = []
+    async with Started() as started:
 
-    async def build(public_url: str | None = PUBLIC, **overrides: Any) -> Ip1:
-        gateway = Ip1(config(fake, **overrides), public_url)
-        await gateway.start()
-        started.append(gateway)
-        return gateway
+        async def build(public_url: str | None = PUBLIC, **overrides: Any) -> Ip1:
+            return await started(Ip1(config(fake, **overrides), public_url))
 
-    yield build
-    for gateway in started:
-        await gateway.stop()
+        yield build
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -199,7 +150,8 @@ async def test_validation_error_is_terminal_in_the_vendors_words(
     with pytest.raises(Terminal) as caught:
         await gateway.send(sms(text="emoji 😀 need UCS"))
     assert caught.value.reason == (
-        "iP1 rejected the request (HTTP 400): One or more validation errors occurred."
+        "iP1 rejected the request (HTTP 400): One or more validation errors occurred. "
+        "(Body: The Body contains characters that need datacoding 'ucs'.)"
     )
     assert caught.value.raw_status == "400"
     assert fake.batches == []
@@ -280,8 +232,8 @@ async def test_malformed_and_truncated_answers_are_clear_errors(fake: FakeIp1, i
 # callbacks ---------------------------------------------------------------------------------
 
 
-async def test_incoming_sms_callback(fake: FakeIp1, ip1: Ip1, hooks: Hooks) -> None:
-    url, got = hooks
+async def test_incoming_sms_callback(fake: FakeIp1, ip1: Ip1, hooks: WebhookReceiver) -> None:
+    url, got = hooks.url, hooks.got
     message = fake.receive_sms("46712345678", "Can I come at 10?")
     callback = await fake.deliver_incoming(f"{url}/{TOKEN}", message)
     assert callback.status == 200
@@ -320,9 +272,9 @@ CODES = [
 
 @pytest.mark.parametrize("id_field", ["messageId", "id"])
 async def test_delivery_reports_map_every_code_group(
-    fake: FakeIp1, ip1: Ip1, hooks: Hooks, id_field: Any
+    fake: FakeIp1, ip1: Ip1, hooks: WebhookReceiver, id_field: Any
 ) -> None:
-    url, got = hooks
+    url, got = hooks.url, hooks.got
     fake.report_id_field = id_field
     result = await ip1.send(sms())
     assert fake.batches[0].report_url == f"{PUBLIC}/{TOKEN}"
@@ -346,9 +298,9 @@ async def test_delivery_reports_map_every_code_group(
 
 
 async def test_reports_out_of_order_keep_their_own_codes(
-    fake: FakeIp1, ip1: Ip1, hooks: Hooks
+    fake: FakeIp1, ip1: Ip1, hooks: WebhookReceiver
 ) -> None:
-    url, got = hooks
+    url, got = hooks.url, hooks.got
     await ip1.send(sms())
     fake.batches[0].request["deliveryReportUrl"] = f"{url}/{TOKEN}"
     [message] = fake.sent
@@ -416,9 +368,11 @@ async def test_webhooks_refuse_bad_tokens_and_bad_bodies(ip1: Ip1) -> None:
     )
 
 
-async def test_the_fake_speaks_the_documented_shapes(fake: FakeIp1, ip1: Ip1, hooks: Hooks) -> None:
+async def test_the_fake_speaks_the_documented_shapes(
+    fake: FakeIp1, ip1: Ip1, hooks: WebhookReceiver
+) -> None:
     """The fake is only worth what it resembles: its bodies have the documented fields."""
-    url, got = hooks
+    url, got = hooks.url, hooks.got
     await fake.deliver_incoming(f"{url}/{TOKEN}", fake.receive_sms("46712345678", "hi"))
     assert set(json.loads(got[0].body)) == set(payload("incoming_sms.json"))
     await ip1.send(sms())

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import AGENT, CUSTOMER, GROUP, telegram_section
+from conftest import AGENT, CUSTOMER, GROUP, Harness, telegram_section
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bridge.app import Bridge
-from bridge.config import parse_config
 from bridge.models import Status
+from bridge.testing.fake_harness import bridge_config, running_bridge
 from bridge.testing.fake_ip1 import NUMBER, FakeIp1
 from bridge.testing.fake_telegram import FakeTelegram
 from bridge.testing.server import serve
@@ -58,26 +56,12 @@ async def proxy() -> AsyncIterator[tuple[Proxy, str]]:
         yield front, url
 
 
-def _config(tmp_path: Path, ip1: FakeIp1, telegram: FakeTelegram, public_url: str) -> Any:
-    gateway = {
-        "name": "ip1",
-        "type": "ip1",
-        "api_key": ip1.api_key,
-        "sender": "Salon",
-        "webhook_token": TOKEN,
-        "base_url": ip1.base_url,
-        "status_poll_interval": 3600,  # the delivery report must do it, not a poll
-    }
-    return parse_config(
-        {
-            "store": {"url": f"sqlite:///{tmp_path / 'x.db'}"},
-            "server": {"host": "127.0.0.1", "port": 0, "public_url": public_url},
-            "gateways": [gateway],
-            # A public URL would switch Telegram to webhooks; the fake is polled instead.
-            "chats": [telegram_section(telegram) | {"transport": "polling"}],
-            "routes": [{"gateway": "ip1", "chat": "support"}],
-        },
-        environ={},
+def _section(ip1: FakeIp1) -> dict[str, Any]:
+    return ip1.section(
+        "ip1",
+        sender="Salon",
+        webhook_token=TOKEN,
+        status_poll_interval=3600,  # the delivery report must do it, not a poll
     )
 
 
@@ -85,35 +69,27 @@ async def test_sms_to_topic_reply_to_batch_report_to_reaction(
     tmp_path: Path, ip1: FakeIp1, telegram: FakeTelegram, proxy: tuple[Proxy, str]
 ) -> None:
     front, public_url = proxy
-    bridge = Bridge(_config(tmp_path, ip1, telegram, public_url))
-    await bridge.start()
-    try:
+    # A public URL would switch Telegram to webhooks; the fake is polled instead.
+    chat = telegram_section(telegram) | {"transport": "polling"}
+    config = bridge_config(tmp_path, _section(ip1), chat, public_url=public_url)
+    async with running_bridge(config) as bridge:
         front.target = f"http://127.0.0.1:{bridge.port}"
-        await _round_trip(bridge, ip1, telegram, f"{public_url}/webhooks/sms/ip1")
-    finally:
-        await bridge.stop()
+        harness = Harness(bridge, ip1, telegram)
+        await _round_trip(harness, f"{public_url}/webhooks/sms/ip1")
 
 
-async def _idle(bridge: Bridge, seconds: float = 5.0) -> None:
-    """Until every chat job is done: a post lands a moment before its mapping is committed."""
-    assert bridge.store is not None
-    deadline = asyncio.get_running_loop().time() + seconds
-    while (await bridge.store.backlog())["chat_jobs"]:
-        assert asyncio.get_running_loop().time() < deadline, "the bridge never went idle"
-        await asyncio.sleep(0.01)
-
-
-async def _round_trip(bridge: Bridge, ip1: FakeIp1, telegram: FakeTelegram, hook: str) -> None:
+async def _round_trip(harness: Harness[FakeIp1], hook: str) -> None:
+    bridge, ip1, telegram = harness.bridge, harness.gateway, harness.telegram
     # The customer writes; iP1 calls the portal's "incoming SMS" URL (a wrong token is refused).
     message = ip1.receive_sms(CUSTOMER.removeprefix("+"), "Is my order ready?")
     assert (await ip1.deliver_incoming(f"{hook}/not-the-token-at-all", message)).status == 403
     assert (await ip1.deliver_incoming(f"{hook}/{TOKEN}", message)).status == 200
-    await telegram.wait_for(lambda: _posts(telegram) == ["Is my order ready?"])
-    [topic] = [t for t in telegram.topics(GROUP) if not t.deleted]
+    await telegram.wait_for(lambda: harness.posts() == ["Is my order ready?"])
+    [topic] = harness.topics()
     # iP1 retries a callback it thinks failed: the same SMS is not posted twice.
     assert (await ip1.deliver_incoming(f"{hook}/{TOKEN}", message)).status == 200
-    await _idle(bridge)
-    assert _posts(telegram, topic.thread_id) == ["Is my order ready?"]
+    await harness.idle()
+    assert harness.posts(topic.thread_id) == ["Is my order ready?"]
 
     reply = telegram.user_message(GROUP, AGENT, "Yes, come by!", thread_id=topic.thread_id)
     await ip1.wait_for(lambda: len(ip1.batches) == 1)
@@ -140,11 +116,6 @@ async def _round_trip(bridge: Bridge, ip1: FakeIp1, telegram: FakeTelegram, hook
         "201 DeliveredToHandset",
         ip1.batches[0].id,
     )
-    await _idle(bridge)
+    await harness.idle()
     assert telegram.reaction(GROUP, reply["message_id"]) == ["👍"]
     assert telegram.violations == []
-
-
-def _posts(telegram: FakeTelegram, thread_id: int | None = None) -> list[str]:
-    kwargs = {} if thread_id is None else {"thread_id": thread_id}
-    return [m.get("text") or "" for m in telegram.sent_messages(GROUP, **kwargs)]

@@ -5,14 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from test_smsgate_e2e import SPEC, free_port, running
+from conftest import GROUP
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from test_smsgate_e2e import SPEC, running
+from test_smsgateway24_e2e import HOOK_TOKEN as SG24_TOKEN
+from test_smsgateway24_e2e import running as sg24_running
 
+from bridge.testing.fake_harness import free_port
 from bridge.testing.fake_smsgate import FakeSmsGate
 from bridge.testing.fake_telegram import FakeTelegram
+from bridge.testing.server import serve
 
-GROUP = -1001234567890
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 PDF = b"%PDF-1.4\n" + b"0" * 2048
+NOT_FOUND = "media server answered HTTP 404"
 
 
 def posted(telegram: FakeTelegram) -> list[tuple[str, Any]]:
@@ -80,4 +89,38 @@ async def test_a_picture_only_mms_fetched_from_the_phone_is_the_whole_message(
         assert posted(telegram) == [("photo", PNG)]
         assert len(harness.topics()) == 1
         assert any("/attachments/" in r.path for r in fake.requests)
+        assert telegram.violations == []
+
+
+async def test_a_picture_at_a_public_link_is_downloaded_and_uploaded(
+    tmp_path: Path, telegram: FakeTelegram
+) -> None:
+    # SmsGateway24 hands WhatsApp images out as public links; the bridge fetches them when it
+    # posts. A link that is gone becomes a line saying so, and nothing else is held up.
+    async def image(request: Request) -> Response:
+        if request.path_params["name"] != "cat.png":
+            return Response("no such key", status_code=404)
+        return Response(PNG, media_type="image/png")
+
+    storage = Starlette(routes=[Route("/media/{name}", image)])
+    async with (
+        serve(storage) as media,
+        sg24_running(tmp_path, telegram, receive="webhook") as (harness, fake),
+    ):
+        hook = f"{harness.base}/webhooks/sms/sg24/{SG24_TOKEN}"
+        cat = fake.receive_sms("+15551234567", "", img_url=f"{media}/media/cat.png")
+        assert (await fake.deliver_incoming(hook, cat)).status_code == 202
+        await telegram.wait_for(lambda: len(posted(telegram)) == 1)
+        gone = fake.receive_sms("+15551234567", "", img_url=f"{media}/media/gone.png")
+        assert (await fake.deliver_incoming(hook, gone)).status_code == 202
+        await telegram.wait_for(lambda: len(posted(telegram)) == 2)
+        await harness.idle()
+        assert posted(telegram) == [
+            ("photo", PNG),
+            (
+                "text",
+                "📎 gone.png (image/png) could not be fetched: media server answered HTTP 404",
+            ),
+        ]
+        assert len(harness.topics()) == 1
         assert telegram.violations == []

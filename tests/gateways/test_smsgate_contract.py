@@ -53,18 +53,7 @@ async def local() -> AsyncIterator[FakeSmsGate]:
 
 
 def section(fake: FakeSmsGate, **extra: Any) -> dict[str, Any]:
-    return {
-        "name": "phone",
-        "type": "smsgate",
-        "mode": fake.mode,
-        "base_url": fake.base_url,
-        "username": fake.username,
-        "password": fake.password,
-        "receive": "webhook",
-        "signing_key": KEY,
-        "timeout": 2,
-        "region": "US",
-    } | extra
+    return fake.section("phone", receive="webhook", signing_key=KEY, timeout=2, region="US") | extra
 
 
 @asynccontextmanager

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,8 +10,7 @@ from typing import Any
 
 from conftest import AGENT, CUSTOMER, GROUP, Harness, telegram_section
 
-from bridge.app import Bridge
-from bridge.config import parse_config
+from bridge.testing.fake_harness import bridge_config, free_port, running_bridge
 from bridge.testing.fake_smsgate import FakeSmsGate
 from bridge.testing.fake_telegram import FakeTelegram
 
@@ -23,47 +21,19 @@ SPEC = json.loads(
 )
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 @asynccontextmanager
 async def running(
     tmp_path: Path, fake: FakeSmsGate, telegram: FakeTelegram, server: dict[str, Any], **gw: Any
-) -> AsyncIterator[Harness]:
-    gateway = {
-        "name": "office",
-        "type": "smsgate",
-        "mode": fake.mode,
-        "base_url": fake.base_url,
-        "username": fake.username,
-        "password": fake.password,
-        "signing_key": fake.signing_key,
-        "region": "US",
-    } | gw
-    config = parse_config(
-        {
-            "store": {"url": f"sqlite:///{tmp_path / 'x.db'}"},
-            "server": {"host": "127.0.0.1", "port": 0} | server,
-            "gateways": [gateway],
-            "chats": [telegram_section(telegram)],
-            "routes": [{"gateway": "office", "chat": "support"}],
-        },
-        environ={},
-    )
-    bridge = Bridge(config)
-    await bridge.start()
-    try:
-        # Harness is typed for the SMSMobileAPI fake; what we use of it never touches the gateway.
-        yield Harness(bridge, fake, telegram)  # type: ignore[arg-type]
-    finally:
-        await bridge.stop()
+) -> AsyncIterator[Harness[FakeSmsGate]]:
+    gateway = fake.section("office", region="US") | gw
+    config = bridge_config(tmp_path, gateway, telegram_section(telegram), **server)
+    async with running_bridge(config) as bridge:
+        yield Harness(bridge, fake, telegram)
 
 
-async def reply_in_topic(harness: Harness, fake: FakeSmsGate, text: str) -> tuple[int, str]:
+async def reply_in_topic(
+    harness: Harness[FakeSmsGate], fake: FakeSmsGate, text: str
+) -> tuple[int, str]:
     """The agent answers in the number's topic; (the reply's message id, the vendor's id)."""
     await harness.idle()
     [topic] = harness.topics()
@@ -74,7 +44,7 @@ async def reply_in_topic(harness: Harness, fake: FakeSmsGate, text: str) -> tupl
     return reply["message_id"], message.id
 
 
-def reaction(harness: Harness, message_id: int) -> list[str]:
+def reaction(harness: Harness[FakeSmsGate], message_id: int) -> list[str]:
     return harness.telegram.reaction(GROUP, message_id)
 
 

@@ -14,10 +14,6 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from bridge.config import parse_config
 from bridge.errors import (
@@ -35,7 +31,7 @@ from bridge.errors import (
     WebhookRejected,
 )
 from bridge.models import OutboundSms, Outbox, Status, WebhookEvents, WebhookRequest
-from bridge.testing import server
+from bridge.testing.fake_harness import Started, WebhookReceiver, per_module
 from bridge.testing.fake_smsgateway24 import FakeSmsGateway24
 from connectors.sms.smsgateway24 import SmsGateway24, SmsGateway24Config
 
@@ -52,48 +48,37 @@ def payload(name: str) -> Any:
 
 
 def section(fake: FakeSmsGateway24, **overrides: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "name": "sg24",
-        "type": "smsgateway24",
-        "base_url": fake.base_url,
-        "email": fake.email,
-        "password": fake.password,
+    data = fake.section(
+        "sg24",
         # 260 is the example device of the vendor's docs; 261 answers from its second SIM.
-        "devices": [{"device_id": 260}, {"device_id": 261, "sim": 2}],
-        "receive": "both",
-        "webhook_token": HOOK_TOKEN,
-        "timeout": 0.5,
-    }
+        devices=[{"device_id": 260}, {"device_id": 261, "sim": 2}],
+        receive="both",
+        webhook_token=HOOK_TOKEN,
+        timeout=0.5,
+    )
     data.update(overrides)
     return {k: v for k, v in data.items() if v is not None}
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def _served() -> AsyncIterator[FakeSmsGateway24]:
-    async with FakeSmsGateway24(devices=(260, 261, 262)) as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(_served: FakeSmsGateway24) -> FakeSmsGateway24:
-    _served.reset()
-    return _served
+_served, fake = per_module(
+    "fake", lambda: FakeSmsGateway24(devices=(260, 261, 262)), FakeSmsGateway24.reset
+)
+# Stands where the bridge's web server would: records what the vendor's phone posts.
+_receiver, receiver = per_module(
+    "receiver", lambda: WebhookReceiver("sg24").serving(), lambda r: r.got.clear()
+)
 
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def connect(fake: FakeSmsGateway24) -> AsyncIterator[Any]:
     """``await connect(**section overrides)`` -> a started gateway; all stopped after the test."""
-    started: list[SmsGateway24] = []
+    async with Started() as started:
 
-    async def make(**overrides: Any) -> SmsGateway24:
-        gateway = SmsGateway24(SmsGateway24Config.model_validate(section(fake, **overrides)))
-        await gateway.start()
-        started.append(gateway)
-        return gateway
+        async def make(**overrides: Any) -> SmsGateway24:
+            config = SmsGateway24Config.model_validate(section(fake, **overrides))
+            return await started(SmsGateway24(config))
 
-    yield make
-    for gateway in started:
-        await gateway.stop()
+        yield make
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -102,41 +87,14 @@ async def gw(connect: Any) -> SmsGateway24:
     return gateway
 
 
-Captured = list[tuple[str | None, bytes]]
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def _receiver() -> AsyncIterator[tuple[str, Captured]]:
-    """Stands where the bridge's web server would: records what the vendor's phone posts."""
-    got: Captured = []
-
-    async def hook(request: Request) -> Response:
-        got.append((request.path_params.get("token"), await request.body()))
-        return Response(status_code=202)
-
-    routes = [
-        Route("/webhooks/sms/sg24", hook, methods=["POST"]),
-        Route("/webhooks/sms/sg24/{token}", hook, methods=["POST"]),
-    ]
-    async with server.serve(Starlette(routes=routes)) as url:
-        yield f"{url}/webhooks/sms/sg24", got
-
-
-@pytest.fixture
-def receiver(_receiver: tuple[str, Captured]) -> tuple[str, Captured]:
-    _receiver[1].clear()
-    return _receiver
-
-
 def request(body: bytes, token: str | None = HOOK_TOKEN) -> WebhookRequest:
     return WebhookRequest(
         gateway="sg24", token=token, headers={}, body=body, received_at=time.time()
     )
 
 
-def parse_captured(gw: SmsGateway24, captured: Captured) -> WebhookEvents:
-    token, body = captured[-1]
-    return gw.parse_webhook(request(body, token))
+def parse_captured(gw: SmsGateway24, captured: list[WebhookRequest]) -> WebhookEvents:
+    return gw.parse_webhook(captured[-1])
 
 
 def sms(id: int = 41, to: str = CUSTOMER, text: str = "On my way", **kw: Any) -> OutboundSms:
@@ -521,9 +479,9 @@ async def test_an_empty_account_polls_cleanly(fake: FakeSmsGateway24, gw: SmsGat
 
 
 async def test_incoming_webhook_from_the_phone(
-    fake: FakeSmsGateway24, gw: SmsGateway24, receiver: tuple[str, Captured]
+    fake: FakeSmsGateway24, gw: SmsGateway24, receiver: WebhookReceiver
 ) -> None:
-    url, captured = receiver
+    url, captured = receiver.url, receiver.got
     received = fake.receive_sms("+49 157 52982212", "hi there", device_id=261, sim=1)
     response = await fake.deliver_incoming(f"{url}/{HOOK_TOKEN}", received)
     assert response.status_code == 202
@@ -588,12 +546,12 @@ CODES = [
 async def test_status_webhook_codes_map_to_our_statuses(
     fake: FakeSmsGateway24,
     gw: SmsGateway24,
-    receiver: tuple[str, Captured],
+    receiver: WebhookReceiver,
     code: int,
     status: Status,
     reason: str | None,
 ) -> None:
-    url, captured = receiver
+    url, captured = receiver.url, receiver.got
     result = await gw.send(sms())
     assert result.provider_id is not None
     await fake.deliver_status(f"{url}/{HOOK_TOKEN}", result.provider_id, code)
@@ -623,9 +581,9 @@ async def test_polled_status_codes_map_to_our_statuses(
 
 
 async def test_out_of_order_status_events_stay_distinct_and_redeliveries_repeat_their_id(
-    fake: FakeSmsGateway24, gw: SmsGateway24, receiver: tuple[str, Captured]
+    fake: FakeSmsGateway24, gw: SmsGateway24, receiver: WebhookReceiver
 ) -> None:
-    url, captured = receiver
+    url, captured = receiver.url, receiver.got
     result = await gw.send(sms())
     assert result.provider_id is not None
     events = []
@@ -656,12 +614,12 @@ async def test_an_unknown_status_code_is_queued_with_its_raw_code(gw: SmsGateway
 async def test_webhook_without_the_right_token_is_refused(
     fake: FakeSmsGateway24,
     gw: SmsGateway24,
-    receiver: tuple[str, Captured],
+    receiver: WebhookReceiver,
     token: str | None,
     error: type[WebhookRejected],
     status: int,
 ) -> None:
-    url, captured = receiver
+    url, captured = receiver.url, receiver.got
     received = fake.receive_sms(CUSTOMER, "hi")
     await fake.deliver_incoming(url if token is None else f"{url}/{token}", received)
     with pytest.raises(error) as caught:

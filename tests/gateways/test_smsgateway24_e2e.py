@@ -9,8 +9,7 @@ from typing import Any
 
 from conftest import AGENT, CUSTOMER, GROUP, Harness, telegram_section
 
-from bridge.app import Bridge
-from bridge.config import parse_config
+from bridge.testing.fake_harness import bridge_config, running_bridge
 from bridge.testing.fake_smsgateway24 import FakeSmsGateway24
 from bridge.testing.fake_telegram import FakeTelegram
 
@@ -20,44 +19,24 @@ HOOK_TOKEN = "sg24-e2e-hook-token-0123456789"
 @asynccontextmanager
 async def running(
     tmp_path: Path, telegram: FakeTelegram, **gateway: Any
-) -> AsyncIterator[tuple[Harness, FakeSmsGateway24]]:
+) -> AsyncIterator[tuple[Harness[FakeSmsGateway24], FakeSmsGateway24]]:
     async with FakeSmsGateway24() as fake:
-        section = {
-            "name": "sg24",
-            "type": "smsgateway24",
-            "base_url": fake.base_url,
-            "email": fake.email,
-            "password": fake.password,
-            # Device 261 answers from SIM 2 unless its conversation says otherwise.
-            "devices": [{"device_id": 260}, {"device_id": 261, "sim": 2}],
-            "webhook_token": HOOK_TOKEN,
-            "poll_interval": 0.2,
-            "status_poll_interval": 0.2,
-            **gateway,
-        }
-        config = parse_config(
-            {
-                "store": {"url": f"sqlite:///{tmp_path / 'x.db'}"},
-                "server": {"host": "127.0.0.1", "port": 0},
-                "gateways": [section],
-                "chats": [telegram_section(telegram)],
-                "routes": [{"gateway": "sg24", "chat": "support"}],
-            },
-            environ={},
-        )
-        bridge = Bridge(config)
-        await bridge.start()
-        try:
-            yield Harness(bridge, fake, telegram), fake  # type: ignore[arg-type]
-        finally:
-            await bridge.stop()
+        # Device 261 answers from SIM 2 unless its conversation says otherwise.
+        devices = [{"device_id": 260}, {"device_id": 261, "sim": 2}]
+        polls = {"poll_interval": 0.2, "status_poll_interval": 0.2}
+        section = fake.section("sg24", devices=devices, webhook_token=HOOK_TOKEN, **polls) | gateway
+        config = bridge_config(tmp_path, section, telegram_section(telegram))
+        async with running_bridge(config) as bridge:
+            yield Harness(bridge, fake, telegram), fake
 
 
 def reaction(telegram: FakeTelegram, message_id: int) -> Callable[[], list[str]]:
     return lambda: telegram.reaction(GROUP, message_id)
 
 
-async def reply_in_topic(harness: Harness, fake: FakeSmsGateway24, text: str) -> int:
+async def reply_in_topic(
+    harness: Harness[FakeSmsGateway24], fake: FakeSmsGateway24, text: str
+) -> int:
     """Once the SMS is in its topic, the agent answers there; returns the answer's message id."""
     await harness.telegram.wait_for(lambda: any("Is my order ready?" in p for p in harness.posts()))
     await harness.idle()

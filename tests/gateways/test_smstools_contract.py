@@ -14,16 +14,13 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import pytest_asyncio
-from starlette.applications import Starlette
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from bridge.config import parse_config
 from bridge.errors import Ambiguous, ConfigError, RateLimited, Retryable, Terminal, WebhookRejected
 from bridge.models import OutboundSms, Outbox, Status, WebhookRequest
+from bridge.testing.fake_harness import Started, WebhookReceiver, per_module
 from bridge.testing.fake_smstools import INBOX_NUMBER, FakeSmstools
-from bridge.testing.server import serve
 from connectors.sms.smstools import Smstools, SmstoolsConfig
 from connectors.sms.smstools_webhooks import map_status
 
@@ -41,48 +38,28 @@ def payload(name: str) -> dict[str, Any]:
     return data
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def _served() -> AsyncIterator[FakeSmstools]:
-    async with FakeSmstools() as fake:
-        yield fake
+def _reset(fake: FakeSmstools) -> None:
+    fake.reset()
+    fake.media_needs_auth = False
+    fake.zone = ZoneInfo("Europe/Brussels")
 
 
-@pytest.fixture
-def fake(_served: FakeSmstools) -> FakeSmstools:
-    _served.reset()
-    _served.media_needs_auth = False
-    _served.zone = ZoneInfo("Europe/Brussels")
-    return _served
+_served, fake = per_module("fake", FakeSmstools, _reset)
 
 
 def make_config(fake: FakeSmstools, **overrides: Any) -> SmstoolsConfig:
-    data: dict[str, Any] = {
-        "name": "tools",
-        "type": "smstools",
-        "client_id": fake.client_id,
-        "client_secret": fake.client_secret,
-        "sender": "Shop",
-        "base_url": fake.base_url,
-        "webhook_token": TOKEN,
-        "timeout": 2,
-    }
-    data.update(overrides)
-    return SmstoolsConfig.model_validate(data)
+    data = fake.section("tools", sender="Shop", webhook_token=TOKEN, timeout=2)
+    return SmstoolsConfig.model_validate(data | overrides)
 
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def make(fake: FakeSmstools) -> AsyncIterator[Callable[..., Any]]:
-    started: list[Smstools] = []
+    async with Started() as started:
 
-    async def build(**overrides: Any) -> Smstools:
-        gateway = Smstools(make_config(fake, **overrides))
-        await gateway.start()
-        started.append(gateway)
-        return gateway
+        async def build(**overrides: Any) -> Smstools:
+            return await started(Smstools(make_config(fake, **overrides)))
 
-    yield build
-    for gateway in started:
-        await gateway.stop()
+        yield build
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -571,67 +548,49 @@ async def test_the_seed_conversation_parses_for_history_and_status(
 # webhooks --------------------------------------------------------------------------------------
 
 
-class Receiver:
+class Receiver(WebhookReceiver):
     """A loopback endpoint that hands each request to the current gateway's ``parse_webhook``."""
 
     def __init__(self) -> None:
+        super().__init__("tools", self.parse)
         self.gateway: Smstools | None = None
         self.events: list[Any] = []
-        self.url = ""
 
-    async def handle(self, request: Request) -> Response:
+    def parse(self, call: WebhookRequest) -> Response:
         assert self.gateway is not None
         try:
-            events = self.gateway.parse_webhook(
-                WebhookRequest(
-                    gateway="tools",
-                    token=request.path_params.get("token"),
-                    headers={k.lower(): v for k, v in request.headers.items()},
-                    body=await request.body(),
-                    received_at=time.time(),
-                    url=str(request.url),
-                    method=request.method,
-                )
-            )
+            events = self.gateway.parse_webhook(call)
         except WebhookRejected as exc:
             return JSONResponse({"error": exc.reason}, exc.status)
         self.events.append(events)
         return JSONResponse({"status": "accepted"}, 202)
 
+    def clear(self) -> None:
+        self.got.clear()
+        self.events.clear()
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def _receiver() -> AsyncIterator[Receiver]:
-    receiver = Receiver()
-    app = Starlette(
-        routes=[
-            Route("/hook", receiver.handle, methods=["POST"]),
-            Route("/hook/{token}", receiver.handle, methods=["POST"]),
-        ]
-    )
-    async with serve(app) as url:
-        receiver.url = url
-        yield receiver
+
+_receiver, receiver = per_module("receiver", lambda: Receiver().serving(), Receiver.clear)
 
 
 @pytest.fixture
-def hook(_receiver: Receiver, gateway: Smstools) -> Receiver:
-    _receiver.gateway = gateway
-    _receiver.events.clear()
-    return _receiver
+def hook(receiver: Receiver, gateway: Smstools) -> Receiver:
+    receiver.gateway = gateway
+    return receiver
 
 
 async def test_inbox_message_webhook_as_the_sample_shows_it(
     fake: FakeSmstools, hook: Receiver
 ) -> None:
     sms = fake.receive_sms(CUSTOMER, "Hi there")
-    response = await fake.deliver_inbox_message(f"{hook.url}/hook/{TOKEN}", sms)
+    response = await fake.deliver_inbox_message(f"{hook.url}/{TOKEN}", sms)
     assert response.status_code == 202
     [inbound] = hook.events[0].inbound
     assert (inbound.sender, inbound.text, inbound.device) == (CUSTOMER, "Hi there", OUR_NUMBER)
     assert inbound.provider_id.startswith("sha256:")
     # The documented sample itself, not batched this time.
     sample = payload("webhook_inbox_message.json")["payload"]
-    response = await fake.post_webhook(f"{hook.url}/hook/{TOKEN}", sample[0])
+    response = await fake.post_webhook(f"{hook.url}/{TOKEN}", sample[0])
     assert response.status_code == 202
     assert hook.events[1].inbound[0].text == "Hi"
 
@@ -640,7 +599,7 @@ async def test_inbox_message_keys_are_stable_with_a_vendor_date_or_id(
     fake: FakeSmstools, hook: Receiver
 ) -> None:
     sms = fake.receive_sms(CUSTOMER, "ok")
-    url = f"{hook.url}/hook/{TOKEN}"
+    url = f"{hook.url}/{TOKEN}"
     await fake.deliver_inbox_message(url, sms, date="2025-06-05 10:44:46")
     await fake.deliver_inbox_message(url, sms, date="2025-06-05 10:44:46")  # a redelivery
     await fake.deliver_inbox_message(url, sms, date="2025-06-05 10:45:02")  # "ok" again
@@ -655,7 +614,7 @@ async def test_delivery_reports_submitted_then_delivered(
     fake: FakeSmstools, gateway: Smstools, hook: Receiver
 ) -> None:
     provider_id = (await gateway.send(outbound())).provider_id or ""
-    url = f"{hook.url}/hook/{TOKEN}"
+    url = f"{hook.url}/{TOKEN}"
     await fake.deliver_delivery_report(url, provider_id, "DELIVERED")  # out of order
     await fake.deliver_delivery_report(url, provider_id, "SUBMITTED", batched=False)
     await fake.deliver_delivery_report(url, provider_id, "DELIVERED")  # redelivered
@@ -681,25 +640,25 @@ async def test_delivery_reports_submitted_then_delivered(
 @pytest.mark.parametrize(
     ("path", "body", "status", "words"),
     [
-        ("/hook/wrong-token-0123456789", [{"webhook_type": "inbox_message"}], 403, "token"),
-        ("/hook", [{"webhook_type": "inbox_message"}], 401, "missing webhook token"),
-        (f"/hook/{TOKEN}", b"[{", 400, "malformed JSON"),
-        (f"/hook/{TOKEN}", b"42", 400, "expected an object"),
-        (f"/hook/{TOKEN}", [{"message": {}}], 422, "webhook_type"),
-        (f"/hook/{TOKEN}", [{"webhook_type": "inbox_message", "message": {}}], 422, "sender"),
+        ("/wrong-token-0123456789", [{"webhook_type": "inbox_message"}], 403, "token"),
+        ("", [{"webhook_type": "inbox_message"}], 401, "missing webhook token"),
+        (f"/{TOKEN}", b"[{", 400, "malformed JSON"),
+        (f"/{TOKEN}", b"42", 400, "expected an object"),
+        (f"/{TOKEN}", [{"message": {}}], 422, "webhook_type"),
+        (f"/{TOKEN}", [{"webhook_type": "inbox_message", "message": {}}], 422, "sender"),
         (
-            f"/hook/{TOKEN}",
+            f"/{TOKEN}",
             [{"webhook_type": "inbox_message", "message": {"sender": "3247", "content": []}}],
             422,
             "must be a string",
         ),
         (
-            f"/hook/{TOKEN}",
+            f"/{TOKEN}",
             [{"webhook_type": "delivery_report", "message": {"status": "DELIVERED"}}],
             422,
             "messageid",
         ),
-        (f"/hook/{TOKEN}", [{"webhook_type": "delivery_report", "message": "x"}], 422, "object"),
+        (f"/{TOKEN}", [{"webhook_type": "delivery_report", "message": "x"}], 422, "object"),
     ],
 )
 async def test_bad_webhooks_are_refused_with_a_clear_4xx(
@@ -713,7 +672,7 @@ async def test_bad_webhooks_are_refused_with_a_clear_4xx(
 
 
 async def test_other_webhook_types_are_ignored(fake: FakeSmstools, hook: Receiver) -> None:
-    await fake.post_webhook(f"{hook.url}/hook/{TOKEN}", [{"webhook_type": "optout"}])
+    await fake.post_webhook(f"{hook.url}/{TOKEN}", [{"webhook_type": "optout"}])
     [events] = hook.events
     assert (events.inbound, events.updates) == ((), ())
     assert "optout" in (events.ignored or "")

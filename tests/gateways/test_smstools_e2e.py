@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest_asyncio
-from conftest import AGENT, CUSTOMER, GROUP, telegram_section
+from conftest import AGENT, CUSTOMER, GROUP, Harness, telegram_section
 
 from bridge.app import Bridge
-from bridge.config import parse_config
+from bridge.testing.fake_harness import Started, bridge_config
 from bridge.testing.fake_smstools import INBOX_NUMBER, FakeSmstools
 from bridge.testing.fake_telegram import FakeTelegram
 
@@ -27,40 +27,15 @@ async def fake() -> AsyncIterator[FakeSmstools]:
 async def start(
     tmp_path: Path, fake: FakeSmstools, telegram: FakeTelegram
 ) -> AsyncIterator[Callable[..., Any]]:
-    running: list[Bridge] = []
+    async with Started() as started:
 
-    async def run(**gateway: Any) -> Bridge:
-        section = {
-            "name": "tools",
-            "type": "smstools",
-            "client_id": fake.client_id,
-            "client_secret": fake.client_secret,
-            "sender": "Shop",
-            "base_url": fake.base_url,
-            "poll_interval": 0.2,
-            "status_poll_interval": 0.2,
-            **gateway,
-        }
-        config = {
-            "store": {"url": f"sqlite:///{tmp_path / 'x.db'}"},
-            "server": {"host": "127.0.0.1", "port": 0},
-            "gateways": [section],
-            "chats": [telegram_section(telegram)],
-            "routes": [{"gateway": "tools", "chat": "support"}],
-        }
-        bridge = Bridge(parse_config(config, environ={}))
-        await bridge.start()
-        running.append(bridge)
-        return bridge
+        async def run(**gateway: Any) -> Harness[FakeSmstools]:
+            polls = {"poll_interval": 0.2, "status_poll_interval": 0.2}
+            section = fake.section("tools", sender="Shop", **polls) | gateway
+            config = bridge_config(tmp_path, section, telegram_section(telegram))
+            return Harness(await started(Bridge(config)), fake, telegram)
 
-    yield run
-    for bridge in running:
-        await bridge.stop()
-
-
-def posts(telegram: FakeTelegram, thread: int | None = None) -> list[str]:
-    kwargs = {} if thread is None else {"thread_id": thread}
-    return [m.get("text") or "" for m in telegram.sent_messages(GROUP, **kwargs)]
+        yield run
 
 
 async def reply_in_topic(
@@ -77,9 +52,9 @@ async def reply_in_topic(
 async def test_polled_sms_reply_and_polled_delivery(
     start: Callable[..., Any], fake: FakeSmstools, telegram: FakeTelegram
 ) -> None:
-    await start(receive="poll")
+    harness = await start(receive="poll")
     fake.receive_sms(CUSTOMER, "Is my order ready?")
-    await telegram.wait_for(lambda: "Is my order ready?" in posts(telegram))
+    await telegram.wait_for(lambda: "Is my order ready?" in harness.posts())
     [topic] = telegram.topics(GROUP)
     assert topic.name.endswith(CUSTOMER[-4:])
 
@@ -99,15 +74,15 @@ async def test_polled_sms_reply_and_polled_delivery(
 async def test_webhook_sms_reply_and_delivery_reports(
     start: Callable[..., Any], fake: FakeSmstools, telegram: FakeTelegram
 ) -> None:
-    bridge = await start(receive="webhook", webhook_token=TOKEN, status_poll_interval=3600)
-    base = f"http://127.0.0.1:{bridge.port}/webhooks/sms/tools"
+    harness = await start(receive="webhook", webhook_token=TOKEN, status_poll_interval=3600)
+    base = f"{harness.base}/webhooks/sms/tools"
     sms = fake.receive_sms(CUSTOMER, "Hello by webhook")
     refused = await fake.deliver_inbox_message(f"{base}/wrong-token-0123456789", sms)
     assert refused.status_code == 403
     assert TOKEN not in refused.text
     accepted = await fake.deliver_inbox_message(f"{base}/{TOKEN}", sms)
     assert accepted.status_code == 202, accepted.text
-    await telegram.wait_for(lambda: "Hello by webhook" in posts(telegram))
+    await telegram.wait_for(lambda: "Hello by webhook" in harness.posts())
     assert len(telegram.topics(GROUP)) == 1
 
     thread, message_id, messageid = await reply_in_topic(fake, telegram, "Got it", 1)
@@ -122,7 +97,7 @@ async def test_webhook_sms_reply_and_delivery_reports(
     _, second_id, second = await reply_in_topic(fake, telegram, "Still there?", 2)
     await fake.deliver_delivery_report(f"{base}/{TOKEN}", second, "REJECTED", detail=10)
     notice = "💔 SMS not sent: rejected by the operator: receiver number invalid or unknown"
-    await telegram.wait_for(lambda: notice in posts(telegram, thread))
+    await telegram.wait_for(lambda: notice in harness.posts(thread))
     assert telegram.reaction(GROUP, second_id) == ["💔"]
     # The late "submitted" never moved the first answer back.
     assert telegram.reaction(GROUP, message_id) == ["👍"]

@@ -13,10 +13,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from pydantic import SecretStr
-from starlette.applications import Starlette
-from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from bridge.config import parse_config
 from bridge.errors import (
@@ -31,7 +28,7 @@ from bridge.errors import (
     Unprocessable,
 )
 from bridge.models import OutboundSms, Outbox, Status, WebhookRequest
-from bridge.testing import server
+from bridge.testing.fake_harness import WebhookReceiver, per_module
 from bridge.testing.fake_twilio import AUTH_TOKEN, NUMBER, SERVICE_SID, FakeTwilio, signature
 from connectors.sms import twilio_webhooks as hooks
 from connectors.sms.twilio import Twilio, TwilioConfig
@@ -48,83 +45,28 @@ def payload(name: str) -> dict[str, Any]:
     return data
 
 
-# One fake and one webhook receiver for the module: uvicorn takes ~0.1 s to stop.
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def _served() -> AsyncIterator[FakeTwilio]:
-    async with FakeTwilio() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(_served: FakeTwilio) -> FakeTwilio:
-    _served.reset()
-    return _served
-
-
-class Receiver:
-    """The bridge's side of a webhook: what arrived, as ``bridge.web`` would hand it over."""
-
-    def __init__(self) -> None:
-        self.got: list[WebhookRequest] = []
-        self.url = ""
-
-    async def hook(self, request: Request) -> Response:
-        self.got.append(
-            WebhookRequest(
-                gateway="tw",
-                token=request.path_params.get("token"),
-                headers={k.lower(): v for k, v in request.headers.items()},
-                body=await request.body(),
-                received_at=time.time(),
-                url=str(request.url),
-                method=request.method,
-                query=dict(request.query_params),
-            )
-        )
-        return Response(hooks_answer(), media_type="text/xml")
-
-
 def hooks_answer() -> bytes:
     return Twilio.webhook_answer.body
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def _receiver() -> AsyncIterator[Receiver]:
-    receiver = Receiver()
-    app = Starlette(
-        routes=[
-            Route("/hook", receiver.hook, methods=["GET", "POST"]),
-            Route("/hook/{token}", receiver.hook, methods=["GET", "POST"]),
-        ]
-    )
-    async with server.serve(app) as url:
-        receiver.url = f"{url}/hook"
-        yield receiver
-
-
-@pytest.fixture
-def receiver(_receiver: Receiver) -> Receiver:
-    _receiver.got.clear()
-    return _receiver
+_served, fake = per_module("fake", FakeTwilio, FakeTwilio.reset)
+_receiver, receiver = per_module(
+    "receiver",
+    lambda: WebhookReceiver(
+        "tw", lambda _: Response(hooks_answer(), media_type="text/xml")
+    ).serving(),
+    lambda receiver: receiver.got.clear(),
+)
 
 
 def config(fake: FakeTwilio, **overrides: Any) -> TwilioConfig:
-    section: dict[str, Any] = {
-        "name": "tw",
-        "type": "twilio",
-        "account_sid": fake.account_sid,
-        "auth_token": fake.auth_token,
-        "from_number": NUMBER,
-        "base_url": fake.base_url,
-        "receive": "webhook",
-        "timeout": 2,
-    }
+    section = fake.section("tw", from_number=NUMBER, receive="webhook", timeout=2)
     section.update(overrides)
     return TwilioConfig.model_validate({k: v for k, v in section.items() if v is not None})
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def gw(fake: FakeTwilio, receiver: Receiver) -> AsyncIterator[Twilio]:
+async def gw(fake: FakeTwilio, receiver: WebhookReceiver) -> AsyncIterator[Twilio]:
     gateway = Twilio(config(fake), receiver.url)
     await gateway.start()
     yield gateway
@@ -194,7 +136,7 @@ async def test_our_vectors_agree_with_the_fake_and_change_with_every_input() -> 
 
 
 async def test_send_posts_the_documented_form_and_returns_the_sid(
-    fake: FakeTwilio, gw: Twilio, receiver: Receiver
+    fake: FakeTwilio, gw: Twilio, receiver: WebhookReceiver
 ) -> None:
     result = await gw.send(sms("on my way"))
     [message] = fake.sent
@@ -227,7 +169,7 @@ async def test_fake_resources_have_every_documented_field(fake: FakeTwilio) -> N
 
 
 async def test_reply_leaves_from_the_number_that_received_and_through_a_service(
-    fake: FakeTwilio, receiver: Receiver
+    fake: FakeTwilio, receiver: WebhookReceiver
 ) -> None:
     fake.numbers.append("+15017122662")
     gateway = await started(Twilio(config(fake, messaging_service_sid=SERVICE_SID), None))
@@ -367,7 +309,7 @@ async def test_reconcile_finds_a_sent_message_across_pages_and_ignores_older_one
 
 
 async def test_incoming_sms_webhook_is_verified_and_translated(
-    fake: FakeTwilio, gw: Twilio, receiver: Receiver
+    fake: FakeTwilio, gw: Twilio, receiver: WebhookReceiver
 ) -> None:
     message = fake.receive_sms(CUSTOMER, "Hello & welcome +1")
     response = await fake.deliver_inbound(receiver.url, message)
@@ -386,7 +328,7 @@ async def test_incoming_sms_webhook_is_verified_and_translated(
 
 
 async def test_incoming_mms_lists_media_that_fetch_media_downloads(
-    fake: FakeTwilio, gw: Twilio, receiver: Receiver
+    fake: FakeTwilio, gw: Twilio, receiver: WebhookReceiver
 ) -> None:
     jpeg, pdf = b"\xff\xd8\xff\xe0fake-jpeg", b"%PDF-1.4 fake"
     message = fake.receive_sms(CUSTOMER, "", media=[("image/jpeg", jpeg), ("application/pdf", pdf)])
@@ -431,7 +373,7 @@ async def test_media_url_off_the_api_host_is_refused(gw: Twilio) -> None:
 
 
 async def test_get_webhook_is_verified_over_the_url(
-    fake: FakeTwilio, gw: Twilio, receiver: Receiver
+    fake: FakeTwilio, gw: Twilio, receiver: WebhookReceiver
 ) -> None:
     message = fake.receive_sms(CUSTOMER, "by GET")
     await fake.deliver_inbound(receiver.url, message, method="GET")
@@ -444,7 +386,7 @@ async def test_get_webhook_is_verified_over_the_url(
     ids=["other-token", "missing", "garbage"],
 )
 async def test_unsigned_or_forged_webhooks_are_unauthenticated(
-    fake: FakeTwilio, gw: Twilio, receiver: Receiver, forge: dict[str, str]
+    fake: FakeTwilio, gw: Twilio, receiver: WebhookReceiver, forge: dict[str, str]
 ) -> None:
     message = fake.receive_sms(CUSTOMER, "forged")
     await fake.deliver_inbound(receiver.url, message, **forge)
@@ -454,7 +396,7 @@ async def test_unsigned_or_forged_webhooks_are_unauthenticated(
 
 
 async def test_tampered_body_fails_the_signature(
-    fake: FakeTwilio, gw: Twilio, receiver: Receiver
+    fake: FakeTwilio, gw: Twilio, receiver: WebhookReceiver
 ) -> None:
     message = fake.receive_sms(CUSTOMER, "original")
     await fake.deliver_inbound(receiver.url, message)
@@ -472,7 +414,7 @@ async def test_tampered_body_fails_the_signature(
 
 
 async def test_webhook_token_is_checked_before_anything_else(
-    fake: FakeTwilio, receiver: Receiver
+    fake: FakeTwilio, receiver: WebhookReceiver
 ) -> None:
     gateway = Twilio(config(fake, webhook_token=TOKEN), None)
     message = fake.receive_sms(CUSTOMER, "guarded")
@@ -498,7 +440,7 @@ async def test_webhook_token_is_checked_before_anything_else(
 async def test_signed_but_malformed_webhooks_get_clear_4xx(
     fake: FakeTwilio,
     gw: Twilio,
-    receiver: Receiver,
+    receiver: WebhookReceiver,
     params: dict[str, str],
     error: type[Exception],
     words: str,
@@ -509,7 +451,7 @@ async def test_signed_but_malformed_webhooks_get_clear_4xx(
     assert words in str(caught.value)
 
 
-async def test_undecodable_body_is_a_bad_request(gw: Twilio, receiver: Receiver) -> None:
+async def test_undecodable_body_is_a_bad_request(gw: Twilio, receiver: WebhookReceiver) -> None:
     request = WebhookRequest(
         "tw", None, {"x-twilio-signature": "x"}, b"Body=%ff%fe", 0.0, url=receiver.url
     )
@@ -533,7 +475,7 @@ async def test_undecodable_body_is_a_bad_request(gw: Twilio, receiver: Receiver)
     ],
 )
 async def test_status_callbacks_map_to_the_common_model(
-    fake: FakeTwilio, gw: Twilio, receiver: Receiver, raw: str, status: Status
+    fake: FakeTwilio, gw: Twilio, receiver: WebhookReceiver, raw: str, status: Status
 ) -> None:
     result = await gw.send(sms())
     sid = str(result.provider_id)
@@ -551,7 +493,7 @@ async def test_status_callbacks_map_to_the_common_model(
 
 
 async def test_out_of_order_and_repeated_callbacks_keep_their_own_identity(
-    fake: FakeTwilio, gw: Twilio, receiver: Receiver
+    fake: FakeTwilio, gw: Twilio, receiver: WebhookReceiver
 ) -> None:
     sid = str((await gw.send(sms())).provider_id)
     fake.set_status(sid, "delivered")

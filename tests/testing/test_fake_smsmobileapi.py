@@ -13,12 +13,8 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
-from bridge.testing import server
+from bridge.testing.fake_harness import WebhookReceiver, per_module
 from bridge.testing.fake_smsmobileapi import FakeSmsMobileApi
 
 KEY = "test-key"
@@ -28,51 +24,28 @@ KEY = "test-key"
 # per-test servers would pay ~20 times over.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-Hook = tuple[str, list[tuple[dict[str, str], bytes]]]
+
+def _reset(fake: FakeSmsMobileApi) -> None:
+    fake.reset()
+    fake.ms_timestamps = False
+
+
+_served, fake = per_module("fake", lambda: FakeSmsMobileApi(KEY), _reset)
+_hook_server, receiver = per_module(
+    "receiver", lambda: WebhookReceiver("office").serving(), lambda r: r.got.clear()
+)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def _served() -> AsyncIterator[tuple[FakeSmsMobileApi, httpx.AsyncClient]]:
-    async with (
-        FakeSmsMobileApi(KEY) as f,
-        httpx.AsyncClient(base_url=f.base_url, trust_env=False) as c,
-    ):
-        yield f, c
+async def _client(_fake: FakeSmsMobileApi) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=_fake.base_url, trust_env=False) as c:
+        yield c
 
 
 @pytest.fixture
-def fake(_served: tuple[FakeSmsMobileApi, httpx.AsyncClient]) -> FakeSmsMobileApi:
-    f = _served[0]
-    f.reset()
-    f.ms_timestamps = False
-    return f
-
-
-@pytest.fixture
-def client(
-    fake: FakeSmsMobileApi, _served: tuple[FakeSmsMobileApi, httpx.AsyncClient]
-) -> httpx.AsyncClient:
+def client(fake: FakeSmsMobileApi, _client: httpx.AsyncClient) -> httpx.AsyncClient:
     # Requests `fake` so a test asking only for the client still starts from a reset account.
-    return _served[1]
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def _hook_server() -> AsyncIterator[Hook]:
-    got: list[tuple[dict[str, str], bytes]] = []
-
-    async def hook(request: Request) -> Response:
-        got.append((dict(request.headers), await request.body()))
-        return Response(status_code=202)
-
-    app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
-    async with server.serve(app) as url:
-        yield f"{url}/hook", got
-
-
-@pytest.fixture
-def receiver(_hook_server: Hook) -> Hook:
-    _hook_server[1].clear()
-    return _hook_server
+    return _client
 
 
 async def send(client: httpx.AsyncClient, **form: str) -> httpx.Response:
@@ -312,12 +285,14 @@ async def test_delayed_error_does_not_record(
     assert fake.sent == []
 
 
-async def test_deliver_v2_signature_verifies(fake: FakeSmsMobileApi, receiver: Hook) -> None:
-    url, got = receiver
+async def test_deliver_v2_signature_verifies(
+    fake: FakeSmsMobileApi, receiver: WebhookReceiver
+) -> None:
+    url, got = receiver.url, receiver.got
     sms = fake.receive_sms("+15551234567", "Can you call me back? ✓", alias="Taylor")
     r = await fake.deliver_received_v2(url, sms)
     assert r.status_code == 202
-    headers, body = got[0]
+    headers, body = got[0].headers, got[0].body
     assert verify("whsec-test", headers, body)
     envelope = json.loads(body)
     assert set(envelope) == {"id", "type", "api_version", "created_at", "occurred_at", "data"}
@@ -338,32 +313,33 @@ async def test_deliver_v2_signature_verifies(fake: FakeSmsMobileApi, receiver: H
     await fake.deliver_v2(url, "sms.received", {}, secret="wrong")
     await fake.deliver_v2(url, "sms.received", {}, timestamp=int(time.time()) - 3600)
     await fake.deliver_v2(url, "sms.received", {}, body=b'{"id":', event_id="e-1")
-    assert not verify("whsec-test", *got[1])
-    assert not verify("whsec-test", *got[2])
-    assert got[3][1] == b'{"id":'
-    assert verify("whsec-test", *got[3])  # signed as sent, so only the JSON parse fails
-    assert got[3][0]["idempotency-key"] == "e-1"
+    assert not verify("whsec-test", got[1].headers, got[1].body)
+    assert not verify("whsec-test", got[2].headers, got[2].body)
+    assert got[3].body == b'{"id":'
+    # Signed as sent, so only the JSON parse fails.
+    assert verify("whsec-test", got[3].headers, got[3].body)
+    assert got[3].headers["idempotency-key"] == "e-1"
 
 
 async def test_deliver_status_v2_updates_log(
     fake: FakeSmsMobileApi,
     client: httpx.AsyncClient,
-    receiver: Hook,
+    receiver: WebhookReceiver,
 ) -> None:
-    url, got = receiver
+    url, got = receiver.url, receiver.got
     guid = (await send(client, recipients="+1555", message="hi")).json()["result"]["id"]
     await fake.deliver_status_v2(url, guid, "sms.failed", reason="No signal")
-    data = json.loads(got[0][1])["data"]
+    data = json.loads(got[0].body)["data"]
     assert (data["guid"], data["to"], data["reason"]) == (guid, "+1555", "No signal")
     assert "failed_at" in data
     assert (fake.sent[0].status, fake.sent[0].error) == ("Error", "No signal")
 
 
-async def test_plain_webhook_body(fake: FakeSmsMobileApi, receiver: Hook) -> None:
-    url, got = receiver
+async def test_plain_webhook_body(fake: FakeSmsMobileApi, receiver: WebhookReceiver) -> None:
+    url, got = receiver.url, receiver.got
     sms = fake.receive_sms("+123456789", "Hello, this is a test.", timestamp_unix=1_737_368_090)
     await fake.deliver_plain_webhook(url, sms)
-    headers, body = got[0]
+    headers, body = got[0].headers, got[0].body
     payload = json.loads(body)
     assert set(payload) == {"date", "hour", "time_received", "message", "number", "guid"}
     assert payload["time_received"] == "2025-01-20 10:14:50"

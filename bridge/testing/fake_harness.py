@@ -1,0 +1,169 @@
+"""Shared helpers of the gateway tests: per-module fakes, a webhook receiver, a running bridge."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any, Protocol, Self, TypeVar
+
+import pytest
+import pytest_asyncio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from bridge.app import Bridge
+from bridge.config import Config, parse_config
+from bridge.models import WebhookRequest
+from bridge.testing.server import serve
+
+T = TypeVar("T")
+
+
+# contract tests ----------------------------------------------------------------------------------
+
+
+def per_module(
+    name: str, open_: Callable[[], AbstractAsyncContextManager[T]], reset: Callable[[T], object]
+) -> tuple[object, object]:
+    """Two fixtures: ``_<name>``, one ``open_()`` for the whole module (a uvicorn start/stop
+    costs ~0.1 s), and ``<name>``, the same object after ``reset`` for each test.
+
+    Use as ``_served, fake = per_module("fake", FakeX, FakeX.reset)`` at module level.
+    """
+
+    @pytest_asyncio.fixture(scope="module", loop_scope="module", name=f"_{name}")
+    async def served() -> AsyncIterator[T]:
+        async with open_() as value:
+            yield value
+
+    @pytest.fixture(name=name)
+    def fresh(request: pytest.FixtureRequest) -> T:
+        value: T = request.getfixturevalue(f"_{name}")
+        reset(value)
+        return value
+
+    return served, fresh
+
+
+class _Startable(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Startable)
+
+
+class Started:
+    """``await started(connector)`` starts it; leaving ``async with`` stops every one."""
+
+    def __init__(self) -> None:
+        self.running: list[_Startable] = []
+
+    async def __call__(self, connector: S) -> S:
+        await connector.start()
+        self.running.append(connector)
+        return connector
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        for connector in self.running:
+            await connector.stop()
+
+
+class WebhookReceiver:
+    """Stands where the bridge's web server would, at ``url`` and ``url/{token}``: keeps each
+    call in ``got`` as ``bridge.web`` hands it to a connector, and answers ``answer(call)``."""
+
+    def __init__(
+        self,
+        gateway: str,
+        answer: Callable[[WebhookRequest], Response] = lambda _: Response(status_code=202),
+    ) -> None:
+        self.gateway = gateway
+        self.answer = answer
+        self.got: list[WebhookRequest] = []
+        self.url = ""
+        methods = ["GET", "POST"]
+        self.app = Starlette(
+            routes=[
+                Route("/hook", self._hook, methods=methods),
+                Route("/hook/{token}", self._hook, methods=methods),
+            ]
+        )
+
+    async def _hook(self, request: Request) -> Response:
+        call = WebhookRequest(
+            gateway=self.gateway,
+            token=request.path_params.get("token"),
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=await request.body(),
+            received_at=time.time(),
+            url=str(request.url),
+            method=request.method,
+            query=dict(request.query_params),
+        )
+        self.got.append(call)
+        return self.answer(call)
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[Self]:
+        async with serve(self.app) as root:
+            self.url = f"{root}/hook"
+            yield self
+
+
+# end-to-end tests --------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on, for a bridge whose public URL must be known first."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def bridge_config(
+    tmp_path: Path, gateway: dict[str, Any], chat: dict[str, Any], **server: Any
+) -> Config:
+    """One gateway routed to one chat, a SQLite store in ``tmp_path``, ``server`` overrides."""
+    return parse_config(
+        {
+            "store": {"url": f"sqlite:///{tmp_path / 'x.db'}"},
+            "server": {"host": "127.0.0.1", "port": 0} | server,
+            "gateways": [gateway],
+            "chats": [chat],
+            "routes": [{"gateway": gateway["name"], "chat": chat["name"]}],
+        },
+        environ={},
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_bridge(config: Config) -> AsyncIterator[Bridge]:
+    bridge = Bridge(config)
+    await bridge.start()
+    try:
+        yield bridge
+    finally:
+        await bridge.stop()
+
+
+async def idle(bridge: Bridge, seconds: float = 5.0) -> None:
+    """Until the bridge has recorded everything it posted (a post lands in the chat a moment
+    before its mapping is committed; a person reading it is never that quick)."""
+    assert bridge.store is not None
+    deadline = asyncio.get_running_loop().time() + seconds
+    while (await bridge.store.backlog())["chat_jobs"]:
+        assert asyncio.get_running_loop().time() < deadline, "the bridge never went idle"
+        await asyncio.sleep(0.01)
