@@ -83,11 +83,16 @@ class Retryable(DeliveryError):
 
 
 class RateLimited(Retryable):
-    """The remote asked us to wait ``retry_after`` seconds."""
+    """The remote asked us to wait ``retry_after`` seconds.
 
-    def __init__(self, reason: str, retry_after: float) -> None:
+    ``key`` names the pacing window the limit applies to, when the remote limits each kind of
+    call on its own (Slack's tiers); without it the whole destination waits.
+    """
+
+    def __init__(self, reason: str, retry_after: float, key: str | None = None) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+        self.key = key
 
 
 class Unavailable(RateLimited):

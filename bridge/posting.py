@@ -152,7 +152,7 @@ class ChatWorker(Worker):
             log.error("%s: chat unavailable, work waits in the store: %s", self.name, exc.reason)
             return False
         except RateLimited as exc:
-            self.pacer.hold(self.platform.hold_key, exc.retry_after)
+            self.pacer.hold(exc.key or self.platform.hold_key, exc.retry_after)
             await self.store.defer_job(job.id, exc.retry_after, exc.reason)
             self._count(job, "rate_limited")
             return False
