@@ -227,11 +227,14 @@ class FakeSmsGate(PhoneMixin[Req]):
         location = f"{self.prefix}/messages/{message_id}"
         return JSONResponse(self._message_json(message), 202, headers={"Location": location})
 
-    def _state(self, path: str, _query: dict[str, str], _body: Any) -> Response:
+    def _state(self, path: str, query: dict[str, str], _body: Any) -> Response:
         message = self.messages.get(path.rsplit("/", 1)[-1])
         if message is None:
             return self._error(404, "message not found")
-        return JSONResponse(self._message_json(message))
+        # ASSUMPTION: the response schema's textMessage is "present only when includeContent
+        # =true"; the swagger lists that parameter for GET /messages, the same rule here.
+        content = query.get("includeContent") == "true"
+        return JSONResponse(self._message_json(message, content))
 
     def _list(self, _path: str, query: dict[str, str], _body: Any) -> Response:
         rows = list(reversed(self.messages.values()))

@@ -76,6 +76,8 @@ class FakeSmsGateway24(LoopbackFake[Req]):
         self.api_token = secrets.token_hex(16)  # the one shown in the profile; never expires
         self.tokens: dict[str, float] = {}  # issued by gettoken -> when
         self.logins = 0
+        # The words of a token refusal, which are undocumented: tests change them.
+        self.token_refusal = INVALID_TOKEN
         self.messages: list[Sms] = []
         self._first_id = first_id
         self._next_id = first_id
@@ -103,6 +105,7 @@ class FakeSmsGateway24(LoopbackFake[Req]):
         self.messages.clear()
         self.tokens.clear()
         self.logins = 0
+        self.token_refusal = INVALID_TOKEN
         self.token_ttl = None
         self._next_id = self._first_id
 
@@ -197,7 +200,7 @@ class FakeSmsGateway24(LoopbackFake[Req]):
             if endpoint not in self._routes:
                 return Response("<h1>404 Not Found</h1>", 404, media_type="text/html")
             if not self._token_ok(params.get("token", "")):
-                return JSONResponse(_error(INVALID_TOKEN))
+                return JSONResponse(_error(self.token_refusal))
             return JSONResponse(self._routes[endpoint](params))
 
         def record(response: Response) -> None:

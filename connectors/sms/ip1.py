@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Self
 from urllib.parse import quote
 
@@ -234,13 +234,34 @@ class Ip1:
     async def find_sent(
         self, sms: OutboundSms, since: datetime, exclude: frozenset[str] = frozenset()
     ) -> str | None:
-        """The batch of ``sms`` if one went out: our reference is on its message."""
+        """The batch of ``sms`` if it went out since ``since``: a message with our reference,
+        its number and its text, created no earlier than ``since``.
+
+        The reference alone is not enough: a fresh store numbers its outbox from 1 again, so
+        a batch of the previous store carries the same reference, and taking it for this SMS
+        would record it as sent while it never goes out.
+        """
         if not is_dialable(sms.to):
             return None  # send() refuses such numbers before calling iP1
+        recipient = msisdn(sms.to)
         reference = self.reference(sms.id)
-        for row in await self._conversation(msisdn(sms.to)):
+        # iP1 writes whole seconds: a batch stored in the same second as ``since`` may read
+        # up to a second earlier.
+        floor = since - timedelta(seconds=1)
+        for row in await self._conversation(recipient):
             batch = str(row.get("batchId") or "")
-            if row.get("reference") == reference and batch and batch not in exclude:
+            created = _created(row)
+            if (
+                row.get("reference") == reference
+                and str(row.get("recipient") or "") == recipient
+                and row.get("body") == sms.text
+                and batch
+                and batch not in exclude
+                # Without a time the row could be from an earlier store: a duplicate SMS is
+                # better than one silently never sent.
+                and created is not None
+                and created >= floor
+            ):
                 return batch
         return None
 
@@ -255,6 +276,16 @@ class Ip1:
 
     def parse_webhook(self, request: WebhookRequest) -> WebhookEvents:
         return hooks.parse(self.name, self.config.webhook_token, request)
+
+
+def _created(row: dict[str, Any]) -> datetime | None:
+    """When iP1 took the message: its earliest status, else its ``modified`` time."""
+    stamps = [
+        stamp
+        for status in row.get("statuses") or []
+        if isinstance(status, dict) and (stamp := hooks.parse_time(status.get("created")))
+    ]
+    return min(stamps) if stamps else hooks.parse_time(row.get("modified"))
 
 
 def _accepted(body: Any) -> tuple[str | None, int | None]:

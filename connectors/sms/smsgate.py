@@ -1,4 +1,7 @@
-"""SMSGate for Android (capcom6): send with our id, webhooks, inbox and status polling, MMS in."""
+"""SMSGate for Android (capcom6): send with our id, webhooks, status polling, history.
+
+The inbox (polling and MMS media) lives in ``smsgate_inbox``.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +12,13 @@ import hashlib
 import logging
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from bridge.errors import ConfigError, DeliveryError, Retryable, Terminal
 from bridge.models import (
-    Attachment,
     DeliveryUpdate,
     HistoryItem,
     InboundSms,
@@ -30,19 +32,14 @@ from bridge.models import (
 from bridge.phone import normalize
 from connectors.http import request_json
 from connectors.sms import smsgate_webhooks as hooks
-from connectors.sms.smsgate_config import SmsGateConfig
+from connectors.sms.smsgate_config import LABEL, SmsGateConfig
+from connectors.sms.smsgate_inbox import Inbox
 from connectors.sms.smsmobileapi_webhooks import parse_time
 
 __all__ = ["SmsGate", "SmsGateConfig", "create", "webhook_id"]
 
 log = logging.getLogger(__name__)
 
-LABEL = "SMSGate"
-PAGE = 500  # the inbox's largest page
-MAX_PAGES = 40
-# The inbox is asked again from a little before the newest message seen: the phone files an SMS
-# under the time it arrived, which need not be the order we see them in. Dedupe drops repeats.
-OVERLAP = 300.0
 JWT_SCOPES = ("messages:send", "messages:read", "messages:list", "inbox:list", "webhooks:write")
 JWT_TTL = 3600
 
@@ -80,11 +77,12 @@ class SmsGate:
         self._jwt: tuple[str, float] | None = None  # (token, expires at, unix)
         self._jwt_lock = asyncio.Lock()
         self._register_task: asyncio.Task[None] | None = None
+        self.inbox = Inbox(config, self.api_base, self._call, self._get)
         self._hooks = hooks.WebhookParser(
             config.name,
             config.message_id_prefix,
             config.region,
-            self._media_url,
+            self.inbox.media_url,
             hooks.PartsCounter(),
         )
         self.registered: list[str] = []
@@ -205,6 +203,10 @@ class SmsGate:
             **kw,
         )
 
+    async def _get(self, path: str) -> httpx.Response:
+        """A raw GET with our credentials, for answers that are not JSON (media)."""
+        return await self.client.get(path, headers=await self._auth())
+
     # send -------------------------------------------------------------------------------------
 
     def message_id(self, outbox_id: int) -> str:
@@ -249,10 +251,15 @@ class SmsGate:
 
     async def _already_there(self, sms: OutboundSms, message_id: str) -> SendResult:
         """A 409: the vendor has a message with our id. It is ours (an earlier attempt got
-        through) unless it went to someone else, which means the id was reused: a fresh store
-        on an old account. Then sending would silently drop this SMS, so refuse loudly."""
+        through) unless it went to someone else or said something else, which means the id was
+        reused: a fresh store on an old account. Then sending would silently drop this SMS, so
+        refuse loudly. Hashed messages hide both, and are taken as ours."""
         try:
-            state = await self._call("GET", f"/messages/{message_id}")
+            # The text comes only with includeContent (documented for the same response by
+            # GET /messages); a server that ignores it leaves the numbers to decide.
+            state = await self._call(
+                "GET", f"/messages/{message_id}", params={"includeContent": "true"}
+            )
         except Terminal as exc:
             if exc.raw_status != "404":
                 raise
@@ -263,9 +270,16 @@ class SmsGate:
                 for r in state.get("recipients") or []
                 if isinstance(r, dict) and r.get("phoneNumber")
             }
+            stored = state.get("textMessage")
+            text = stored.get("text") if isinstance(stored, dict) else None
+            other = None
             if numbers and sms.to not in numbers:
+                other = "another number"
+            elif isinstance(text, str) and text != sms.text:
+                other = "other text"
+            if other is not None:
                 raise Terminal(
-                    f"{LABEL} already has message id {message_id} for another number; "
+                    f"{LABEL} already has message id {message_id} with {other}; "
                     "set a new message_id_prefix for this gateway",
                     raw_status="409",
                 )
@@ -307,90 +321,13 @@ class SmsGate:
         )
         return self._hooks.parse(request)
 
-    def _media_url(self, message_id: str, part_id: int) -> str | None:
-        if self.config.mode != "local" or not message_id:
-            return None  # only the phone's own server hands out attachments
-        return f"{self.api_base}/inbox/{message_id}/attachments/{part_id}"
-
-    async def _inbox(self, since: datetime | None) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = []
-        for page in range(MAX_PAGES):
-            params: dict[str, str | int] = {
-                "limit": PAGE,
-                "offset": page * PAGE,
-                "includeAttachments": "true",
-            }
-            if since is not None:
-                params["from"] = since.isoformat().replace("+00:00", "Z")
-            body = await self._call("GET", "/inbox", params=params)
-            if not isinstance(body, list):
-                raise Retryable(f"{LABEL} answered the inbox request with an unexpected answer")
-            rows.extend(row for row in body if isinstance(row, dict))
-            if len(body) < PAGE:
-                break
-        return rows
-
-    def _from_inbox(self, row: dict[str, Any]) -> InboundSms | None:
-        kind = row.get("type")
-        if kind not in ("SMS", "MMS_DOWNLOADED"):
-            return None  # data SMS are machine traffic; a bare MMS is downloaded later
-        message_id, sender = row.get("id"), row.get("sender")
-        created = parse_time(row.get("createdAt"))
-        if not message_id or not sender or created is None:
-            return None
-        number = normalize(str(sender), self.config.region)
-        attachments = tuple(
-            Attachment(
-                str(part.get("contentType") or "application/octet-stream"),
-                str(part["name"]) if part.get("name") else None,
-                url=self._media_url(str(message_id), int(part["partId"])),
-            )
-            for part in row.get("attachments") or []
-            if isinstance(part, dict) and isinstance(part.get("partId"), int)
-        )
-        sim = row.get("simNumber")
-        return InboundSms(
-            gateway=self.name,
-            provider_id=hooks.inbound_key(str(message_id), created, number),
-            sender=number,
-            text=str(row.get("contentPreview") or ""),
-            received_at=created,
-            sim=sim if isinstance(sim, int) and not isinstance(sim, bool) else None,
-            attachments=attachments,
-        )
-
     async def poll_inbound(self, cursor: str | None) -> tuple[list[InboundSms], str | None]:
         """Inbox rows since the cursor (unix seconds of the newest seen), local mode only."""
-        newest = float(cursor) if cursor else time.time() - self.config.first_poll_lookback
-        since = datetime.fromtimestamp(newest, UTC) - timedelta(seconds=OVERLAP)
-        messages: list[InboundSms] = []
-        for row in await self._inbox(since):
-            sms = self._from_inbox(row)
-            if sms is None:
-                continue
-            messages.append(sms)
-            newest = max(newest, sms.received_at.timestamp())
-        messages.sort(key=lambda sms: sms.received_at)
-        return messages, repr(newest)
+        return await self.inbox.poll(cursor)
 
     async def fetch_media(self, url: str) -> tuple[bytes, str]:
         """An MMS part from the phone; our credentials only ever go to our own gateway."""
-        if not url.startswith(f"{self.api_base}/inbox/"):
-            raise Terminal(f"{LABEL} cannot fetch media from another server")
-        path = url[len(self.api_base) :]
-        try:
-            response = await self.client.get(path, headers=await self._auth())
-        except httpx.HTTPError as exc:
-            raise Retryable(f"{LABEL} media download failed ({type(exc).__name__})") from None
-        if response.status_code == 429 or response.status_code >= 500:
-            raise Retryable(f"{LABEL} media download failed (HTTP {response.status_code})")
-        if response.status_code >= 400:
-            raise Terminal(
-                f"{LABEL} refused the media download (HTTP {response.status_code})",
-                raw_status=str(response.status_code),
-            )
-        content_type = response.headers.get("content-type", "application/octet-stream")
-        return response.content, content_type.split(";")[0].strip()
+        return await self.inbox.fetch_media(url)
 
     # history ----------------------------------------------------------------------------------
 
@@ -414,8 +351,8 @@ class SmsGate:
             at = min((s for s in stamps if s is not None), default=None)
             items.append(HistoryItem(True, text, at, str(row.get("id") or "") or None))
         if self.config.mode == "local":
-            for row in await self._inbox(None):
-                sms = self._from_inbox(row)
+            for row in await self.inbox.rows(None):
+                sms = self.inbox.message(row)
                 if sms is not None and sms.sender == number:
                     items.append(HistoryItem(False, sms.text, sms.received_at, sms.provider_id))
         far = datetime.min.replace(tzinfo=UTC)

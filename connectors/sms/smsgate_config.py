@@ -8,6 +8,7 @@ from pydantic import Field, HttpUrl, SecretStr, model_validator
 
 from bridge.confbase import GatewayConfigBase, UrlTokenMixin
 
+LABEL = "SMSGate"  # the vendor's name in errors and logs, shared by the smsgate modules
 CLOUD_URL = "https://api.sms-gate.app"
 CLOUD_PREFIX = "/3rdparty/v1"
 

@@ -76,9 +76,10 @@ class SmsGateway24Config(GatewayConfigBase, UrlTokenMixin):
 
 
 def _refuses_token(body: dict[str, Any]) -> bool:
-    """The vendor's way of saying our token is wrong or expired (HTTP 200, ``error: 1``).
+    """An ``error: 1`` answer that names the token: after a new login, no retry will help.
 
-    Its wording is undocumented; every refusal we know of names the token.
+    The wording of a token refusal is undocumented, so this only words the final error; any
+    ``error: 1`` is first answered with a new login (see ``SmsGateway24._call``).
     """
     return _error(body) is not None and "token" in str(body.get("message") or "").lower()
 
@@ -189,13 +190,16 @@ class SmsGateway24:
     async def _call(
         self, endpoint: str, params: dict[str, str], *, sending: bool = False
     ) -> dict[str, Any]:
-        """POST ``params`` with the token; log in again once if the token was refused.
+        """POST ``params`` with the token; after any ``error: 1``, log in again and retry once.
 
-        A refused token means the call did nothing, so repeating it (even a send) is safe.
+        The vendor's words for a dead token are undocumented, so any ``error: 1`` may be one;
+        only a new login tells. An ``error: 1`` answer means the call did nothing (a send saved
+        no SMS), so repeating it, even a send, is safe. A genuine error (a wrong number, an
+        unknown SMS) costs one login more and comes back for the caller to handle as before.
         """
         token = await self._current_token()
         body = await self._post(endpoint, token, params, sending)
-        if _refuses_token(body) and self._can_login:
+        if _error(body) is not None and self._can_login:
             token = await self._current_token(stale=token)
             body = await self._post(endpoint, token, params, sending)
         if _refuses_token(body):

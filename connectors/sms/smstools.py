@@ -80,7 +80,17 @@ class SmstoolsConfig(GatewayConfigBase, UrlTokenMixin):
         return value
 
     @model_validator(mode="after")
-    def _webhook_auth(self) -> Self:
+    def _receive_ok(self) -> Self:
+        if self.receive == "both":
+            # A polled SMS is keyed by its inbox ID; the inbox_message webhook carries no ID,
+            # so its key is made from content and time. The two keys never agree, and every
+            # SMS would reach the chat twice.
+            raise ValueError(
+                "receive: both is not possible with Smstools (the inbox_message webhook "
+                "carries no inbox ID, so a polled SMS and the same SMS by webhook cannot be "
+                "recognised as one and each would be posted twice): use receive: poll or "
+                "receive: webhook"
+            )
         if self.takes_webhooks and self.webhook_token is None:
             raise ValueError(
                 f"receive: {self.receive} needs webhook_token (Smstools signs nothing, so the "

@@ -64,6 +64,9 @@ CODES = {
 _ID_KEYS = ("ID", "id", "messageId", "messageid", "message_id")
 _STATUS_KEYS = ("status", "deliveryStatus", "statusCode", "status_code", "code")
 _DETAIL_KEYS = ("detail", "detailCode", "statusDetail", "errorCode", "error")
+# Seconds of receipt time that share one de-duplication key when a webhook SMS has neither an
+# id nor a date (see _inbound); examples/smstools.yaml tells users about it.
+DEDUPE_BUCKET = 600.0
 _DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%d %b %Y, %H:%M:%S")
 
 
@@ -229,7 +232,11 @@ def _inbound(
     if provider_id is None:
         # No id in the payload: the same text from the same number at another moment is another
         # SMS ("ok", "ok"), so the moment belongs in the key; the vendor's own when it has one.
-        moment = at or date or int(request.received_at)
+        # The documented sample has none, and our receipt time changes with every redelivery,
+        # so then the moment is the bucket of it: a redelivery within the bucket keeps the key.
+        # Accepted limits: the same text from the same number twice in one bucket is shown
+        # once, and a redelivery that falls into the next bucket is shown twice.
+        moment = at or date or f"bucket:{int(request.received_at // DEDUPE_BUCKET)}"
         provider_id = synthetic_key(sender, receiver, moment, text)
     device = normalize(str(receiver)) if isinstance(receiver, str | int) and receiver else None
     return InboundSms(

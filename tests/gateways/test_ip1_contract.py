@@ -207,9 +207,10 @@ async def test_an_accepted_send_that_times_out_is_found_again(
     with pytest.raises(Ambiguous, match="timed out"):
         await gateway.send(sms(41, "Your table is ready"))
     [batch] = fake.batches
-    assert await gateway.find_sent(sms(41, "Your table is ready"), since) == batch.id
-    assert await gateway.find_sent(sms(41), since, frozenset({batch.id})) is None
-    assert await gateway.find_sent(sms(42), since) is None  # another SMS of ours
+    table = "Your table is ready"
+    assert await gateway.find_sent(sms(41, table), since) == batch.id
+    assert await gateway.find_sent(sms(41, table), since, frozenset({batch.id})) is None
+    assert await gateway.find_sent(sms(42, table), since) is None  # another SMS of ours
     assert await gateway.find_sent(sms(41, to="+46700000001"), since) is None  # 404: nothing
 
 
@@ -464,10 +465,56 @@ async def test_history_reads_both_direction_encodings(fake: FakeIp1, ip1: Ip1) -
     assert [i.outgoing for i in await ip1.history(CUSTOMER, 50)] == [True, False]
 
 
+def _dated(rows: list[dict[str, Any]], at: datetime) -> list[dict[str, Any]]:
+    """The rows as if each message had been created at ``at`` (whole seconds, as iP1 writes)."""
+    stamp = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for row in rows:
+        row["statuses"] = [status | {"created": stamp} for status in row["statuses"]]
+        row["modified"] = stamp
+    return rows
+
+
+REPLY = "Yes, 10:00 works."  # the text of our message in conversation.json
+
+
 async def test_reconcile_reads_the_reference_from_the_conversation(fake: FakeIp1, ip1: Ip1) -> None:
-    fake.fail_next("conversation", status=200, body=payload("conversation.json"))
-    since = datetime.now(UTC) - timedelta(days=1)
-    assert await ip1.find_sent(sms(7), since) == "5c6138488799730450000001"
+    since = datetime.now(UTC).replace(microsecond=500_000) - timedelta(minutes=5)
+    rows = _dated(payload("conversation.json"), since + timedelta(minutes=1))
+    fake.fail_next("conversation", status=200, body=rows)
+    assert await ip1.find_sent(sms(7, REPLY), since) == "5c6138488799730450000001"
+    # iP1's times have whole seconds: a batch stored in the same second as ``since`` reads
+    # half a second earlier here, and is still ours.
+    fake.fail_next("conversation", status=200, body=_dated(rows, since))
+    assert await ip1.find_sent(sms(7, REPLY), since) == "5c6138488799730450000001"
+
+
+@pytest.mark.parametrize(
+    ("age", "text", "recipient"),
+    [
+        (timedelta(days=2000), REPLY, "46712345678"),  # the 2018 batch of an earlier store
+        (timedelta(minutes=10), REPLY, "46712345678"),  # sent before this attempt began
+        (timedelta(seconds=-60), "Another text", "46712345678"),
+        (timedelta(seconds=-60), REPLY, "46700000001"),
+    ],
+)
+async def test_reconcile_ignores_a_reused_reference(
+    fake: FakeIp1, ip1: Ip1, age: timedelta, text: str, recipient: str
+) -> None:
+    """A reset store numbers its outbox from 1 again: an old batch with our reference, or one
+    with other content, is not this SMS, which must still go out."""
+    since = datetime.now(UTC) - timedelta(minutes=5)
+    rows = _dated(payload("conversation.json"), since - age)
+    rows[0] |= {"body": text, "recipient": recipient}
+    fake.fail_next("conversation", status=200, body=rows)
+    assert await ip1.find_sent(sms(7, REPLY), since) is None
+
+
+async def test_reconcile_skips_a_message_without_a_time(fake: FakeIp1, ip1: Ip1) -> None:
+    undated = payload("conversation.json")
+    for row in undated:
+        row["statuses"], row["modified"] = [], None
+    fake.fail_next("conversation", status=200, body=undated)
+    assert await ip1.find_sent(sms(7, REPLY), datetime.now(UTC) - timedelta(days=1)) is None
 
 
 # configuration -----------------------------------------------------------------------------

@@ -147,6 +147,41 @@ async def test_a_409_for_another_number_is_refused_not_dropped(cloud: FakeSmsGat
     assert caught.value.raw_status == "409"
 
 
+async def test_a_409_for_other_text_is_refused_not_dropped(cloud: FakeSmsGate) -> None:
+    """A reset store reuses outbox ids: the same number with another text is not our SMS."""
+    async with connected(cloud) as gateway:
+        await gateway.send(OutboundSms(1, CUSTOMER, "old install"))
+        with pytest.raises(Terminal, match="with other text") as caught:
+            await gateway.send(OutboundSms(1, CUSTOMER, "new install"))
+    assert caught.value.raw_status == "409"
+    assert "set a new message_id_prefix" in caught.value.reason
+    [state] = [r for r in cloud.requests if r.method == "GET"]
+    assert state.query == {"includeContent": "true"}  # the text comes only when asked for
+
+
+async def test_a_409_whose_text_is_hashed_or_absent_counts_as_accepted(
+    cloud: FakeSmsGate,
+) -> None:
+    async with connected(cloud) as gateway:
+        await gateway.send(OutboundSms(2, CUSTOMER, "first"))
+        hashed = {
+            "id": "smsbridge-2",
+            "state": "Sent",
+            "recipients": [{"phoneNumber": "6f1ed002ab", "state": "Sent"}],
+            "states": {},
+            "isHashed": True,
+            "isEncrypted": False,
+            "hashedMessage": {"hash": "0a1b2c"},
+        }
+        cloud.fail_next("state", status=200, body=hashed)
+        assert (await gateway.send(OutboundSms(2, CUSTOMER, "other"))).raw_status == "Sent"
+        # An answer without the text (a server that ignores includeContent): numbers decide.
+        bare = hashed | {"isHashed": False, "recipients": [{"phoneNumber": CUSTOMER}]}
+        del bare["hashedMessage"]
+        cloud.fail_next("state", status=200, body=bare)
+        assert (await gateway.send(OutboundSms(2, CUSTOMER, "other"))).raw_status == "Sent"
+
+
 async def test_timeout_after_the_gateway_acted_is_ambiguous_and_the_retry_sends_nothing_twice(
     cloud: FakeSmsGate,
 ) -> None:
@@ -404,6 +439,21 @@ async def test_inbox_poll_pages_moves_its_cursor_and_fetches_media(local: FakeSm
     # Asked again from before the newest seen (the overlap), not from the first poll's start.
     asked = [datetime.fromisoformat(r.query["from"]) for r in local.requests if "from" in r.query]
     assert asked[0] < asked[-1] < datetime.fromtimestamp(float(cursor or 0), UTC)
+
+
+async def test_a_rate_limited_media_download_says_when_to_retry(local: FakeSmsGate) -> None:
+    mms = local.receive_mms(CUSTOMER, "photo", [("p.png", "image/png", b"PNGDATA")])
+    url = f"{local.base_url}/inbox/{mms.id}/attachments/100"
+    async with connected(local, receive="poll") as gateway:
+        local.fail_next("attachment", status=429, retry_after=12)
+        with pytest.raises(RateLimited, match="rate limit") as caught:
+            await gateway.fetch_media(url)
+        assert caught.value.retry_after == 12.0
+        local.fail_next("attachment", status=503)
+        with pytest.raises(Retryable, match="HTTP 503") as failed:
+            await gateway.fetch_media(url)
+        assert not isinstance(failed.value, RateLimited)
+        assert await gateway.fetch_media(url) == (b"PNGDATA", "application/octet-stream")
 
 
 async def test_inbox_poll_errors_are_retryable(local: FakeSmsGate) -> None:

@@ -200,6 +200,32 @@ async def test_a_refused_token_means_one_new_login_and_the_call_goes_through(
     assert result.provider_id == str(fake.sent[1].id)
 
 
+async def test_a_refusal_that_does_not_name_the_token_also_means_a_new_login(
+    fake: FakeSmsGateway24, gw: SmsGateway24
+) -> None:
+    fake.token_refusal = "Access denied"  # the vendor's wording is undocumented
+    await gw.send(sms(1))
+    fake.expire_tokens()
+    result = await gw.send(sms(2))
+    assert fake.logins == 2
+    assert [s.customerid for s in fake.sent] == [1, 2]  # the refused call saved nothing
+    assert result.provider_id == str(fake.sent[1].id)
+    fake.expire_tokens()
+    assert await gw.poll_inbound(None) is not None  # reads are repeated the same way
+    assert fake.logins == 3
+
+
+async def test_a_refusal_that_survives_a_new_login_is_raised_as_before(
+    fake: FakeSmsGateway24, gw: SmsGateway24
+) -> None:
+    fake.token_ttl = 0.0  # every token is dead on arrival
+    fake.token_refusal = "Access denied"
+    with pytest.raises(Retryable, match="could not list received SMS: Access denied"):
+        await gw.poll_inbound(None)
+    assert fake.logins == 2  # one new login, no loop
+    assert len([r for r in fake.requests if r.endpoint == "getallsms"]) == 2
+
+
 async def test_concurrent_calls_refused_together_log_in_once(
     fake: FakeSmsGateway24, gw: SmsGateway24
 ) -> None:
@@ -333,6 +359,8 @@ async def test_a_refusal_in_http_200_is_terminal_with_the_vendor_words(
     assert caught.value.reason == message
     assert caught.value.raw_status == "error:1"
     assert fake.sent == []
+    # Any error:1 may be an expired token in other words: one new login and one more try.
+    assert (fake.logins, len([r for r in fake.requests if r.endpoint == "addsms"])) == (2, 2)
 
 
 @pytest.mark.parametrize(
@@ -375,7 +403,8 @@ async def test_send_failures_raise_what_the_core_retries_and_then_recover(
         ({"status": 429, "retry_after": 3}, RateLimited),
         ({"status": 200, "raw": b'{"error":0,"smss":{"1":'}, Retryable),
         ({"status": 200, "body": {"error": 0, "smss": "nope"}}, Retryable),
-        ({"status": 200, "body": {"error": 1, "message": "Server busy"}}, Retryable),
+        # Twice: the first error:1 is answered with a new login and one more try.
+        ({"status": 200, "body": {"error": 1, "message": "Server busy"}, "count": 2}, Retryable),
         ({"status": 504, "delay": 1.0}, Retryable),
     ],
 )

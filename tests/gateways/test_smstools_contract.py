@@ -610,6 +610,24 @@ async def test_inbox_message_keys_are_stable_with_a_vendor_date_or_id(
     assert hook.events[0].inbound[0].received_at == datetime(2025, 6, 5, 8, 44, 46, tzinfo=UTC)
 
 
+async def test_a_redelivered_sample_without_id_or_date_is_one_sms(gateway: Smstools) -> None:
+    """The documented sample has neither id nor date: a redelivery a minute later must keep
+    its key, or the chat shows the SMS twice."""
+    body = json.dumps(payload("webhook_inbox_message.json")["payload"]).encode()
+    bucket = 1_750_000_200.0  # the start of a 10-minute bucket (a multiple of 600 s)
+
+    def key(at: float, data: bytes = body) -> str:
+        [sms] = gateway.parse_webhook(WebhookRequest("tools", TOKEN, {}, data, at)).inbound
+        return sms.provider_id
+
+    first = key(bucket + 10)
+    assert key(bucket + 11) == key(bucket + 70) == key(bucket + 599) == first
+    other = body.replace(b'"Hi"', b'"Hi again"')
+    assert key(bucket + 70, other) != first
+    # The documented limit: the same text from the same number in the next bucket is new.
+    assert key(bucket + 600) != first
+
+
 async def test_delivery_reports_submitted_then_delivered(
     fake: FakeSmstools, gateway: Smstools, hook: Receiver
 ) -> None:
@@ -713,6 +731,10 @@ GOOD = {
         ({"timezone": "Mars/Olympus"}, "unknown time zone 'Mars/Olympus'"),
         ({"receive": "webhook"}, "needs webhook_token"),
         ({"receive": "webhook", "webhook_token": "short"}, "at least 16 characters"),
+        (
+            {"receive": "both", "webhook_token": TOKEN},
+            "receive: both is not possible with Smstools",
+        ),
         ({"page_size": 5000}, "gateways[0].page_size"),
         ({"clientid": "typo"}, "gateways[0].clientid"),
     ],
@@ -727,4 +749,4 @@ async def test_config_errors_name_the_key(change: dict[str, Any], problem: str) 
 
 async def test_a_good_config_parses() -> None:
     parse(GOOD)
-    parse({**GOOD, "sender": "Shop", "receive": "both", "webhook_token": TOKEN})
+    parse({**GOOD, "sender": "Shop", "receive": "webhook", "webhook_token": TOKEN})
