@@ -6,8 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
-from bridge.config import load_config
+from bridge.config import load_config, parse_config
 from bridge.errors import ConfigError
 
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.yaml"))
@@ -54,3 +55,27 @@ def test_example_names_what_is_missing(path: Path) -> None:
         load_config(path, environ={})
     named = " ".join(caught.value.problems)
     assert all(name in named for name in needed)
+
+
+def test_the_readme_snippets_of_every_gateway_load() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, re.DOTALL)
+    [block] = [b for b in blocks if "type: smsgateway24" in b]
+    data = yaml.safe_load(block)
+    assert {g["type"] for g in data["gateways"]} == {
+        "smsmobileapi",
+        "smsgateway24",
+        "ip1",
+        "smstools",
+        "smsgate",
+        "twilio",
+    }
+    data["server"] = {"public_url": "https://sms.example.com"}
+    data["chats"] = [{"name": "support", "type": "telegram", "bot_token": "1:x", "chat_id": -5}]
+    environ = {name: f"value-{name.lower()}" for name in _REQUIRED.findall(block)}
+    environ["TWILIO_ACCOUNT_SID"] = "AC" + "0" * 32
+    environ["TWILIO_FROM"] = "+15550001111"
+    environ["IP1_SENDER"] = "Shop"
+    environ["IP1_WEBHOOK_TOKEN"] = "ip1-token-0123456789abcdef"
+    config = parse_config(data, environ)
+    assert config.default_gateway("support") == "office"
