@@ -4,27 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
-import json
 import logging
 import re
 import time
 import uuid
-from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from bridge.testing import slack_spec
 from bridge.testing.fake_slack_api import SlackApiMethods, SlackError, read_params
+from bridge.testing.fake_slack_delivery import Delivery, EventDelivery, sign
 from bridge.testing.fake_slack_state import (
     ANY_THREAD,
     APP_ID,
@@ -57,33 +50,10 @@ _log = logging.getLogger(__name__)
 _BEARER = re.compile(r"^Bearer\s+(\S+)$")
 
 
-def sign(secret: str, timestamp: int | str, body: bytes) -> str:
-    """``X-Slack-Signature`` for ``body``: v0 HMAC-SHA256 of ``v0:<timestamp>:<body>``."""
-    base = f"v0:{timestamp}:".encode() + body
-    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
-
-
-@dataclass
-class Delivery:
-    """An event or slash command Slack hands to the app, and how each attempt went."""
-
-    kind: str  # "events_api" or "slash_commands"
-    payload: dict[str, Any]
-    attempts: list[int | str] = field(default_factory=list)  # HTTP status, or "ack"/"timeout"
-    answer: Any = None  # the app's answer: response body, or the Socket Mode ack payload
-    done: bool = False
-
-    @property
-    def event_id(self) -> str | None:
-        value = self.payload.get("event_id")
-        return value if isinstance(value, str) else None
-
-
-class FakeSlack(SlackApiMethods):
+class FakeSlack(EventDelivery, SlackApiMethods):
     """Slack for the real slack_sdk/bolt: ``AsyncWebClient(base_url=fake.api_url)``.
 
-    Events and slash commands go to ``request_url`` (signed, retried like Slack) or, while a
-    Socket Mode connection is open, over it (acknowledged by envelope id, redelivered if not).
+    Events and slash commands go to ``request_url`` or over Socket Mode (``EventDelivery``).
     Anything the specs forbid lands in ``violations``; tests should end with it empty.
     """
 
@@ -96,23 +66,15 @@ class FakeSlack(SlackApiMethods):
         ack_timeout: float = 3.0,
         retry_delays: tuple[float, ...] = (0.0, 0.2, 0.5),
     ) -> None:
-        super().__init__()
+        super().__init__(
+            signing_secret=signing_secret, ack_timeout=ack_timeout, retry_delays=retry_delays
+        )
         self.bot_token = bot_token
         self.app_token = app_token
-        self.signing_secret = signing_secret
-        self.ack_timeout = ack_timeout
-        self.retry_delays = retry_delays
         self.base_url = ""
-        self.request_url: str | None = None
-        self.deliveries: list[Delivery] = []
-        self._queue: deque[Delivery] = deque()
-        self._wakeup = asyncio.Event()
-        self._sockets: list[WebSocket] = []
-        self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._failures: dict[str, tuple[str, int, int | None, int]] = {}
+        self._slow: dict[str, float] = {}
         self._stack: contextlib.AsyncExitStack | None = None
-        self._pusher: asyncio.Task[None] | None = None
-        self._http: httpx.AsyncClient | None = None
         self.app = Starlette(
             routes=[
                 Route("/api/{method}", self._api, methods=["GET", "POST"]),
@@ -131,22 +93,11 @@ class FakeSlack(SlackApiMethods):
             stack = contextlib.AsyncExitStack()
             self.base_url = await stack.enter_async_context(serve(self.app))
             self._stack = stack
-            self._http = httpx.AsyncClient(timeout=10.0, trust_env=False)
-            self._pusher = asyncio.create_task(self._push_loop())
+            await self._start_delivery()
         return self.base_url
 
     async def stop(self) -> None:
-        if self._pusher is not None:
-            self._pusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pusher
-            self._pusher = None
-        for socket in list(self._sockets):
-            with contextlib.suppress(Exception):
-                await socket.close()
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        await self._stop_delivery()
         if self._stack is not None:
             stack, self._stack = self._stack, None
             await stack.aclose()
@@ -172,9 +123,9 @@ class FakeSlack(SlackApiMethods):
             raise ValueError(f"{method} never answers {error!r}")
         self._failures[method] = (error, status, retry_after, count)
 
-    @property
-    def socket_connected(self) -> bool:
-        return bool(self._sockets)
+    def slow(self, method: str, seconds: float) -> None:
+        """Every later call of ``method`` takes ``seconds`` before Slack answers it."""
+        self._slow[method] = seconds
 
     # -- Web API ------------------------------------------------------------------------------
     async def _api(self, request: Request) -> Response:
@@ -183,6 +134,9 @@ class FakeSlack(SlackApiMethods):
         params: dict[str, Any] = {}
         headers: dict[str, str] = {}
         try:
+            delay = self._slow.get(name)
+            if delay:
+                await asyncio.sleep(delay)  # Slack being slow, as a test asked
             params = await read_params(request)
             token = params.pop("token", None)
             match = _BEARER.match(request.headers.get("authorization", ""))
@@ -251,159 +205,3 @@ class FakeSlack(SlackApiMethods):
             )
         upload.data = data
         return PlainTextResponse(f"OK - {len(data)}")
-
-    # -- events and commands to the app ---------------------------------------------------------
-    def _deliver(self, kind: str, payload: dict[str, Any]) -> None:
-        self._queue.append(Delivery(kind, payload))
-        self._wakeup.set()
-
-    def signed_headers(
-        self, body: bytes, *, timestamp: int | None = None, secret: str | None = None
-    ) -> dict[str, str]:
-        """Headers Slack puts on a request to the app (``secret``/``timestamp`` to forge one)."""
-        stamp = int(time.time()) if timestamp is None else timestamp
-        return {
-            "X-Slack-Request-Timestamp": str(stamp),
-            "X-Slack-Signature": sign(secret or self.signing_secret, stamp, body),
-        }
-
-    async def post_to_app(
-        self,
-        url: str,
-        payload: dict[str, Any],
-        *,
-        kind: str = "events_api",
-        retry_num: int | None = None,
-        timestamp: int | None = None,
-        secret: str | None = None,
-    ) -> httpx.Response:
-        """A signed request to the app, as Slack makes it: an event as JSON, a command as a form."""
-        assert self._http is not None, "start() first"
-        if kind == "events_api":
-            body = json.dumps(payload).encode()
-            content_type = "application/json"
-        else:
-            body = urlencode(payload).encode()
-            content_type = "application/x-www-form-urlencoded"
-        headers = {
-            "Content-Type": content_type,
-            "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
-        }
-        headers.update(self.signed_headers(body, timestamp=timestamp, secret=secret))
-        if retry_num:
-            headers["X-Slack-Retry-Num"] = str(retry_num)
-            headers["X-Slack-Retry-Reason"] = "http_error"
-        return await self._http.post(url, content=body, headers=headers)
-
-    async def _push_loop(self) -> None:
-        while True:
-            if not self._queue or not (self._sockets or self.request_url):
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            delivery = self._queue[0]
-            try:
-                ok = await self._attempt(delivery)
-            except Exception as exc:  # the app is unreachable: Slack counts a failed attempt
-                delivery.attempts.append(type(exc).__name__)
-                ok = False
-            retries = len(delivery.attempts) - 1
-            # Slack retries events three times; a slash command gets one chance.
-            if ok or delivery.kind != "events_api" or retries >= len(self.retry_delays):
-                delivery.done = True
-                self._queue.popleft()
-                self.deliveries.append(delivery)
-                continue
-            await asyncio.sleep(self.retry_delays[retries])
-
-    async def _attempt(self, delivery: Delivery) -> bool:
-        retry = len(delivery.attempts)
-        if self._sockets:
-            socket = self._sockets[-1]
-            envelope_id = str(uuid.uuid4())
-            envelope = {
-                "envelope_id": envelope_id,
-                "payload": delivery.payload,
-                "type": delivery.kind,
-                "accepts_response_payload": delivery.kind != "events_api",
-            }
-            if delivery.kind == "events_api":
-                envelope["retry_attempt"] = retry
-                envelope["retry_reason"] = "timeout" if retry else ""
-            future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-            self._acks[envelope_id] = future
-            try:
-                await socket.send_text(json.dumps(envelope))
-                ack = await asyncio.wait_for(future, self.ack_timeout)
-            except TimeoutError:
-                delivery.attempts.append("timeout")
-                return False
-            finally:
-                self._acks.pop(envelope_id, None)
-            delivery.attempts.append("ack")
-            delivery.answer = ack.get("payload")
-            return True
-        assert self.request_url is not None
-        response = await self.post_to_app(
-            self.request_url, delivery.payload, kind=delivery.kind, retry_num=retry or None
-        )
-        delivery.attempts.append(response.status_code)
-        delivery.answer = response.content
-        return response.is_success
-
-    async def _link(self, socket: WebSocket) -> None:
-        await socket.accept()
-        await socket.send_text(
-            json.dumps(
-                {
-                    "type": "hello",
-                    "num_connections": len(self._sockets) + 1,
-                    "debug_info": {"host": "fake-slack", "approximate_connection_time": 18060},
-                    "connection_info": {"app_id": APP_ID},
-                }
-            )
-        )
-        self._sockets.append(socket)
-        self._wakeup.set()
-        try:
-            while True:
-                text = await socket.receive_text()
-                try:
-                    ack = json.loads(text)
-                except ValueError:
-                    self.violations.append(f"Socket Mode: not JSON: {text[:80]!r}")
-                    continue
-                future = (
-                    self._acks.get(ack.get("envelope_id", "")) if isinstance(ack, dict) else None
-                )
-                if future is None:
-                    self.violations.append(
-                        f"Socket Mode: ack of an unknown envelope: {text[:80]!r}"
-                    )
-                elif not future.done():
-                    future.set_result(ack)
-        except WebSocketDisconnect:
-            pass
-        finally:
-            self._sockets.remove(socket)
-
-    async def disconnect_sockets(self) -> None:
-        """Ask every Socket Mode client to reconnect, as Slack does before rotating a server."""
-        for socket in list(self._sockets):
-            await socket.send_text(
-                json.dumps({"type": "disconnect", "reason": "refresh_requested"})
-            )
-
-    def redeliver(self, delivery: Delivery) -> None:
-        """Send a delivered event again, as Slack does when it believes the app missed it."""
-        again = Delivery(delivery.kind, delivery.payload)
-        self._queue.append(again)
-        self._wakeup.set()
-
-    def pending(self) -> int:
-        """Events and commands not yet delivered (or still being retried)."""
-        return len(self._queue)
-
-    def done(self, event_id: str) -> Delivery | None:
-        """The finished delivery of an event, if Slack is done with it."""
-        return next((d for d in self.deliveries if d.event_id == event_id), None)

@@ -241,7 +241,12 @@ class SlackApiMethods(FakeSlackState):
             for ts, m in sorted(channel.messages.items())
             if ts == root or m.get("thread_ts") == root
         ]
-        return {"messages": thread, "has_more": False}
+        limit = min(max(int(p.get("limit") or 1000), 1), 1000)  # Slack clamps, it does not refuse
+        # Slack pages a thread from its first message; the cursor is the next one's ts.
+        answer: Params = {"messages": thread[:limit], "has_more": len(thread) > limit}
+        if len(thread) > limit:
+            answer["response_metadata"] = {"next_cursor": f"ts:{thread[limit]['ts']}"}
+        return answer
 
     def _on_users_info(self, p: Params) -> Params:
         user = self.users.get(p["user"])

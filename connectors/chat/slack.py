@@ -14,13 +14,14 @@ from collections.abc import Sequence
 import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge.errors import DeliveryError, Terminal, ThreadGone
+from bridge.errors import DeliveryError, RateLimited, Terminal, ThreadGone
 from bridge.models import ChatUser, Status
-from bridge.pacing import Rate
+from bridge.pacing import Pacer, Rate
 from bridge.ports import OnChatMessage
 from connectors.chat.slack_config import CHAT_DOWN_RETRY, SlackConfig, call, check_configs
 from connectors.chat.slack_events import command_user, escape
-from connectors.chat.slack_receive import SlackReceiver, bounded_put
+from connectors.chat.slack_lookup import bounded_put
+from connectors.chat.slack_receive import SlackReceiver
 
 __all__ = ["SlackChat", "SlackConfig", "check_configs"]
 
@@ -48,6 +49,9 @@ class SlackChat(SlackReceiver):
     def __init__(self, config: SlackConfig, webhook_url: str | None) -> None:
         super().__init__(config)
         self.hold_key = f"slack:{config.channel}"
+        self.reactions_key = f"{self.hold_key}:reactions"
+        # The core paces a status change as one call; Slack counts each add and remove.
+        self._reaction_pacer = Pacer()
         self.request_url = webhook_url  # what to enter as the Slack app's Request URL
         self.transport = "socket_mode" if config.app_token else "events_api"
         self._session: aiohttp.ClientSession | None = None
@@ -70,6 +74,11 @@ class SlackChat(SlackReceiver):
             logger=log,
         )
         self._app = self._build_app(AsyncWebClient(base_url=base, session=self._session))
+        try:
+            # Now, not on the first event: that must be answered within Slack's 3 seconds.
+            await self._lookups.identity()
+        except DeliveryError as exc:
+            self._down(exc.reason)  # the connector below keeps asking
         self._connector = asyncio.create_task(self._connect(), name=f"slack:{self.name}")
 
     async def _connect(self) -> None:
@@ -77,7 +86,7 @@ class SlackChat(SlackReceiver):
         delay = 1.0
         while not self._stopping.is_set():
             try:
-                await self._identity()
+                await self._lookups.identity()
                 if self.config.app_token is not None:
                     await self._open_socket()
                 self._ok()
@@ -95,6 +104,7 @@ class SlackChat(SlackReceiver):
         if self._connector is not None:
             self._connector.cancel()
             await asyncio.gather(self._connector, return_exceptions=True)
+        await self._lookups.stop()
         if self._socket is not None:
             with contextlib.suppress(Exception):
                 await self._socket.close_async()  # type: ignore[no-untyped-call]
@@ -109,7 +119,17 @@ class SlackChat(SlackReceiver):
         self._state = {**self._state, "state": "down", "last_error": reason}
 
     def health(self) -> dict[str, object]:
-        return {**self._state, "transport": self.transport, "channel": self.channel}
+        state = dict(self._state)
+        if state["state"] == "ok" and self._socket is not None and not self._socket_up():
+            # slack_sdk reconnects by itself; until it has, no event reaches us.
+            state.update(state="down", last_error="Socket Mode connection lost; reconnecting")
+        return {**state, "transport": self.transport, "channel": self.channel}
+
+    def _socket_up(self) -> bool:
+        assert self._socket is not None
+        client = self._socket.client
+        session = client.current_session
+        return not (client.closed or client.stale or session is None or session.closed)
 
     def allows(self, user: ChatUser) -> bool:
         if user.is_bot or not user.id:
@@ -121,7 +141,7 @@ class SlackChat(SlackReceiver):
         pacing = self.config.pacing
         if message:
             return ((self.hold_key, pacing.channel.rate()),)
-        return ((f"{self.hold_key}:reactions", pacing.reactions.rate()),)
+        return ((self.reactions_key, pacing.reactions.rate()),)
 
     def _live(self, thread_id: str | None) -> str | None:
         if thread_id is not None and thread_id in self._gone:
@@ -132,9 +152,14 @@ class SlackChat(SlackReceiver):
         data = await call(
             "chat.postMessage",
             lambda: self.client.chat_postMessage(
-                channel=self.channel, text=escape(title), unfurl_links=False, unfurl_media=False
+                channel=self.channel,
+                text=escape(title),
+                mrkdwn=False,  # an alias is shown as written, *stars* and all
+                unfurl_links=False,
+                unfurl_media=False,
             ),
         )
+        self._lookups.remember_title(str(data["ts"]), title)
         return str(data["ts"])
 
     async def reopen_thread(self, thread_id: str) -> None:
@@ -147,6 +172,7 @@ class SlackChat(SlackReceiver):
             lambda: self.client.chat_update(channel=self.channel, ts=ts or "", text=escape(title)),
             in_thread=True,
         )
+        self._lookups.remember_title(thread_id, title)
 
     async def post(self, thread_id: str | None, text: str, reply_to: str | None = None) -> str:
         thread = self._live(thread_id)
@@ -163,6 +189,7 @@ class SlackChat(SlackReceiver):
                 channel=self.channel,
                 text=escape(text),
                 thread_ts=thread,
+                mrkdwn=False,  # SMS text is plain: *, _ and ~ are not formatting
                 unfurl_links=False,
                 unfurl_media=False,
             ),
@@ -230,8 +257,17 @@ class SlackChat(SlackReceiver):
         make = (
             self.client.reactions_add if method == "reactions.add" else self.client.reactions_remove
         )
+        limit = ((self.reactions_key, self.config.pacing.reactions.rate()),)
+        await self._reaction_pacer.acquire(limit)
         try:
-            await call(method, lambda: make(channel=self.channel, timestamp=ts, name=name))
+            await call(
+                method,
+                lambda: make(channel=self.channel, timestamp=ts, name=name),
+                pacing_key=self.reactions_key,  # posting messages goes on meanwhile
+            )
+        except RateLimited as exc:
+            self._reaction_pacer.hold(self.reactions_key, exc.retry_after)
+            raise
         except Terminal as exc:
             if exc.raw_status != harmless:
                 raise  # already so is fine: a retry after a lost answer

@@ -27,12 +27,14 @@ _CHAT_DOWN = frozenset(
         "account_inactive",
         "token_revoked",
         "token_expired",
-        "missing_scope",
-        "no_permission",
         "team_not_found",
         "ekm_access_denied",
     }
 )
+# A scope or permission the app lacks stops the chat only for what every post needs; reactions,
+# private notices and files are extras, and refusing them must not hold up the thread's queue.
+_NOT_PERMITTED = frozenset({"missing_scope", "no_permission"})
+_ESSENTIAL = frozenset({"chat.postMessage", "chat.update", "auth.test", "apps.connections.open"})
 _RATE_LIMITED = frozenset({"ratelimited", "rate_limited", "message_limit_exceeded"})
 _SLACK_TROUBLE = frozenset(
     {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
@@ -123,10 +125,18 @@ def _retry_after(headers: Mapping[str, Any]) -> float:
         return 1.0
 
 
-async def call(label: str, make: Callable[[], Awaitable[T]], *, in_thread: bool = False) -> T:
+async def call(
+    label: str,
+    make: Callable[[], Awaitable[T]],
+    *,
+    in_thread: bool = False,
+    pacing_key: str | None = None,
+) -> T:
     """Run one Web API call, translating slack_sdk's errors into the bridge's.
 
-    Messages carry Slack's error code and our context only: never a token or a URL.
+    ``pacing_key`` is what a rate limit on this method holds (Slack limits each method on its
+    own); without it the whole chat waits. Messages carry Slack's error code and our context
+    only: never a token or a URL.
     """
     try:
         return await make()
@@ -137,13 +147,13 @@ async def call(label: str, make: Callable[[], Awaitable[T]], *, in_thread: bool 
         error = str(data.get("error") or f"HTTP {status}")
         if status == 429 or error in _RATE_LIMITED:
             raise RateLimited(
-                f"Slack rate limit on {label}", _retry_after(response.headers)
+                f"Slack rate limit on {label}", _retry_after(response.headers), pacing_key
             ) from None
         if status >= 500 or error in _SLACK_TROUBLE:
             raise Retryable(f"Slack failed on {label}: {error}") from None
         if in_thread and error in _THREAD_GONE:
             raise ThreadGone(f"Slack: the thread is gone ({error})") from None
-        if error in _CHAT_DOWN:
+        if error in _CHAT_DOWN or (error in _NOT_PERMITTED and label in _ESSENTIAL):
             raise Unavailable(f"Slack refused {label}: {error}", CHAT_DOWN_RETRY) from None
         raise Terminal(f"Slack refused {label}: {error}", raw_status=error) from None
     except SlackRequestError:

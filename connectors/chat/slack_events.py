@@ -15,6 +15,7 @@ _ENTITY = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
 _SPECIAL = {"here": "@here", "channel": "@channel", "everyone": "@everyone"}
 COMMAND_PREFIX = "cmd:"  # message ids of slash commands, which have no ts of their own
 SOMEONE = ChatUser("", "someone")  # Slack does not say who deleted a message
+SLACKBOT = "USLACKBOT"  # Slack's own bot posts with a user id and no bot_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +128,7 @@ def message(body: dict[str, Any], channel: str, chat: str, me: Identity) -> Chat
     if not isinstance(ts, str):
         return None
     files = source.get("files")
-    is_bot = bot_id is not None or subtype == "bot_message"
+    is_bot = bot_id is not None or subtype == "bot_message" or user_id == SLACKBOT
     who = user_id if isinstance(user_id, str) else f"bot:{bot_id or 'unknown'}"
     text = source.get("text")
     event_id = body.get("event_id")
@@ -142,6 +143,17 @@ def message(body: dict[str, Any], channel: str, chat: str, me: Identity) -> Chat
         has_media=bool(files),
         event_id=event_id if isinstance(event_id, str) else None,
     )
+
+
+def our_thread(body: dict[str, Any], me: Identity) -> str | None:
+    """The thread a message (or edit) is in, when the thread's first message is the bot's."""
+    event = body.get("event")
+    if not isinstance(event, dict):
+        return None
+    current = event.get("message")
+    source = current if isinstance(current, dict) else event
+    thread = _thread_of(source)
+    return thread if thread is not None and source.get("parent_user_id") == me.user_id else None
 
 
 def command(payload: dict[str, Any], chat: str) -> ChatMessage | None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import re
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -22,17 +25,38 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge.errors import BadRequest, DeliveryError, NotFound, Retryable, Unauthenticated
+from bridge.errors import BadRequest, NotFound, Retryable, Unauthenticated
 from bridge.models import ChatMessage, ChatUser, WebhookAnswer
 from bridge.ports import OnChatMessage
 from connectors.chat import slack_events
 from connectors.chat.slack_config import SlackConfig, call
-from connectors.chat.slack_events import Identity
+from connectors.chat.slack_lookup import QUICK, Lookups, bounded_put
 
 log = logging.getLogger(__name__)
 
-REMEMBER = 10_000  # handled event ids, names, shown reactions kept in memory
 _EMPTY = WebhookAnswer(b"", "text/plain", 200)
+
+
+# What bolt's AsyncApp reads from the environment when it is built: SLACK_CLIENT_ID with
+# SLACK_CLIENT_SECRET would turn an OAuth install flow on. This app is configured by its
+# chat section alone, so a variable meant for another tool cannot change what it does.
+_BOLT_ENVIRONMENT = (
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_VERIFICATION_TOKEN",
+    "SLACK_CLIENT_ID",
+    "SLACK_CLIENT_SECRET",
+)
+
+
+@contextlib.contextmanager
+def _without_bolt_environment() -> Iterator[None]:
+    """Hide bolt's variables while the app is built (synchronous: no other task sees it)."""
+    saved = {name: os.environ.pop(name) for name in _BOLT_ENVIRONMENT if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 def _parse(text: str, content_type: str) -> tuple[str, dict[str, Any]]:
@@ -51,13 +75,6 @@ def _parse(text: str, content_type: str) -> tuple[str, dict[str, Any]]:
     return text, parsed
 
 
-def bounded_put(cache: OrderedDict[str, str], key: str, value: str) -> None:
-    cache[key] = value
-    cache.move_to_end(key)
-    while len(cache) > REMEMBER:
-        cache.popitem(last=False)
-
-
 class SlackReceiver:
     """The receiving half of a Slack chat: bolt verifies, filters and routes; we translate."""
 
@@ -71,9 +88,7 @@ class SlackReceiver:
         self._client: AsyncWebClient | None = None
         self._app: AsyncApp | None = None
         self._socket: AsyncSocketModeHandler | None = None
-        self._me: Identity | None = None
-        self._me_lock = asyncio.Lock()
-        self._names: OrderedDict[str, str] = OrderedDict()
+        self._lookups = Lookups(config.name, config.channel, lambda: self.client)
         self._handled: OrderedDict[str, str] = OrderedDict()
         self._gone: OrderedDict[str, str] = OrderedDict()  # thread parents people deleted
 
@@ -102,19 +117,22 @@ class SlackReceiver:
         async def on_other() -> None:
             """Anything else we are subscribed to: acknowledged, nothing to do."""
 
-        app = AsyncApp(
-            name=f"smsbridge-{self.name}",
-            logger=logging.getLogger(f"{__name__}.bolt"),
-            client=client,
-            signing_secret=(
-                self.config.signing_secret.get_secret_value() if self.config.signing_secret else ""
-            ),
-            request_verification_enabled=self.config.signing_secret is not None,
-            authorize=authorize,
-            before_authorize=before_authorize,
-            # Stored before Slack hears "OK": an event is never acknowledged and then lost.
-            process_before_response=True,
-        )
+        with _without_bolt_environment():
+            app = AsyncApp(
+                name=f"smsbridge-{self.name}",
+                logger=logging.getLogger(f"{__name__}.bolt"),
+                client=client,
+                signing_secret=(
+                    self.config.signing_secret.get_secret_value()
+                    if self.config.signing_secret
+                    else ""
+                ),
+                request_verification_enabled=self.config.signing_secret is not None,
+                authorize=authorize,
+                before_authorize=before_authorize,
+                # Stored before Slack hears "OK": an event is never acknowledged and then lost.
+                process_before_response=True,
+            )
         app.event("message")(on_message)
         app.command(re.compile(r"^/"))(on_command)
         app.event(re.compile(r".*"))(on_other)
@@ -133,20 +151,12 @@ class SlackReceiver:
         await call("apps.connections.open", self._socket.connect_async)
         log.info("slack %s: Socket Mode connected", self.name)
 
-    async def _identity(self) -> Identity:
-        if self._me is None:
-            async with self._me_lock:
-                if self._me is None:
-                    data = await call("auth.test", self.client.auth_test)
-                    self._me = Identity(
-                        str(data["team_id"]), str(data["user_id"]), str(data.get("bot_id") or "")
-                    )
-        return self._me
-
     async def _authorize(self, team_id: str | None) -> AuthorizeResult:
         """Bolt's authorization from our one auth.test (bolt's own would answer 200 and drop
         the event when Slack is briefly unreachable; raising makes Slack deliver it again)."""
-        me = await self._identity()
+        # Learnt at start; if Slack has not answered yet, the event is refused (Slack retries)
+        # rather than answered late.
+        me = await self._lookups.identity(QUICK)
         if team_id is not None and team_id != me.team_id:
             log.warning("slack %s: an event from another workspace (%s)", self.name, team_id)
         return AuthorizeResult(
@@ -216,9 +226,21 @@ class SlackReceiver:
         return BoltResponse(status=200, body="")
 
     async def _message_event(self, body: dict[str, Any]) -> None:
-        translated = slack_events.message(body, self.channel, self.name, await self._identity())
-        if translated is not None:
+        me = await self._lookups.identity(QUICK)
+        translated = slack_events.message(body, self.channel, self.name, me)
+        if translated is None:
+            return
+        thread = slack_events.our_thread(body, me)
+        if thread is None or translated.user.is_bot:
             await self._deliver(await self._named(translated, None))
+            return
+        # Only our own threads have a title naming a number; the core needs it only when the
+        # store lost the thread, but cannot ask for it later: it is fetched once per thread.
+        # Both look-ups at once, so that together they hold the answer up no longer than one.
+        named, title = await asyncio.gather(
+            self._named(translated, None), self._lookups.title(thread)
+        )
+        await self._deliver(replace(named, context=title))
 
     async def _command(self, ack: AsyncAck, command: dict[str, Any]) -> None:
         if command.get("channel_id") != self.channel:
@@ -244,34 +266,5 @@ class SlackReceiver:
         user = message.user
         if user.is_bot or not user.id:
             return message
-        name = self._names.get(user.id)
-        if name is None:
-            try:
-                data = await call("users.info", lambda: self.client.users_info(user=user.id))
-                info = data["user"]
-                profile = info.get("profile") or {}
-                name = str(
-                    profile.get("display_name")
-                    or profile.get("real_name")
-                    or info.get("real_name")
-                    or info.get("name")
-                    or fallback
-                    or user.id
-                )
-                bounded_put(self._names, user.id, name)
-            except DeliveryError as exc:
-                log.info("slack %s: no name for %s: %s", self.name, user.id, exc.reason)
-                name = fallback or user.id
-        return ChatMessage(
-            chat=message.chat,
-            message_id=message.message_id,
-            thread_id=message.thread_id,
-            reply_to=message.reply_to,
-            user=ChatUser(user.id, name, user.is_bot),
-            text=message.text,
-            edited=message.edited,
-            deleted=message.deleted,
-            has_media=message.has_media,
-            event_id=message.event_id,
-            context=message.context,
-        )
+        name = await self._lookups.name(user.id) or fallback or user.id
+        return replace(message, user=ChatUser(user.id, name, user.is_bot))

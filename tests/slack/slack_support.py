@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from conftest import Harness
 
+from bridge.models import Attachment, InboundSms, WebhookEvents
 from bridge.testing.fake_slack import FakeSlack
 
 CHANNEL = "C0SUPPORT"
@@ -19,6 +22,15 @@ def slack_world(fake: FakeSlack) -> None:
     fake.add_channel(CHANNEL, "support")
     fake.add_user(AGENT_ID, "Alex Agent")
     fake.add_user(STRANGER_ID, "Sam Stranger")
+
+
+@contextlib.asynccontextmanager
+async def world(**options: Any) -> AsyncIterator[FakeSlack]:
+    """A running fake Slack with the channel and people; on exit, nothing the specs forbid."""
+    async with FakeSlack(**options) as fake:
+        slack_world(fake)
+        yield fake
+        assert fake.violations == [], fake.violations
 
 
 def slack_section(fake: FakeSlack, name: str = "team", **overrides: Any) -> dict[str, Any]:
@@ -67,6 +79,22 @@ class SlackHarness:
         await self.slack.wait_for(lambda: not self.slack.pending())
         await self.harness.idle()
         await self.slack.wait_for(lambda: not self.slack.pending())
+
+    async def mms(
+        self, picture: bytes, text: str = "see the photo", name: str = "photo.png"
+    ) -> None:
+        """An MMS image from the customer, as an MMS-capable gateway's webhook hands it to the
+        router (SMSMobileAPI sends no media)."""
+        assert self.bridge.router is not None
+        mms = InboundSms(
+            gateway="office",
+            provider_id=f"mms-{len(picture)}-{name}",
+            sender="+15551234567",
+            text=text,
+            received_at=datetime.now(UTC),
+            attachments=(Attachment("image/png", name, data=picture),),
+        )
+        await self.bridge.router.accept_webhook("office", WebhookEvents(inbound=(mms,)))
 
     async def thread_for(self, text: str = "hi", number: str = "+15551234567") -> str:
         """The number's thread, once its SMS shows in it (as a person would see it)."""

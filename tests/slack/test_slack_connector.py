@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from conftest import HOOK_TOKEN
-from slack_support import AGENT_ID, CHANNEL, slack_section, slack_world
+from slack_support import AGENT_ID, CHANNEL, slack_section, world
 
 from bridge.config import parse_config
 from bridge.errors import ConfigError, RateLimited, Retryable, Terminal, ThreadGone, Unavailable
@@ -20,8 +21,7 @@ from connectors.chat.slack_events import plain_text
 
 @pytest.fixture
 async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        slack_world(fake)
+    async with world() as fake:
         yield fake
 
 
@@ -89,7 +89,6 @@ async def test_slack_errors_become_the_bridges(chat: SlackChat, slack: FakeSlack
     with pytest.raises(ThreadGone):
         await chat.rename_thread(parent, "Taylor (+1 555-123-4567)")
     assert slack.texts(CHANNEL) == ["+1 555-123-4567"]  # nothing got through
-    assert slack.violations == []
 
 
 async def test_a_revoked_token_shows_in_health_without_the_token(slack: FakeSlack) -> None:
@@ -128,7 +127,6 @@ async def test_status_reactions_replace_each_other_even_after_a_restart(
         await restarted.stop()
     assert slack.count("reactions.add", error="already_reacted") == 0
     assert slack.count("reactions.remove", error="no_reaction") == 2  # queued, failed: not there
-    assert slack.violations == []
 
 
 async def test_events_translate_to_chat_messages(
@@ -172,3 +170,85 @@ def test_slack_markup_reads_as_plain_text() -> None:
         == "docs (https://a.io) @here #general"
     )
     assert plain_text("1 &lt; 2 &amp;&amp; 3 &gt; 2") == "1 < 2 && 3 > 2"
+
+
+async def test_a_missing_scope_stops_the_chat_only_for_what_every_post_needs(
+    chat: SlackChat, slack: FakeSlack
+) -> None:
+    parent = await chat.open_thread("+1 555-123-4567")
+    reply = slack.user_message(CHANNEL, AGENT_ID, "hello", thread_ts=parent)["ts"]
+    slack.fail_next("chat.postMessage", "missing_scope")
+    with pytest.raises(Unavailable, match="missing_scope"):
+        await chat.post(parent, "x")
+    slack.fail_next("chat.update", "no_permission")
+    with pytest.raises(Unavailable, match="no_permission"):
+        await chat.rename_thread(parent, "Taylor (+1 555-123-4567)")
+    # Extras: the status, the private notice or the file is given up; the thread goes on.
+    slack.fail_next("reactions.add", "missing_scope")
+    with pytest.raises(Terminal) as refused:
+        await chat.show_status(reply, Status.SENT)
+    assert not isinstance(refused.value, Unavailable)
+    slack.fail_next("chat.postEphemeral", "missing_scope")
+    with pytest.raises(Terminal) as refused:
+        await chat.post_private(parent, AGENT_ID, "not allowed")
+    assert not isinstance(refused.value, Unavailable)
+    slack.fail_next("files.getUploadURLExternal", "no_permission")
+    with pytest.raises(Terminal) as refused:
+        await chat.post_file(parent, "photo.png", "image/png", b"\x89PNG")
+    assert not isinstance(refused.value, Unavailable)
+
+
+async def test_each_reaction_call_is_paced_and_a_429_holds_reactions_only(
+    slack: FakeSlack, seen: list[ChatMessage]
+) -> None:
+    pacing = {
+        "channel": {"messages": 1000, "seconds": 1},
+        "reactions": {"messages": 2, "seconds": 1},
+    }
+    platform = SlackChat(SlackConfig.model_validate(slack_section(slack, pacing=pacing)), None)
+    await platform.start(seen.append)  # type: ignore[arg-type]
+    try:
+        parent = await platform.open_thread("+1 555-123-4567")
+        reply = slack.user_message(CHANNEL, AGENT_ID, "hello", thread_ts=parent)["ts"]
+        # A restart's first status: one add and a remove of each earlier one, four calls.
+        await platform.show_status(reply, Status.DELIVERED)
+        times = [c.at for c in slack.calls if c.method.startswith("reactions.")]
+        assert len(times) == 4
+        assert all(
+            later - earlier >= 0.95 for earlier, later in zip(times, times[2:], strict=False)
+        )
+        slack.fail_next("reactions.add", "ratelimited", status=429, retry_after=9)
+        with pytest.raises(RateLimited) as limited:
+            await platform.show_status(reply, Status.FAILED)
+        assert limited.value.key == platform.reactions_key != platform.hold_key
+        assert limited.value.retry_after == 9.0
+    finally:
+        await platform.stop()
+
+
+async def test_bolts_environment_variables_change_nothing(
+    slack: FakeSlack, seen: list[ChatMessage], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLACK_CLIENT_ID", "1234.5678")
+    monkeypatch.setenv("SLACK_CLIENT_SECRET", "client-secret-from-another-tool")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-another-workspace")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "another-signing-secret")
+    platform = SlackChat(SlackConfig.model_validate(slack_section(slack)), None)
+
+    async def collect(message: ChatMessage) -> None:
+        seen.append(message)
+
+    await platform.start(collect)
+    try:
+        app = platform._app  # bolt's app as built: the one thing environment could change
+        assert app is not None
+        assert (app.oauth_flow, app.installation_store) == (None, None)
+        parent = await platform.open_thread("+1 555-123-4567")
+        reply = slack.user_message(CHANNEL, AGENT_ID, "hi", thread_ts=parent, deliver=False)
+        body = json.dumps(slack.event_of(CHANNEL, reply)).encode()
+        headers = {k.lower(): v for k, v in slack.signed_headers(body).items()}
+        await platform.accept_webhook({**headers, "content-type": "application/json"}, body)
+        assert [m.text for m in seen] == ["hi"]
+    finally:
+        await platform.stop()
+    assert os.environ["SLACK_CLIENT_ID"] == "1234.5678"  # given back as it was

@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 from conftest import AGENT, CUSTOMER, GROUP, telegram_section
-from slack_support import AGENT_ID, CHANNEL, SlackHarness, slack_section, slack_world, start_slack
+from slack_support import (
+    AGENT_ID,
+    CHANNEL,
+    SlackHarness,
+    slack_section,
+    start_slack,
+    world,
+)
 
 from bridge.testing.fake_slack import FakeSlack
 from bridge.testing.fake_telegram import FakeTelegram
@@ -15,8 +22,7 @@ from bridge.testing.fake_telegram import FakeTelegram
 
 @pytest.fixture
 async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        slack_world(fake)
+    async with world() as fake:
         yield fake
 
 
@@ -60,4 +66,4 @@ async def test_slack_and_telegram_mirror_the_same_conversation(
     echo = next(p for p in slack.posts(CHANNEL, ts) if p["text"].startswith("📤 Alice"))
     await slack.wait_for(lambda: slack.reactions(CHANNEL, echo["ts"]) == ["hourglass_flowing_sand"])
     assert slack.reactions(CHANNEL, reply["ts"]) == ["hourglass_flowing_sand"]
-    assert slack.violations == [] and telegram.violations == []
+    assert telegram.violations == []

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from slack_support import AGENT_ID, CHANNEL, STRANGER_ID, SlackHarness, slack_world, start_slack
+from slack_support import (
+    AGENT_ID,
+    CHANNEL,
+    STRANGER_ID,
+    SlackHarness,
+    start_slack,
+    world,
+)
 
 from bridge.testing.fake_slack import FakeSlack
 
@@ -16,8 +22,7 @@ CUSTOMER = "+15551234567"
 
 @pytest.fixture
 async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as fake:
-        slack_world(fake)
+    async with world() as fake:
         yield fake
 
 
@@ -46,7 +51,6 @@ async def test_a_reply_in_the_thread_is_sent_and_shows_its_status(
     hook = bridge.harness.signed_hook
     await bridge.gateway.deliver_status_v2(hook, sms.guid, "sms.sent")
     await slack.wait_for(lambda: slack.reactions(CHANNEL, reply["ts"]) == ["outbox_tray"])
-    assert slack.violations == []
 
 
 async def test_a_failed_sms_gets_a_cross_and_the_reason_in_the_thread(
@@ -71,6 +75,7 @@ async def test_notes_strangers_bots_and_chatter_are_never_sent(
     slack.user_message(CHANNEL, AGENT_ID, "Note: ask about the invoice", thread_ts=ts)
     slack.user_message(CHANNEL, STRANGER_ID, "let me answer", thread_ts=ts)
     slack.other_bot_message(CHANNEL, "deploy finished", thread_ts=ts)
+    slack.user_message(CHANNEL, "USLACKBOT", "Reminder: stand-up", thread_ts=ts)  # Slack's own
     slack.user_message(CHANNEL, AGENT_ID, "lunch anyone?")
     slack.user_message(CHANNEL, AGENT_ID, "the real answer", thread_ts=ts)
     await bridge.gateway.wait_for(lambda: len(bridge.gateway.sent) == 1)
@@ -139,6 +144,24 @@ async def test_slash_command_mistakes_and_refusals_are_told_privately(
     by_user = {e.user: e.text for e in slack.ephemerals}
     assert "not a phone number" in by_user[AGENT_ID]
     assert "not allowed" in by_user[STRANGER_ID]
-    await asyncio.sleep(0.2)
+    await slack.wait_for(
+        lambda: len([d for d in slack.deliveries if d.kind == "slash_commands"]) == 2
+    )
+    await bridge.settled()
     assert bridge.gateway.sent == []
     assert slack.texts(CHANNEL) == []  # nothing said in public
+
+
+async def test_deleting_a_reply_that_went_out_says_it_cannot_be_unsent(
+    bridge: SlackHarness, slack: FakeSlack
+) -> None:
+    ts = await bridge.thread_for()
+    reply = slack.user_message(CHANNEL, AGENT_ID, "wrong number, sorry", thread_ts=ts)
+    await bridge.gateway.wait_for(lambda: len(bridge.gateway.sent) == 1)
+    await bridge.settled()
+    slack.user_delete(CHANNEL, reply["ts"])
+    notice = "🗑 Deleting here does not unsend: the SMS to +1 555-123-4567 had already gone"
+    await slack.wait_for(lambda: any(t.startswith(notice) for t in bridge.thread(ts)))
+    await bridge.settled()
+    assert sent(bridge) == ["wrong number, sorry"]
+    assert len(bridge.parents()) == 1  # a reply deleted is not the thread deleted

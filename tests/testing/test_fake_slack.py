@@ -153,6 +153,30 @@ async def test_events_are_signed_and_retried_until_the_app_answers_2xx(fake: Fak
     assert seen[0][2]["event"]["text"] == "hello"
 
 
+async def test_an_event_not_answered_in_time_is_retried_while_the_first_request_runs(
+    fake: FakeSlack,
+) -> None:
+    seen: list[tuple[str | None, str | None]] = []
+    retried = asyncio.Event()
+
+    async def app(request: Request) -> Response:
+        seen.append(
+            (request.headers.get("x-slack-retry-num"), request.headers.get("x-slack-retry-reason"))
+        )
+        if len(seen) == 1:
+            await retried.wait()  # still at work on the first one when Slack tries again
+        else:
+            retried.set()
+        return Response(status_code=200)
+
+    async with serve(Starlette(routes=[Route("/events", app, methods=["POST"])])) as url:
+        fake.request_url = f"{url}/events"
+        fake.user_message(CHANNEL, HUMAN, "hello")
+        await fake.wait_for(lambda: len(fake.deliveries) == 1)
+    assert seen == [(None, None), ("1", "http_timeout")]
+    assert fake.deliveries[0].attempts == ["timeout", 200]
+
+
 async def test_socket_mode_hands_out_a_websocket_and_redelivers_unacked_envelopes(
     fake: FakeSlack,
 ) -> None:
