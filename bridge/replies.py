@@ -72,18 +72,6 @@ class ChatHandler:
     async def __call__(self, msg: ChatMessage) -> None:
         if msg.user.is_bot:
             return  # our own posts and other bots' never become SMS
-        # A platform's redelivery (Slack retries an event it thinks we missed) is dropped here;
-        # it is recorded only once handled, so one that arrives mid-way is handled again, which
-        # the outbox's unique keys make harmless.
-        source = f"chat:{msg.chat}"
-        if msg.event_id is not None and await self.store.seen(source, msg.event_id):
-            log.debug("chat %s: event %s already handled", msg.chat, msg.event_id)
-            return
-        await self._handle(msg)
-        if msg.event_id is not None:
-            await self.store.mark_seen(source, msg.event_id)
-
-    async def _handle(self, msg: ChatMessage) -> None:
         platform = self.chats[msg.chat]
         if msg.deleted:
             await self._deleted(msg)
@@ -224,7 +212,11 @@ class ChatHandler:
             origin_thread_id=msg.thread_id,
             author=msg.user.name,
         )
-        if await self.store.enqueue_outbound(request, tuple(echoes)) is None:
+        # The platform's delivery id (Slack's event_id, Telegram's update_id) is recorded in
+        # the SMS's own transaction: a redelivery is dropped by it as well as by the chat
+        # message's id, and recording it costs no commit of its own on the reply path.
+        event = (f"chat:{msg.chat}", msg.event_id) if msg.event_id else None
+        if await self.store.enqueue_outbound(request, tuple(echoes), event) is None:
             log.debug("chat message %s:%s was already queued", msg.chat, msg.message_id)
 
     async def _history(self, msg: ChatMessage, conversation: Conversation) -> None:

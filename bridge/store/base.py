@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bridge.models import Conversation
 from bridge.store.engine import Database
 from bridge.store.records import JobKind
-from bridge.store.schema import chat_jobs, chat_messages, conversations, seen_events, threads
+from bridge.store.schema import chat_jobs, chat_messages, conversations, threads
 
 Wake = Callable[[str, str], None]  # (queue kind: "chat" | "gateway", name)
 Learned = dict[tuple[str, str], Conversation]
@@ -193,18 +193,6 @@ class StoreBase:
                 )
             ).scalar()
         return int(value) if value is not None else None
-
-    async def seen(self, source: str, key: str) -> bool:
-        """Was this event id recorded (``mark_seen``) before?"""
-        async with self.db.read() as conn:
-            value = (
-                await conn.execute(
-                    sa.select(seen_events.c.key).where(
-                        seen_events.c.source == source[:128], seen_events.c.key == key[:255]
-                    )
-                )
-            ).scalar()
-        return value is not None
 
     async def conversation_for_message(self, chat: str, message_id: str) -> Conversation | None:
         async with self.db.read() as conn:

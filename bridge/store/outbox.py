@@ -40,16 +40,22 @@ def _as_datetime(stamp: float) -> datetime:
 
 class OutboxOps(InboxOps):
     async def enqueue_outbound(
-        self, request: OutboundRequest, echoes: tuple[tuple[str, str], ...] = ()
+        self,
+        request: OutboundRequest,
+        echoes: tuple[tuple[str, str], ...] = (),
+        event: tuple[str, str] | None = None,
     ) -> int | None:
         """Commit an SMS to the outbox before anyone calls a gateway; ``None`` if already there.
 
         The chat message it came from becomes its first mirror (status shows there);
-        ``echoes`` (chat, text) show it in the number's thread of other chats or topics.
+        ``echoes`` (chat, text) show it in the number's thread of other chats or topics;
+        ``event`` (source, key) is the delivery that brought it, a duplicate if seen before.
         """
         stamp = now()
         learned: Learned = {}
         async with self.db.write() as conn:
+            if event is not None and not await self._mark_seen(conn, *event):
+                return None
             conversation = await self._conversation(conn, learned, request.gateway, request.number)
             outbox_id = (
                 await conn.execute(

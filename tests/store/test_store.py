@@ -272,12 +272,14 @@ async def test_a_deleted_thread_is_forgotten_but_still_names_its_number(store: S
     assert found is not None and found.id == conversation.id
 
 
-async def test_private_notices_and_seen_events(store: SqlStore) -> None:
+async def test_private_notices_and_outbound_deduplicated_by_event(store: SqlStore) -> None:
     notice = Notice("support", "no", thread_id="5", reply_to="6", private_to="U1")
     assert await store.enqueue_notices([notice])
     job = await store.next_chat_job("support")
     assert job is not None and (job.private_to, job.thread_id, job.message_id) == ("U1", "5", "6")
-    assert not await store.seen("chat:support", "Ev1")
-    assert await store.mark_seen("chat:support", "Ev1")
-    assert await store.seen("chat:support", "Ev1")
-    assert not await store.mark_seen("chat:support", "Ev1")
+    request = OutboundRequest("office", NUMBER, "hi", "support", "m1", "Sam")
+    assert await store.enqueue_outbound(request, event=("chat:support", "Ev1")) is not None
+    # Slack's retry of the event, even as if it were another message: dropped by the event id.
+    again = dataclasses.replace(request, origin_message_id="m2")
+    assert await store.enqueue_outbound(again, event=("chat:support", "Ev1")) is None
+    assert await store.enqueue_outbound(again, event=("chat:support", "Ev2")) is not None
