@@ -98,3 +98,29 @@ async def request_json(
     except (ValueError, json.JSONDecodeError):
         error = Ambiguous if sending else Retryable
         raise error(f"{label} sent a malformed response (HTTP {status})") from None
+
+
+class HttpGateway:
+    """The one httpx client a gateway keeps: opened by ``start()``, closed by ``stop()``."""
+
+    _client: httpx.AsyncClient | None = None
+
+    def open_client(
+        self, base_url: str, timeout: float, headers: dict[str, str] | None = None
+    ) -> None:
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            timeout=timeout,
+            headers={"User-Agent": "smsbridge", **(headers or {})},
+        )
+
+    async def stop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            raise RuntimeError("gateway not started")
+        return self._client

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Self
 from urllib.parse import quote
 
-import httpx
 from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
 
 from bridge.confbase import GatewayConfigBase, UrlTokenMixin
@@ -25,7 +24,7 @@ from bridge.models import (
     WebhookRequest,
 )
 from bridge.phone import is_dialable
-from connectors.http import request_json
+from connectors.http import HttpGateway, request_json
 from connectors.sms import ip1_webhooks as hooks
 
 log = logging.getLogger(__name__)
@@ -98,7 +97,7 @@ def gsm_only(text: str) -> bool:
     return all(char in _GSM for char in text)
 
 
-class Ip1:
+class Ip1(HttpGateway):
     """One iP1 account."""
 
     awaits = (Status.QUEUED, Status.SENT)
@@ -111,7 +110,6 @@ class Ip1:
         token = config.webhook_token.get_secret_value()
         # Carries the secret token: it goes to iP1 inside the batch and never into a log line.
         self._report_url = f"{public_url}/{token}" if public_url else None
-        self._client: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
         if self._report_url is None:
@@ -121,25 +119,12 @@ class Ip1:
                 self.name,
                 self.config.status_poll_interval,
             )
-        self._client = httpx.AsyncClient(
-            base_url=str(self.config.base_url).rstrip("/"),
-            timeout=self.config.timeout,
-            headers={
-                "Authorization": f"Bearer {self.config.api_key.get_secret_value()}",
-                "Accept": "application/json",
-                "User-Agent": "smsbridge",
-            },
+        bearer = f"Bearer {self.config.api_key.get_secret_value()}"
+        self.open_client(
+            str(self.config.base_url),
+            self.config.timeout,
+            {"Authorization": bearer, "Accept": "application/json"},
         )
-
-    async def stop(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            raise RuntimeError("gateway not started")
-        return self._client
 
     def reference(self, outbox_id: int) -> str:
         return f"{self.config.reference_prefix}{outbox_id}"

@@ -30,7 +30,7 @@ from bridge.models import (
     WebhookRequest,
 )
 from bridge.phone import normalize
-from connectors.http import request_json
+from connectors.http import HttpGateway, request_json
 from connectors.sms import smsgate_webhooks as hooks
 from connectors.sms.smsgate_config import LABEL, SmsGateConfig
 from connectors.sms.smsgate_inbox import Inbox
@@ -62,7 +62,7 @@ def create(config: SmsGateConfig, public_url: str | None) -> SmsGate:
     return SmsGate(config, public_url)
 
 
-class SmsGate:
+class SmsGate(HttpGateway):
     """One SMSGate account: the phone's local server, or the cloud / a private server."""
 
     # Handset receipts exist: "sent" may still become "delivered".
@@ -73,7 +73,6 @@ class SmsGate:
         self.name = config.name
         self.api_base = config.api_base
         self._public_url = public_url
-        self._client: httpx.AsyncClient | None = None
         self._jwt: tuple[str, float] | None = None  # (token, expires at, unix)
         self._jwt_lock = asyncio.Lock()
         self._register_task: asyncio.Task[None] | None = None
@@ -90,11 +89,7 @@ class SmsGate:
     # lifecycle --------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._client = httpx.AsyncClient(
-            base_url=self.api_base,
-            timeout=self.config.timeout,
-            headers={"User-Agent": "smsbridge"},
-        )
+        self.open_client(self.api_base, self.config.timeout)
         if self.config.register_webhooks:
             try:
                 await self.register_webhooks()
@@ -111,14 +106,7 @@ class SmsGate:
             self._register_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._register_task
-        if self._client is not None:
-            await self._client.aclose()
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            raise RuntimeError("gateway not started")
-        return self._client
+        await super().stop()
 
     async def _register_later(self) -> None:
         delay = 10.0

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, Self
 
-import httpx
 from pydantic import Field, HttpUrl, SecretStr, model_validator
 
 from bridge import logs
@@ -27,7 +26,7 @@ from bridge.models import (
     WebhookRequest,
 )
 from bridge.phone import InvalidNumber, normalize
-from connectors.http import request_json
+from connectors.http import HttpGateway, request_json
 from connectors.sms import smsgateway24_webhooks as hooks
 
 log = logging.getLogger(__name__)
@@ -116,7 +115,7 @@ def _cursor(cursor: str | None) -> tuple[int, date | None]:
         return 0, None
 
 
-class SmsGateway24:
+class SmsGateway24(HttpGateway):
     """One SmsGateway24 account and the devices of it that the bridge uses."""
 
     # Phones report handset receipts (7), so a sent SMS may still become delivered.
@@ -127,27 +126,12 @@ class SmsGateway24:
         self.name = config.name
         self.devices = {str(d.device_id): d for d in config.devices}
         self.default_device = config.devices[0]
-        self._client: httpx.AsyncClient | None = None
         self._token = config.token.get_secret_value() if config.token else None
         self._token_at = time.monotonic()
         self._login_lock = asyncio.Lock()
 
     async def start(self) -> None:
-        self._client = httpx.AsyncClient(
-            base_url=str(self.config.base_url).rstrip("/"),
-            timeout=self.config.timeout,
-            headers={"User-Agent": "smsbridge"},
-        )
-
-    async def stop(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            raise RuntimeError("gateway not started")
-        return self._client
+        self.open_client(str(self.config.base_url), self.config.timeout)
 
     # auth -------------------------------------------------------------------------------------
 

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, Self
 
-import httpx
 from pydantic import Field, HttpUrl, SecretStr, model_validator
 
 from bridge.confbase import GatewayConfigBase, UrlTokenMixin
@@ -24,7 +23,7 @@ from bridge.models import (
     WebhookRequest,
 )
 from bridge.phone import normalize
-from connectors.http import request_json
+from connectors.http import HttpGateway, request_json
 from connectors.sms import smsmobileapi_webhooks as hooks
 
 LABEL = "SMSMobileAPI"
@@ -53,7 +52,7 @@ class SmsMobileApiConfig(GatewayConfigBase, UrlTokenMixin):
         return self
 
 
-class SmsMobileApi:
+class SmsMobileApi(HttpGateway):
     """One SMSMobileAPI account."""
 
     # It reports no handset receipts: "sent" is as far as an SMS gets, so only queued ones are
@@ -63,25 +62,10 @@ class SmsMobileApi:
     def __init__(self, config: SmsMobileApiConfig) -> None:
         self.config = config
         self.name = config.name
-        self._client: httpx.AsyncClient | None = None
         self._ms_timestamps = False  # learned from the first poll (some accounts answer in ms)
 
     async def start(self) -> None:
-        self._client = httpx.AsyncClient(
-            base_url=str(self.config.base_url).rstrip("/"),
-            timeout=self.config.timeout,
-            headers={"User-Agent": "smsbridge"},
-        )
-
-    async def stop(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            raise RuntimeError("gateway not started")
-        return self._client
+        self.open_client(str(self.config.base_url), self.config.timeout)
 
     def _key(self) -> dict[str, str]:
         return {"apikey": self.config.api_key.get_secret_value()}

@@ -29,7 +29,7 @@ from bridge.models import (
     WebhookRequest,
 )
 from bridge.phone import is_dialable, normalize
-from connectors.http import retry_after
+from connectors.http import HttpGateway, retry_after
 from connectors.sms import smstools_webhooks as payloads
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class SmstoolsConfig(GatewayConfigBase, UrlTokenMixin):
         return self
 
 
-class Smstools:
+class Smstools(HttpGateway):
     """One Smstools API client (X-Client-Id / X-Client-Secret)."""
 
     # Handset receipts come later than "sent", so sent SMS are still worth asking about.
@@ -109,24 +109,9 @@ class Smstools:
         self.config = config
         self.name = config.name
         self.zone = ZoneInfo(config.timezone)
-        self._client: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
-        self._client = httpx.AsyncClient(
-            base_url=str(self.config.base_url).rstrip("/"),
-            timeout=self.config.timeout,
-            headers={"User-Agent": "smsbridge"},
-        )
-
-    async def stop(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            raise RuntimeError("gateway not started")
-        return self._client
+        self.open_client(str(self.config.base_url), self.config.timeout)
 
     def _auth(self) -> dict[str, str]:
         # Per request, never on the client: media on other hosts must not get our keys.
