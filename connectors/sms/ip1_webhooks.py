@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import SecretStr
 
-from bridge.errors import BadRequest, Forbidden, Unauthenticated, Unprocessable
+from bridge.errors import BadRequest, Unprocessable
 from bridge.models import (
     DeliveryUpdate,
     HistoryItem,
@@ -19,6 +18,7 @@ from bridge.models import (
     WebhookRequest,
 )
 from bridge.phone import normalize
+from connectors.webhook_auth import check_url_token
 
 # Names from iP1's status code page; codes the seed lists without a name (404, 408, 409, 5xx)
 # are described by their group.
@@ -160,10 +160,7 @@ def history_item(row: dict[str, Any], participant: str) -> HistoryItem:
 
 def check_token(expected: SecretStr, request: WebhookRequest) -> None:
     """iP1 signs nothing: the secret path segment is the only credential."""
-    if request.token is None:
-        raise Unauthenticated("this webhook needs its token in the URL path")
-    if not hmac.compare_digest(request.token.encode(), expected.get_secret_value().encode()):
-        raise Forbidden("unknown webhook token")
+    check_url_token(expected, request)
 
 
 def _items(body: bytes) -> list[dict[str, Any]]:

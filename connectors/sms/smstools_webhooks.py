@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from pydantic import SecretStr
 
-from bridge.errors import BadRequest, Forbidden, Unauthenticated, Unprocessable
+from bridge.errors import BadRequest, Forbidden, Unprocessable
 from bridge.models import Attachment, DeliveryUpdate, InboundSms, Status, WebhookEvents
 from bridge.models import WebhookRequest as Request
 from bridge.phone import normalize
+from connectors.webhook_auth import check_url_token
 
 # The documented delivery codes and the strings the conversation/history show for them.
 _BY_CODE = {
@@ -179,10 +179,7 @@ def check_token(expected: SecretStr | None, request: Request) -> None:
     """Smstools signs nothing: the secret path segment is the only proof of origin."""
     if expected is None:
         raise Forbidden("this gateway takes no webhooks (set webhook_token)")
-    if request.token is None:
-        raise Unauthenticated("missing webhook token in the URL")
-    if not hmac.compare_digest(request.token.encode(), expected.get_secret_value().encode()):
-        raise Forbidden("unknown webhook token")
+    check_url_token(expected, request)
 
 
 def _items(body: bytes) -> list[dict[str, Any]]:

@@ -1,0 +1,32 @@
+"""Checks shared by gateway webhooks: the secret URL token, and a signed timestamp's window."""
+
+from __future__ import annotations
+
+import hmac
+
+from pydantic import SecretStr
+
+from bridge.errors import Forbidden, Unauthenticated
+from bridge.models import WebhookRequest
+
+
+def check_url_token(expected: SecretStr, request: WebhookRequest) -> None:
+    """For senders that sign nothing, the secret path segment is the credential.
+
+    Compared in constant time, so response timing tells nothing about how much of it matched.
+    """
+    if request.token is None:
+        raise Unauthenticated("missing webhook token in the URL path")
+    if not hmac.compare_digest(request.token.encode(), expected.get_secret_value().encode()):
+        raise Forbidden("unknown webhook token")
+
+
+def check_timestamp(stamp: str, received_at: float, max_skew: float, header: str) -> int:
+    """The signed unix time in ``header``, refused outside ``max_skew`` (replay protection)."""
+    try:
+        sent_at = int(stamp)
+    except ValueError:
+        raise Unauthenticated(f"{header} is not a unix time") from None
+    if abs(received_at - sent_at) > max_skew:
+        raise Unauthenticated(f"stale or future {header} (replay protection)")
+    return sent_at
