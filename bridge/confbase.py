@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -67,3 +68,20 @@ class UrlTokenMixin(BaseModel):
     @classmethod
     def _token_ok(cls, value: SecretStr | None) -> SecretStr | None:
         return check_url_token(value)
+
+
+def shared_tokens(
+    configs: Sequence[ChatConfigBase], token: str, what: str
+) -> list[tuple[int, str]]:
+    """Chats of one kind that reuse another's ``token`` field: the platform gives each
+    credential one stream of updates, so two chats on one would each miss some."""
+    problems: list[tuple[int, str]] = []
+    owners: dict[str, str] = {}
+    for index, config in enumerate(configs):
+        secret = getattr(config, token).get_secret_value()
+        if secret in owners:
+            problems.append(
+                (index, f"uses the same {what} as chat {owners[secret]!r}; give each its own")
+            )
+        owners.setdefault(secret, config.name)
+    return problems

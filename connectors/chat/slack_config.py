@@ -9,7 +9,7 @@ import aiohttp
 from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
 from slack_sdk.errors import SlackApiError, SlackRequestError
 
-from bridge.confbase import ChatConfigBase, Strict
+from bridge.confbase import ChatConfigBase, Strict, shared_tokens
 from bridge.errors import RateLimited, Retryable, Terminal, ThreadGone, Unavailable
 from bridge.pacing import Rate
 
@@ -99,16 +99,7 @@ class SlackConfig(ChatConfigBase):
 def check_configs(configs: list[SlackConfig]) -> list[tuple[int, str]]:
     """One Slack app per chat: an app has one Request URL, and Socket Mode spreads its events
     over all open connections, so two chats sharing an app would each miss some."""
-    problems = []
-    owners: dict[str, str] = {}
-    for index, config in enumerate(configs):
-        token = config.bot_token.get_secret_value()
-        if token in owners:
-            problems.append(
-                (index, f"uses the same Slack app as chat {owners[token]!r}; give each its own")
-            )
-        owners.setdefault(token, config.name)
-    return problems
+    return shared_tokens(configs, "bot_token", "Slack app")
 
 
 def _header(headers: Mapping[str, Any], name: str) -> str | None:

@@ -26,7 +26,7 @@ from telegram import error as tg
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
-from bridge.confbase import ChatConfigBase, Strict
+from bridge.confbase import ChatConfigBase, Strict, shared_tokens
 from bridge.errors import (
     BadRequest,
     Forbidden,
@@ -126,16 +126,7 @@ class TelegramConfig(ChatConfigBase):
 
 def check_configs(configs: list[TelegramConfig]) -> list[tuple[int, str]]:
     """One bot per chat: Telegram gives a bot one update stream (one getUpdates, one webhook)."""
-    problems = []
-    owners: dict[str, str] = {}
-    for index, config in enumerate(configs):
-        token = config.bot_token.get_secret_value()
-        if token in owners:
-            problems.append(
-                (index, f"uses the same bot as chat {owners[token]!r}; give each chat its own bot")
-            )
-        owners.setdefault(token, config.name)
-    return problems
+    return shared_tokens(configs, "bot_token", "bot")
 
 
 def _retry_after(exc: tg.RetryAfter) -> float:
