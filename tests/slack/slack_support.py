@@ -9,8 +9,9 @@ from typing import Any
 
 from conftest import Harness
 
-from bridge.models import Attachment, InboundSms, WebhookEvents
+from bridge.models import Attachment, ChatMessage, InboundSms, WebhookEvents
 from bridge.testing.fake_slack import FakeSlack
+from connectors.chat.slack import SlackChat, SlackConfig
 
 CHANNEL = "C0SUPPORT"
 AGENT_ID = "U0AGENT"  # on the allow-list
@@ -119,3 +120,18 @@ async def start_slack(
     if not any(c.get("app_token") for c in overrides["chats"] if c.get("type") == "slack"):
         slack.request_url = running.events_url  # what one enters as the app's Request URL
     return running
+
+
+@contextlib.asynccontextmanager
+async def started_chat(fake: FakeSlack, seen: list[ChatMessage]) -> AsyncIterator[SlackChat]:
+    """The connector alone on the fake, with what it hands the core collected in ``seen``."""
+    platform = SlackChat(SlackConfig.model_validate(slack_section(fake)), None)
+
+    async def collect(message: ChatMessage) -> None:
+        seen.append(message)
+
+    await platform.start(collect)
+    try:
+        yield platform
+    finally:
+        await platform.stop()

@@ -9,7 +9,15 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from slack_support import AGENT_ID, CHANNEL, SlackHarness, slack_section, start_slack, world
+from slack_support import (
+    AGENT_ID,
+    CHANNEL,
+    SlackHarness,
+    slack_section,
+    start_slack,
+    started_chat,
+    world,
+)
 
 from bridge.models import ChatMessage
 from bridge.testing.fake_slack import FakeSlack
@@ -31,14 +39,8 @@ async def seen() -> list[ChatMessage]:
 
 @pytest.fixture
 async def chat(slack: FakeSlack, seen: list[ChatMessage]) -> AsyncIterator[SlackChat]:
-    platform = SlackChat(SlackConfig.model_validate(slack_section(slack)), None)
-
-    async def collect(message: ChatMessage) -> None:
-        seen.append(message)
-
-    await platform.start(collect)
-    yield platform
-    await platform.stop()
+    async with started_chat(slack, seen) as platform:
+        yield platform
 
 
 async def answer_time(chat: SlackChat, slack: FakeSlack, payload: dict[str, Any]) -> float:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import HOOK_TOKEN
-from slack_support import AGENT_ID, CHANNEL, slack_section, world
+from slack_support import AGENT_ID, CHANNEL, slack_section, started_chat, world
 
 from bridge.config import parse_config
 from bridge.errors import ConfigError, RateLimited, Retryable, Terminal, ThreadGone, Unavailable
@@ -32,14 +32,8 @@ async def seen() -> list[ChatMessage]:
 
 @pytest.fixture
 async def chat(slack: FakeSlack, seen: list[ChatMessage]) -> AsyncIterator[SlackChat]:
-    platform = SlackChat(SlackConfig.model_validate(slack_section(slack)), None)
-
-    async def collect(message: ChatMessage) -> None:
-        seen.append(message)
-
-    await platform.start(collect)
-    yield platform
-    await platform.stop()
+    async with started_chat(slack, seen) as platform:
+        yield platform
 
 
 def config(slack: FakeSlack, *chats: dict[str, Any]) -> Any:
