@@ -34,7 +34,7 @@ Health = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
 async def read_body(request: Request, limit: int) -> bytes:
     """The raw body (signatures cover exact bytes), refused past ``limit`` unread."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isdecimal() and int(declared) > limit:
         raise PayloadTooLarge(f"body over {limit} bytes")
     chunks: list[bytes] = []
     size = 0

@@ -178,7 +178,7 @@ class SlackReceiver:
         except UnicodeDecodeError:
             raise BadRequest("malformed Slack request: not UTF-8") from None
         stamp = headers.get("x-slack-request-timestamp", "")
-        if not stamp.isdigit() or not self._verifier.is_valid(
+        if not (stamp.isascii() and stamp.isdigit()) or not self._verifier.is_valid(
             raw, stamp, headers.get("x-slack-signature")
         ):
             raise Unauthenticated("missing, wrong or stale X-Slack-Signature")

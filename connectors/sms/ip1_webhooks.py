@@ -103,7 +103,7 @@ def code_of(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isdecimal():
         return int(value)
     return None
 
@@ -204,7 +204,8 @@ def _report(gateway: str, item: dict[str, Any]) -> DeliveryUpdate:
 
 
 def _inbound(gateway: str, item: dict[str, Any], received_at: float) -> InboundSms:
-    statuses = [s for s in item.get("statuses") or [] if isinstance(s, dict)]
+    listed = item.get("statuses")
+    statuses = [s for s in listed if isinstance(s, dict)] if isinstance(listed, list) else []
     at = (
         (parse_time(statuses[0].get("created")) if statuses else None)
         or parse_time(item.get("modified"))

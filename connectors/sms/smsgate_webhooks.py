@@ -163,7 +163,7 @@ def _optional_int(payload: dict[str, Any], key: str) -> int | None:
     value = payload.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdecimal():
         raise Unprocessable(f"field 'payload.{key}' must be a whole number")
     return int(value)
 

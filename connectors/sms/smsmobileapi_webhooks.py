@@ -56,6 +56,13 @@ def _text(data: dict[str, Any], key: str, *, where: str = "", allow_empty: bool 
     return text
 
 
+def _label(value: Any) -> str | None:
+    """An optional name or id: a nicety, so one of an unexpected type is dropped, not refused."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value).strip() or None
+
+
 def parse_plain(gateway: str, token: SecretStr | None, request: WebhookRequest) -> WebhookEvents:
     """``{date, hour, time_received, message, number, guid}``; it signs nothing, so the URL's
     secret path segment is what authenticates it."""
@@ -113,8 +120,8 @@ def parse_v2(
             received_at=parse_time(data.get("received_at"))
             or parse_time(envelope.get("occurred_at"))
             or datetime.fromtimestamp(request.received_at, UTC),
-            alias=data.get("alias") or None,
-            device=data.get("device_id") or None,
+            alias=_label(data.get("alias")),
+            device=_label(data.get("device_id")),
         )
         return WebhookEvents(inbound=(sms,), event_id=event_id)
     status = _V2_STATUS.get(kind)

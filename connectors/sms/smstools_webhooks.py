@@ -67,6 +67,7 @@ _DETAIL_KEYS = ("detail", "detailCode", "statusDetail", "errorCode", "error")
 # Seconds of receipt time that share one de-duplication key when a webhook SMS has neither an
 # id nor a date (see _inbound); examples/smstools.yaml tells users about it.
 DEDUPE_BUCKET = 600.0
+_YEAR_10000 = 253402300800.0
 _DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%d %b %Y, %H:%M:%S")
 
 
@@ -114,11 +115,14 @@ def parse_naive(value: Any) -> datetime | None:
 
 
 def unix(value: Any) -> float | None:
+    """Unix seconds, or None for anything no clock shows (a datetime cannot hold it)."""
+    if isinstance(value, bool):
+        return None
     try:
         stamp = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return stamp if stamp > 0 else None
+    return stamp if 0 < stamp < _YEAR_10000 else None
 
 
 def first(data: dict[str, Any], keys: tuple[str, ...]) -> Any:
@@ -235,7 +239,8 @@ def _inbound(
         # once, and a redelivery that falls into the next bucket is shown twice.
         moment = at or date or f"bucket:{int(request.received_at // DEDUPE_BUCKET)}"
         provider_id = synthetic_key(sender, receiver, moment, text)
-    device = normalize(str(receiver)) if isinstance(receiver, str | int) and receiver else None
+    to = str(receiver).strip() if isinstance(receiver, str | int) else ""
+    device = normalize(to) if to else None
     return InboundSms(
         gateway=gateway,
         provider_id=str(provider_id),

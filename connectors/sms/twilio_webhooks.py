@@ -230,7 +230,7 @@ def _inbound(gateway: str, fields: Mapping[str, str], received_at: float) -> Web
     sid = _required(fields, "MessageSid", "SmsMessageSid", "SmsSid")
     sender = _required(fields, "From")
     count_text = fields.get("NumMedia", "0").strip() or "0"
-    if not count_text.isdigit() or int(count_text) > MAX_MEDIA:
+    if not count_text.isdecimal() or int(count_text) > MAX_MEDIA:
         raise Unprocessable(f"field 'NumMedia' must be a number from 0 to {MAX_MEDIA}")
     attachments = []
     for index in range(int(count_text)):
