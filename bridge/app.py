@@ -8,6 +8,7 @@ import gc
 import logging
 import socket
 import time
+from importlib import metadata
 from typing import Any
 
 import uvicorn
@@ -141,6 +142,7 @@ class Bridge:
         return build_web(
             gateways=self.gateways,
             webhook_gateways={g.name for g in self.config.gateways if g.takes_webhooks},
+            gateway_types={g.name: g.type for g in self.config.gateways},
             chats=self.chats,
             chat_types={c.name: c.type for c in self.config.chats},
             router=self.router,
@@ -148,6 +150,7 @@ class Bridge:
             health=self.health,
             max_body=self.config.server.max_body_bytes,
             public_url=self.public_url,
+            version=metadata.version("smsbridge"),
         )
 
     async def _serve(self) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 class Status(enum.StrEnum):
@@ -135,6 +137,26 @@ class WebhookAnswer:
     body: bytes
     media_type: str = "application/json"
     status: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDoc:
+    """One webhook a connector serves, as ``bridge/openapi.py`` documents it.
+
+    ``security`` names OpenAPI security schemes (with their definitions) that must all hold;
+    ``token`` says the endpoint sits under the secret URL token instead, which OpenAPI cannot
+    describe as a scheme. ``bodies`` maps media types to JSON Schemas of what the sender posts;
+    ``answer`` is what the sender gets back (media type -> schema) when it is not our JSON
+    status.
+    """
+
+    summary: str
+    token: bool = False
+    methods: tuple[str, ...] = ("POST",)
+    security: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    bodies: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    parameters: tuple[Mapping[str, Any], ...] = ()
+    answer: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from bridge.models import (
     SendResult,
     Status,
     WebhookAnswer,
+    WebhookDoc,
     WebhookEvents,
     WebhookRequest,
 )
@@ -47,6 +48,10 @@ class ReceivesWebhooks(Protocol):
     """Receives by webhook; raises ``WebhookRejected`` for anything unauthenticated or malformed."""
 
     def parse_webhook(self, request: WebhookRequest) -> WebhookEvents: ...
+
+    def webhook_docs(self) -> Sequence[WebhookDoc]:
+        """What it serves under /webhooks/sms/<name>, for GET /openapi.json."""
+        ...
 
 
 @runtime_checkable
@@ -170,3 +175,7 @@ class ReceivesChatWebhooks(Protocol):
     async def accept_webhook(
         self, headers: dict[str, str], body: bytes
     ) -> WebhookAnswer | None: ...
+
+    def webhook_doc(self) -> WebhookDoc | None:
+        """The webhook for GET /openapi.json; None when updates come another way (polling)."""
+        ...

@@ -1,4 +1,4 @@
-"""The Starlette app: gateway and chat webhooks, /healthz and /metrics."""
+"""The Starlette app: gateway and chat webhooks, /healthz, /metrics and /openapi.json."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -16,7 +17,8 @@ from starlette.routing import Route
 from bridge.errors import NotFound, PayloadTooLarge, WebhookRejected
 from bridge.logs import REDACTOR
 from bridge.metrics import Metrics
-from bridge.models import WebhookAnswer, WebhookRequest
+from bridge.models import WebhookAnswer, WebhookDoc, WebhookRequest
+from bridge.openapi import build_openapi
 from bridge.ports import (
     AnswersWebhooks,
     ChatPlatform,
@@ -50,6 +52,17 @@ def _rejected(exc: WebhookRejected) -> JSONResponse:
     return JSONResponse({"error": exc.reason}, status_code=exc.status)
 
 
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (unknown path, wrong method) in our error shape."""
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _crashed(_request: Request, _exc: Exception) -> Response:
+    # A bug, logged by the server; the sender gets our error shape and retries later.
+    return JSONResponse({"error": "internal error; retry"}, status_code=500)
+
+
 def _answer(answer: WebhookAnswer) -> Response:
     return Response(answer.body, status_code=answer.status, media_type=answer.media_type)
 
@@ -66,6 +79,7 @@ def build_web(
     *,
     gateways: dict[str, SmsGateway],
     webhook_gateways: set[str],
+    gateway_types: dict[str, str],
     chats: dict[str, ChatPlatform],
     chat_types: dict[str, str],
     router: Router,
@@ -73,6 +87,7 @@ def build_web(
     health: Health,
     max_body: int,
     public_url: str | None = None,
+    version: str,
 ) -> Starlette:
     # Resolved once: a runtime Protocol check per request is measurable at a thousand a second.
     receivers = {
@@ -85,6 +100,23 @@ def build_web(
         for name, gateway in receivers.items()
         if isinstance(gateway, AnswersWebhooks)
     }
+    docs = {name: tuple(gateway.webhook_docs()) for name, gateway in receivers.items()}
+    # The methods each documented endpoint takes; (gateway, under a token?) -> methods.
+    methods = {
+        (name, doc.token): {m for d in found if d.token == doc.token for m in d.methods}
+        for name, found in docs.items()
+        for doc in found
+    }
+    chat_docs: dict[str, tuple[str, WebhookDoc]] = {}
+    for name, chat in chats.items():
+        doc = chat.webhook_doc() if isinstance(chat, ReceivesChatWebhooks) else None
+        if doc is not None:
+            chat_docs[name] = (chat_types[name], doc)
+    document = build_openapi(
+        {name: (gateway_types[name], found) for name, found in docs.items()},
+        chat_docs,
+        version,
+    )
 
     async def sms_webhook(request: Request) -> Response:
         name = request.path_params["gateway"]
@@ -93,6 +125,9 @@ def build_web(
             gateway = receivers.get(name)
             if gateway is None:
                 raise NotFound(f"no webhook for gateway {name!r}")
+            allowed = methods.get((name, token is not None))
+            if allowed is not None and request.method not in allowed:
+                raise HTTPException(405, headers={"Allow": ", ".join(sorted(allowed))})
             body = await read_body(request, max_body)
             events = gateway.parse_webhook(
                 WebhookRequest(
@@ -159,7 +194,11 @@ def build_web(
     async def prometheus(_request: Request) -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    async def openapi(_request: Request) -> Response:
+        return JSONResponse(document)
+
     return Starlette(
+        exception_handlers={HTTPException: _http_error, Exception: _crashed},
         routes=[
             # GET too: some gateways call back with query parameters only.
             Route("/webhooks/sms/{gateway}", sms_webhook, methods=["GET", "POST"]),
@@ -167,5 +206,6 @@ def build_web(
             Route("/webhooks/{kind}/{chat}", chat_webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", prometheus, methods=["GET"]),
-        ]
+            Route("/openapi.json", openapi, methods=["GET"]),
+        ],
     )

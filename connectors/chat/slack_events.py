@@ -7,7 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.models import ChatMessage, ChatUser
+from bridge.models import ChatMessage, ChatUser, WebhookDoc
+from bridge.openapi import TEXT, header_scheme, obj
 
 # Subtypes that are a person writing: plain, "also send to channel", and with files.
 _WRITTEN = frozenset({None, "thread_broadcast", "file_share", "me_message"})
@@ -181,3 +182,38 @@ def command_user(message_id: str | None) -> str | None:
     if message_id is None or not message_id.startswith(COMMAND_PREFIX):
         return None
     return message_id[len(COMMAND_PREFIX) :].split(":", 1)[0] or None
+
+
+# What Slack sends to the Request URL, for GET /openapi.json (api.slack.com/apis/events-api).
+WEBHOOK_DOC = WebhookDoc(
+    "Slack Events API, slash commands and interactivity",
+    security={
+        "slackSignature": header_scheme(
+            "X-Slack-Signature",
+            'v0=hex(HMAC-SHA256(signing_secret, "v0:" + X-Slack-Request-Timestamp + ":" + body))',
+        ),
+        "slackTimestamp": header_scheme(
+            "X-Slack-Request-Timestamp", "unix seconds, refused when over 5 minutes off"
+        ),
+    },
+    bodies={
+        "application/json": obj(
+            {"type": {"type": "string", "examples": ["event_callback", "url_verification"]}},
+            {"event_id": TEXT, "team_id": TEXT, "challenge": TEXT, "event": obj({"type": TEXT})},
+        ),
+        "application/x-www-form-urlencoded": obj(
+            {},
+            {
+                "command": TEXT,
+                "text": TEXT,
+                "user_id": TEXT,
+                "channel_id": TEXT,
+                "payload": {"type": "string", "description": "interactivity: JSON"},
+            },
+        ),
+    },
+    answer={
+        "application/json": {"type": "object", "description": "url_verification's challenge"},
+        "text/plain": {"type": "string", "description": "empty, or a slash command's reply"},
+    },
+)

@@ -26,7 +26,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.errors import BadRequest, NotFound, Retryable, Unauthenticated
-from bridge.models import ChatMessage, ChatUser, WebhookAnswer
+from bridge.models import ChatMessage, ChatUser, WebhookAnswer, WebhookDoc
 from bridge.ports import OnChatMessage
 from connectors.chat import slack_events
 from connectors.chat.slack_config import SlackConfig, call
@@ -168,6 +168,9 @@ class SlackReceiver:
         )
 
     # -- receiving ------------------------------------------------------------------------------
+    def webhook_doc(self) -> WebhookDoc | None:
+        return slack_events.WEBHOOK_DOC if self._verifier is not None else None
+
     async def accept_webhook(self, headers: dict[str, str], body: bytes) -> WebhookAnswer | None:
         if self._verifier is None:
             raise NotFound(f"chat {self.name!r} uses Socket Mode; it takes no Events API requests")

@@ -37,7 +37,8 @@ from bridge.errors import (
     ThreadGone,
     Unavailable,
 )
-from bridge.models import ChatMessage, ChatUser, Status, WebhookAnswer
+from bridge.models import ChatMessage, ChatUser, Status, WebhookAnswer, WebhookDoc
+from bridge.openapi import NUMBER, header_scheme, obj
 from bridge.pacing import Rate
 from bridge.ports import OnChatMessage
 
@@ -81,6 +82,25 @@ class TelegramPacing(Strict):
     chat: Window = Window(messages=1, seconds=1)  # any one chat
     group: Window = Window(messages=20, seconds=60)  # one group: all its topics together
     overall: Window = Window(messages=30, seconds=1)  # the whole bot
+
+
+# What Telegram pushes in webhook mode, for GET /openapi.json (core.telegram.org/bots/api#update).
+WEBHOOK_DOC = WebhookDoc(
+    "Telegram updates (webhook mode)",
+    security={
+        "telegramSecret": header_scheme(
+            "X-Telegram-Bot-Api-Secret-Token", "the secret_token given to setWebhook"
+        )
+    },
+    bodies={
+        "application/json": obj(
+            {"update_id": NUMBER},
+            {kind: obj({"message_id": NUMBER, "date": NUMBER, "chat": obj({"id": NUMBER})})
+             for kind in UPDATES},
+        )
+    },
+    answer={"application/json": obj({"ok": {"const": True}})},
+)  # fmt: skip
 
 
 class TelegramConfig(ChatConfigBase):
@@ -301,6 +321,9 @@ class TelegramChat:
     def health(self) -> dict[str, object]:
         return {**self._state, "transport": self.transport, "threads": self.threaded}
 
+    def webhook_doc(self) -> WebhookDoc | None:
+        return WEBHOOK_DOC if self._webhook_url is not None else None
+
     async def accept_webhook(self, headers: dict[str, str], body: bytes) -> WebhookAnswer | None:
         given = headers.get("x-telegram-bot-api-secret-token", "")
         if not hmac.compare_digest(given.encode(), self._secret.encode()):
@@ -313,8 +336,10 @@ class TelegramChat:
             raise BadRequest("malformed update: expected a JSON object")
         try:
             update = Update.de_json(data, self.bot)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise BadRequest(f"malformed update: {exc}") from None
+        except Exception as exc:
+            # Pure data conversion: whatever it raises (even OSError, for a date no clock
+            # shows) is the update's fault, never ours.
+            raise BadRequest(f"malformed update: {type(exc).__name__}: {exc}") from None
         if update is None:
             raise BadRequest("malformed update: empty")
         await self._dispatch(update)

@@ -20,6 +20,7 @@ from bridge.models import (
     SendResult,
     Status,
     WebhookAnswer,
+    WebhookDoc,
     WebhookEvents,
     WebhookRequest,
 )
@@ -258,6 +259,9 @@ class Ip1(HttpGateway):
         # iP1 does not say in which order it lists; oldest first is what the chat shows.
         items.sort(key=lambda item: item.at or datetime.min.replace(tzinfo=UTC))
         return items[-limit:]
+
+    def webhook_docs(self) -> tuple[WebhookDoc, ...]:
+        return hooks.DOCS
 
     def parse_webhook(self, request: WebhookRequest) -> WebhookEvents:
         return hooks.parse(self.name, self.config.webhook_token, request)

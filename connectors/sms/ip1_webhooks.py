@@ -14,9 +14,11 @@ from bridge.models import (
     HistoryItem,
     InboundSms,
     Status,
+    WebhookDoc,
     WebhookEvents,
     WebhookRequest,
 )
+from bridge.openapi import DATE, ID, NUMBER, TEXT, obj, one_or_many
 from bridge.phone import normalize
 from connectors.webhook_auth import check_url_token
 
@@ -246,3 +248,32 @@ def parse(gateway: str, token: SecretStr, request: WebhookRequest) -> WebhookEve
         return WebhookEvents(ignored=reason)
     event_id = updates[0].event_id if len(updates) == 1 and not inbound else None
     return WebhookEvents(inbound=tuple(inbound), updates=tuple(updates), event_id=event_id)
+
+
+# What iP1 posts, for GET /openapi.json: incoming messages and delivery reports, alone or batched.
+BODY = one_or_many(
+    obj(
+        {},
+        {
+            "id": ID,
+            "direction": {"type": ["string", "integer"], "examples": ["mo", "mt"]},
+            "sender": TEXT,
+            "recipient": TEXT,
+            "body": TEXT,
+            "modified": DATE,
+            "statuses": {"type": "array", "items": obj({}, {"code": ID, "created": DATE})},
+            "batchId": ID,
+            "messageId": ID,
+            "code": NUMBER,
+        },
+    )
+)
+DOCS = (
+    WebhookDoc(
+        "iP1 callbacks (incoming SMS, delivery reports)",
+        token=True,
+        bodies={"application/json": BODY},
+        # iP1 retries anything but 200 OK.
+        answer={"application/json": obj({"status": {"const": "ok"}})},
+    ),
+)

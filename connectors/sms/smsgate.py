@@ -26,6 +26,7 @@ from bridge.models import (
     Outbox,
     SendResult,
     Status,
+    WebhookDoc,
     WebhookEvents,
     WebhookRequest,
 )
@@ -299,6 +300,9 @@ class SmsGate(HttpGateway):
         return updates
 
     # inbound ----------------------------------------------------------------------------------
+
+    def webhook_docs(self) -> tuple[WebhookDoc, ...]:
+        return hooks.docs(self.config.webhook_token, self.config.signing_key)
 
     def parse_webhook(self, request: WebhookRequest) -> WebhookEvents:
         hooks.verify(

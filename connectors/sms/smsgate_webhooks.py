@@ -21,9 +21,11 @@ from bridge.models import (
     DeliveryUpdate,
     InboundSms,
     Status,
+    WebhookDoc,
     WebhookEvents,
     WebhookRequest,
 )
+from bridge.openapi import DATE, ID, NUMBER, TEXT, header_scheme, obj
 from bridge.phone import normalize
 from connectors.sms.smsmobileapi_webhooks import parse_time
 from connectors.webhook_auth import check_timestamp
@@ -277,3 +279,52 @@ class WebhookParser:
             status, raw, reason = Status.FAILED, event, "cancelled"
         update = DeliveryUpdate(self.gateway, message_id, status, raw, reason, event_id=event_id)
         return WebhookEvents(updates=(update,), event_id=event_id)
+
+
+# What the app posts, for GET /openapi.json (gateway-contracts.md, "SMSGate").
+PAYLOAD = obj(
+    {},
+    {
+        "messageId": TEXT,
+        "phoneNumber": TEXT,
+        "sender": TEXT,
+        "message": TEXT,
+        "receivedAt": DATE,
+        "simNumber": NUMBER,
+        "partsCount": NUMBER,
+        "reason": TEXT,
+        "subject": TEXT,
+        "body": TEXT,
+        "attachments": {
+            "type": "array",
+            "items": obj({"contentType": TEXT}, {"name": TEXT, "partId": NUMBER, "data": TEXT}),
+        },
+    },
+)
+BODY = obj(
+    {
+        "id": ID,
+        "event": {"type": "string", "examples": [*INBOUND_EVENTS, *STATUS_EVENTS]},
+    },
+    {"deviceId": TEXT, "webhookId": TEXT, "payload": PAYLOAD},
+)
+SECURITY = {
+    "smsgateSignature": header_scheme(
+        "X-Signature", "hex(HMAC-SHA256(signing_key, raw body + X-Timestamp))"
+    ),
+    "smsgateTimestamp": header_scheme(
+        "X-Timestamp", "unix seconds, refused outside max_clock_skew"
+    ),
+}
+
+
+def docs(token: SecretStr | None, signing_key: SecretStr | None) -> tuple[WebhookDoc, ...]:
+    """Under the URL token when one is set; signed when a signing key is."""
+    return (
+        WebhookDoc(
+            "SMSGate webhooks (received SMS and MMS, send statuses)",
+            token=token is not None,
+            security=SECURITY if signing_key is not None else {},
+            bodies={"application/json": BODY},
+        ),
+    )

@@ -22,6 +22,7 @@ from bridge.models import (
     Outbox,
     SendResult,
     Status,
+    WebhookDoc,
     WebhookEvents,
     WebhookRequest,
 )
@@ -314,6 +315,9 @@ class SmsGateway24(HttpGateway):
             device=str(device),
             sim=hooks.neutral_sim(row.get("sim")),
         )
+
+    def webhook_docs(self) -> tuple[WebhookDoc, ...]:
+        return hooks.DOCS
 
     def parse_webhook(self, request: WebhookRequest) -> WebhookEvents:
         return hooks.parse(self.name, self.config.webhook_token, frozenset(self.devices), request)

@@ -17,9 +17,11 @@ from bridge.models import (
     DeliveryUpdate,
     InboundSms,
     Status,
+    WebhookDoc,
     WebhookEvents,
     WebhookRequest,
 )
+from bridge.openapi import DATE, ID, NUMBER, TEXT, obj
 from bridge.phone import InvalidNumber, normalize
 from connectors.webhook_auth import check_url_token
 
@@ -204,3 +206,27 @@ def parse(
         return _status(gateway, data)
     # No envelope id: the core already de-duplicates inbound SMS by (gateway, sms_id).
     return WebhookEvents(inbound=(_incoming(gateway, data, request),))
+
+
+# What a device posts, for GET /openapi.json: both webhooks, told apart by ``status_id``.
+BODY = obj(
+    {"sms_id": ID},
+    {
+        "address": TEXT,
+        "body": TEXT,
+        "device_id": ID,
+        "sim": NUMBER,
+        "type": TEXT,
+        "img_url": TEXT,
+        "status_id": ID,
+        "status_message": TEXT,
+        "date": DATE,
+    },
+)
+DOCS = (
+    WebhookDoc(
+        "SmsGateway24 device webhooks (received SMS, send statuses)",
+        token=True,
+        bodies={"application/json": BODY},
+    ),
+)

@@ -19,6 +19,7 @@ from bridge.models import (
     Outbox,
     SendResult,
     Status,
+    WebhookDoc,
     WebhookEvents,
     WebhookRequest,
 )
@@ -193,6 +194,9 @@ class SmsMobileApi(HttpGateway):
                 ]
                 return items[-limit:]
         return []
+
+    def webhook_docs(self) -> tuple[WebhookDoc, ...]:
+        return hooks.docs(self.config.webhook_token, self.config.webhook_secret)
 
     def parse_webhook(self, request: WebhookRequest) -> WebhookEvents:
         if request.token is not None:

@@ -11,7 +11,15 @@ from typing import Any
 from pydantic import SecretStr
 
 from bridge.errors import BadRequest, NotFound, Unauthenticated, Unprocessable
-from bridge.models import DeliveryUpdate, InboundSms, Status, WebhookEvents, WebhookRequest
+from bridge.models import (
+    DeliveryUpdate,
+    InboundSms,
+    Status,
+    WebhookDoc,
+    WebhookEvents,
+    WebhookRequest,
+)
+from bridge.openapi import DATE, ID, TEXT, header_scheme, obj
 from bridge.phone import normalize
 from connectors.webhook_auth import check_timestamp, check_url_token
 
@@ -139,3 +147,51 @@ def parse_v2(
         gateway, provider_id, status, kind, str(reason) if reason else None, event_id=event_id
     )
     return WebhookEvents(updates=(update,), event_id=event_id)
+
+
+# What the vendor posts, for GET /openapi.json (gateway-contracts.md, "SMSMobileAPI").
+PLAIN_BODY = obj(
+    {"guid": ID, "number": TEXT, "message": TEXT},
+    {"date": TEXT, "hour": TEXT, "time_received": DATE},
+)
+V2_BODY = obj(
+    {
+        "id": ID,
+        "type": {"type": "string", "examples": ["sms.received", *_V2_STATUS]},
+        "data": obj(
+            {},
+            {
+                "guid": ID,
+                "from": TEXT,
+                "message": TEXT,
+                "received_at": DATE,
+                "alias": TEXT,
+                "device_id": ID,
+                "reason": TEXT,
+            },
+        ),
+    },
+    {"occurred_at": DATE},
+)
+V2_SECURITY = {
+    "smsmobileapiSignature": header_scheme(
+        "X-SMSMobileAPI-Signature",
+        'v1=hex(HMAC-SHA256(webhook_secret, "<X-SMSMobileAPI-Timestamp>." + raw body))',
+    ),
+    "smsmobileapiTimestamp": header_scheme(
+        "X-SMSMobileAPI-Timestamp", "unix seconds, refused outside max_clock_skew"
+    ),
+}
+
+
+def docs(token: SecretStr | None, secret: SecretStr | None) -> tuple[WebhookDoc, ...]:
+    """The plain webhook when a token is set, the signed Webhook V2 when a secret is."""
+    found = []
+    if token is not None:
+        body = {"application/json": PLAIN_BODY}
+        found.append(WebhookDoc("SMSMobileAPI webhook (received SMS)", token=True, bodies=body))
+    if secret is not None:
+        body = {"application/json": V2_BODY}
+        summary = "SMSMobileAPI Webhook V2 (received SMS, send statuses)"
+        found.append(WebhookDoc(summary, security=V2_SECURITY, bodies=body))
+    return tuple(found)

@@ -25,6 +25,7 @@ from bridge.models import (
     Outbox,
     SendResult,
     Status,
+    WebhookDoc,
     WebhookEvents,
     WebhookRequest,
 )
@@ -293,6 +294,9 @@ class Smstools(HttpGateway):
             files = payloads.attachments(match) if match else ()
             result.append(replace(sms, attachments=files) if files else sms)
         return result
+
+    def webhook_docs(self) -> tuple[WebhookDoc, ...]:
+        return payloads.DOCS
 
     def parse_webhook(self, request: WebhookRequest) -> WebhookEvents:
         return payloads.parse_webhook(self.name, self.config.webhook_token, self.zone, request)

@@ -10,8 +10,16 @@ from typing import Any
 from pydantic import SecretStr
 
 from bridge.errors import BadRequest, Forbidden, Unprocessable
-from bridge.models import Attachment, DeliveryUpdate, InboundSms, Status, WebhookEvents
+from bridge.models import (
+    Attachment,
+    DeliveryUpdate,
+    InboundSms,
+    Status,
+    WebhookDoc,
+    WebhookEvents,
+)
 from bridge.models import WebhookRequest as Request
+from bridge.openapi import DATE, ID, TEXT, UNIX, obj, one_or_many
 from bridge.phone import normalize
 from connectors.webhook_auth import check_url_token
 
@@ -293,3 +301,34 @@ def parse_webhook(
     if updates and not inbound:
         event_id = synthetic_key(*(u.event_id for u in updates))
     return WebhookEvents(inbound=tuple(inbound), updates=tuple(updates), event_id=event_id)
+
+
+# What Smstools posts, for GET /openapi.json: inbox messages and delivery reports, alone or
+# batched; the report's field names are undocumented (see _report).
+BODY = one_or_many(
+    obj(
+        {"webhook_type": {"type": "string", "examples": ["inbox_message", "delivery_report"]}},
+        {
+            "message": obj(
+                {},
+                {
+                    "sender": TEXT,
+                    "receiver": TEXT,
+                    "content": TEXT,
+                    "date": DATE,
+                    "unixDatetime": UNIX,
+                    "messageid": ID,
+                    "status": ID,
+                    "detail": ID,
+                },
+            )
+        },
+    )
+)
+DOCS = (
+    WebhookDoc(
+        "Smstools webhooks (inbox messages, delivery reports)",
+        token=True,
+        bodies={"application/json": BODY},
+    ),
+)

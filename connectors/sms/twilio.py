@@ -20,6 +20,7 @@ from bridge.models import (
     SendResult,
     Status,
     WebhookAnswer,
+    WebhookDoc,
     WebhookEvents,
     WebhookRequest,
 )
@@ -189,6 +190,9 @@ class Twilio:
         return min(found)[1] if found else None
 
     # -- receiving -------------------------------------------------------------------------
+
+    def webhook_docs(self) -> tuple[WebhookDoc, ...]:
+        return hooks.docs(self.config.webhook_token, self.webhook_answer.body)
 
     def parse_webhook(self, request: WebhookRequest) -> WebhookEvents:
         return hooks.parse(self.name, self.config.auth_token, self.config.webhook_token, request)

@@ -20,9 +20,11 @@ from bridge.models import (
     DeliveryUpdate,
     InboundSms,
     Status,
+    WebhookDoc,
     WebhookEvents,
     WebhookRequest,
 )
+from bridge.openapi import TEXT, header_scheme, obj
 from bridge.phone import normalize
 
 # twilio.com/docs/messaging/guides/outbound-message-status-in-status-callbacks
@@ -258,3 +260,49 @@ def media_attachment(sid: str, index: int, url: str, content_type: str) -> Attac
     kind = content_type or "application/octet-stream"
     extension = mimetypes.guess_extension(kind.split(";")[0].strip()) or ""
     return Attachment(content_type=kind, name=f"{sid}-{index}{extension}", url=url)
+
+
+# What Twilio sends, for GET /openapi.json: an incoming message and the status callbacks, as a
+# form (POST) or as query parameters (GET, when the number is set up that way).
+_FIELDS = {
+    name: TEXT
+    for name in (
+        "MessageSid", "SmsSid", "SmsMessageSid", "AccountSid", "MessagingServiceSid", "From",
+        "To", "Body", "NumMedia", "NumSegments", "MediaUrl0", "MediaContentType0",
+        "MessageStatus", "SmsStatus", "ErrorCode", "ErrorMessage",
+    )
+}  # fmt: skip
+FORM = obj({}, _FIELDS)
+SECURITY = {
+    "twilioSignature": header_scheme(
+        "X-Twilio-Signature",
+        "base64(HMAC-SHA1(auth_token, the URL Twilio called + each form field's name and value, "
+        "sorted by name))",
+    )
+}
+
+
+def docs(token: SecretStr | None, answer: bytes) -> tuple[WebhookDoc, ...]:
+    """Signed always; under the URL token too when one is set."""
+    twiml = {"text/xml": {"type": "string", "examples": [answer.decode()]}}
+    summary = "Twilio messaging webhooks (incoming messages, status callbacks)"
+    query = tuple(
+        {"name": name, "in": "query", "required": False, "schema": schema}
+        for name, schema in _FIELDS.items()
+    )
+    post = WebhookDoc(
+        summary,
+        token=token is not None,
+        security=SECURITY,
+        bodies={"application/x-www-form-urlencoded": FORM},
+        answer=twiml,
+    )
+    get = WebhookDoc(
+        summary,
+        token=token is not None,
+        methods=("GET",),
+        security=SECURITY,
+        parameters=query,
+        answer=twiml,
+    )
+    return post, get

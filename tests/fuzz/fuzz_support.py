@@ -23,7 +23,7 @@ WEBHOOK_SETTINGS: dict[str, dict[str, Any]] = {
     "ip1": {"webhook_token": TOKEN, "sender": "Bridge"},
     "smstools": {"webhook_token": TOKEN, "sender": "Bridge"},
     "smsgate": {"webhook_token": TOKEN, "signing_key": SECRET},
-    "twilio": {"auth_token": SECRET, "from_number": "+15550001111"},
+    "twilio": {"from_number": "+15550001111"},
 }
 
 # What lets each connector in when no fake stands behind it (the parsers never call out).
@@ -33,11 +33,13 @@ OFFLINE_CREDENTIALS: dict[str, dict[str, Any]] = {
     "ip1": {"api_key": "key"},
     "smstools": {"client_id": "id", "client_secret": "secret"},
     "smsgate": {"username": "user", "password": "pass"},
-    "twilio": {"account_sid": TWILIO_SID},
+    "twilio": {"account_sid": TWILIO_SID, "auth_token": SECRET},
 }
 
 
-def signed_headers(kind: str, url: str, method: str, body: bytes) -> dict[str, str]:
+def signed_headers(
+    kind: str, url: str, method: str, body: bytes, twilio_token: str = SECRET
+) -> dict[str, str]:
     """The headers the vendor would add to this request (none for URL-token gateways)."""
     now = int(time.time())
     path = urlsplit(url).path
@@ -55,17 +57,13 @@ def signed_headers(kind: str, url: str, method: str, body: bytes) -> dict[str, s
                 params = parse_qsl(body.decode(), keep_blank_values=True)
             except UnicodeDecodeError:
                 params = []
-        return {"X-Twilio-Signature": compute_signature(SECRET, url, params)}
+        return {"X-Twilio-Signature": compute_signature(twilio_token, url, params)}
     return {}
 
 
 def body_digest_query(body: bytes) -> str:
     """Twilio's JSON webhooks sign the body through ``bodySHA256`` in the (signed) URL."""
     return f"bodySHA256={hashlib.sha256(body).hexdigest()}"
-
-
-def telegram_secret_header(secret: str) -> dict[str, str]:
-    return {"X-Telegram-Bot-Api-Secret-Token": secret}
 
 
 def slack_headers(signing_secret: str, body: bytes) -> dict[str, str]:

@@ -295,11 +295,13 @@ def outcome(parser: ReceivesWebhooks, call: WebhookRequest) -> WebhookEvents | N
     try:
         events = parser.parse_webhook(call)
     except WebhookRejected as exc:
-        assert 400 <= exc.status < 500, exc
-        assert isinstance(exc.reason, str) and exc.reason
-        return None
-    check_models(events)
-    return events
+        refused = exc
+    else:
+        check_models(events)
+        return events
+    assert 400 <= refused.status < 500, refused
+    assert isinstance(refused.reason, str) and refused.reason
+    return None
 
 
 def _optional(value: object, kind: type) -> bool:
