@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from bridge import storable
 from bridge.batching import GroupCommit
 from bridge.config import Config
 from bridge.metrics import Metrics
@@ -50,20 +51,25 @@ class Router:
             result.append((name, parts))
         return tuple(result)
 
+    def _item(self, sms: InboundSms, event: tuple[str, str] | None = None) -> IngestItem:
+        fit = storable.inbound(sms)
+        return IngestItem(fit, self.posts(fit), event)
+
     async def accept_webhook(self, gateway: str, events: WebhookEvents) -> bool:
         """Store what a webhook carried; True if any of it was new. Raises if not stored."""
-        event = (f"webhook:{gateway}", events.event_id) if events.event_id else None
+        event_id = storable.key(events.event_id) if events.event_id else None
+        event = (f"webhook:{gateway}", event_id) if event_id else None
         new = False
         if events.inbound:
             items = [
-                IngestItem(sms, self.posts(sms), event if index == 0 else None)
+                self._item(sms, event if index == 0 else None)
                 for index, sms in enumerate(events.inbound)
             ]
             results = await self.batcher.submit(items)
             new = self._count(gateway, "webhook", results)
         if events.updates:
             changed = await self.store.apply_updates(
-                events.updates, None if events.inbound else event
+                [storable.update(u) for u in events.updates], None if events.inbound else event
             )
             # A status for an SMS we have not matched yet is kept for later: accepted, not a
             # duplicate. Only a redelivered event is.
@@ -74,7 +80,7 @@ class Router:
         self, gateway: str, messages: Sequence[InboundSms], cursor: tuple[str, str] | None
     ) -> int:
         """Store polled SMS together with the cursor that fetched them."""
-        items = [IngestItem(sms, self.posts(sms)) for sms in messages]
+        items = [self._item(sms) for sms in messages]
         if not items and cursor is None:
             return 0
         results = await self.store.ingest(items, cursor)
@@ -82,7 +88,7 @@ class Router:
         return sum(1 for r in results if r is not None)
 
     async def apply_updates(self, updates: Sequence[DeliveryUpdate]) -> int:
-        return len(await self.store.apply_updates(updates) or [])
+        return len(await self.store.apply_updates([storable.update(u) for u in updates]) or [])
 
     def _count(self, gateway: str, source: str, results: Sequence[int | None]) -> bool:
         new = sum(1 for r in results if r is not None)

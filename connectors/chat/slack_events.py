@@ -184,6 +184,33 @@ def command_user(message_id: str | None) -> str | None:
     return message_id[len(COMMAND_PREFIX) :].split(":", 1)[0] or None
 
 
+# Bolt reads Slack's envelope without checking types (Slack never gets them wrong). A signed
+# request that does is refused here rather than crash bolt into a 5xx, which Slack retries.
+_OBJECTS = ("event", "message", "previous_message", "view", "container", "assistant_thread")
+_OBJECTS_OR_IDS = ("user", "channel", "team", "enterprise")
+_TEXTS = ("type", "subtype", "text", "ts", "thread_ts", "bot_id", "user_team", "event_id")
+
+
+def envelope_problem(body: dict[str, Any]) -> str | None:
+    """The first field whose type Slack never sends, or None."""
+    event = body.get("event")
+    for prefix, part in (("", body), ("event.", event if isinstance(event, dict) else {})):
+        for key, value in part.items():
+            if key in _OBJECTS and not isinstance(value, dict):
+                return f"{prefix}{key}"
+            if key in _OBJECTS_OR_IDS and not isinstance(value, str | dict | None):
+                return f"{prefix}{key}"
+            if key in _TEXTS and not isinstance(value, str | None):
+                return f"{prefix}{key}"
+    for key in ("authorizations", "actions"):
+        value = body.get(key)
+        if key in body and not (
+            isinstance(value, list) and value and all(isinstance(v, dict) for v in value)
+        ):
+            return key
+    return None
+
+
 # What Slack sends to the Request URL, for GET /openapi.json (api.slack.com/apis/events-api).
 WEBHOOK_DOC = WebhookDoc(
     "Slack Events API, slash commands and interactivity",

@@ -72,6 +72,8 @@ def _parse(text: str, content_type: str) -> tuple[str, dict[str, Any]]:
         raise BadRequest(f"malformed Slack request: {exc}") from None
     if not isinstance(parsed, dict):
         raise BadRequest("malformed Slack request: expected an object")
+    if (problem := slack_events.envelope_problem(parsed)) is not None:
+        raise BadRequest(f"malformed Slack request: field {problem!r} has the wrong type")
     return text, parsed
 
 

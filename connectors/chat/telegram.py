@@ -41,6 +41,7 @@ from bridge.models import ChatMessage, ChatUser, Status, WebhookAnswer, WebhookD
 from bridge.openapi import NUMBER, header_scheme, obj
 from bridge.pacing import Rate
 from bridge.ports import OnChatMessage
+from connectors.chat import telegram_update
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -342,6 +343,8 @@ class TelegramChat:
             raise BadRequest(f"malformed update: {type(exc).__name__}: {exc}") from None
         if update is None:
             raise BadRequest("malformed update: empty")
+        if (field := telegram_update.problem(update)) is not None:
+            raise BadRequest(f"malformed update: field {field!r} is missing or of the wrong type")
         await self._dispatch(update)
         return None
 

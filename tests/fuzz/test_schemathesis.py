@@ -14,7 +14,6 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -71,8 +70,8 @@ FUZZ = settings(
 class LiveBridge:
     """A bridge and its fakes on their own loop in a thread: schemathesis calls synchronously."""
 
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
+    def __init__(self, store_url: str) -> None:
+        self.store_url = store_url
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.twilio_token = ""
@@ -154,7 +153,7 @@ class LiveBridge:
         ]
         routes = [{"gateway": kind, "chat": "support"} for kind in fakes]
         return {
-            "store": {"url": f"sqlite:///{self.tmp_path / 'fuzz.db'}"},
+            "store": {"url": self.store_url},
             "server": {
                 "host": "127.0.0.1",
                 "port": self.port,
@@ -198,8 +197,8 @@ class Credentials(requests.auth.AuthBase):
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveBridge]:
-    with LiveBridge(tmp_path_factory.mktemp("fuzz")) as running:
+def live(pg_server: str) -> Iterator[LiveBridge]:
+    with LiveBridge(pg_server) as running:
         yield running
 
 
