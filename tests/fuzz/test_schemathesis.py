@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import threading
 from collections import Counter
@@ -296,3 +297,23 @@ def test_a_body_over_the_limit_is_refused_with_413_and_the_error_body(
     response = session.post(url, data=b"x" * (MAX_BODY + 1), timeout=10)
     assert response.status_code == 413
     assert "error" in response.json()
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"guid": "g" * 300},  # longer than the provider_id column
+        {"message": "a\x00b"},  # PostgreSQL text takes no NUL
+        {"guid": "nul\x00id"},
+        {"message": "lone \ud800 surrogate"},  # JSON can carry one; no database takes it
+    ],
+    ids=["long-id", "nul-text", "nul-id", "lone-surrogate"],
+)
+def test_what_the_store_cannot_hold_is_made_to_fit_and_accepted(
+    live: LiveBridge, session: requests.Session, fields: dict[str, str]
+) -> None:
+    unique = f"fit-{len(json.dumps(fields))}-{next(iter(fields))}"  # not a redelivery
+    body = {"guid": unique, "number": "+15551230000", "message": "hello"} | fields
+    url = f"{live.base}/webhooks/sms/smsmobileapi/{TOKEN}"
+    response = session.post(url, data=json.dumps(body).encode(), timeout=10)
+    assert response.status_code == 202, response.text
