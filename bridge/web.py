@@ -101,12 +101,11 @@ def build_web(
         if isinstance(gateway, AnswersWebhooks)
     }
     docs = {name: tuple(gateway.webhook_docs()) for name, gateway in receivers.items()}
-    # The methods each documented endpoint takes; (gateway, under a token?) -> methods.
-    methods = {
-        (name, doc.token): {m for d in found if d.token == doc.token for m in d.methods}
-        for name, found in docs.items()
-        for doc in found
-    }
+    # The methods each documented endpoint takes; others are refused before the parser runs.
+    methods: dict[tuple[str, bool], set[str]] = {}  # (gateway, under its token?) -> methods
+    for name, found in docs.items():
+        for endpoint in found:
+            methods.setdefault((name, endpoint.token), set()).update(endpoint.methods)
     chat_docs: dict[str, tuple[str, WebhookDoc]] = {}
     for name, chat in chats.items():
         doc = chat.webhook_doc() if isinstance(chat, ReceivesChatWebhooks) else None
