@@ -107,15 +107,18 @@ def vendor_time(value: Any) -> datetime | None:
         try:
             hours, _, minutes = zone[1:].partition(":")
             delta = timedelta(hours=int(hours), minutes=int(minutes or 0))
-        except ValueError:
+            tz = timezone(delta if zone[0] == "+" else -delta)  # within a day, or ValueError
+        except (ValueError, OverflowError):
             return None
-        tz = timezone(delta if zone[0] == "+" else -delta)
     else:
         try:
             tz = ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):
             return None
-    return naive.replace(tzinfo=tz).astimezone(UTC)
+    try:
+        return naive.replace(tzinfo=tz).astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 moved past the calendar's end
+        return None
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

@@ -103,7 +103,12 @@ def map_status(raw: Any, detail: Any = None) -> tuple[Status, str, str | None]:
 def parse_local(value: Any, zone: tzinfo) -> datetime | None:
     """A vendor date without a zone (``2024-01-01 12:00:00``, ``05 jun 2025, 08:44:46``)."""
     naive = parse_naive(value)
-    return naive.replace(tzinfo=zone).astimezone(UTC) if naive else None
+    if naive is None:
+        return None
+    try:
+        return naive.replace(tzinfo=zone).astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 moved past the calendar's end
+        return None
 
 
 def parse_naive(value: Any) -> datetime | None:
@@ -119,7 +124,12 @@ def parse_naive(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+    if parsed.tzinfo is None:
+        return parsed
+    try:
+        return parsed.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:  # year 1 or 9999 moved past the calendar's end
+        return None
 
 
 def unix(value: Any) -> float | None:

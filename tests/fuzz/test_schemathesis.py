@@ -1,7 +1,8 @@
 """Schemathesis against a running bridge, from the bridge's own GET /openapi.json.
 
 Every gateway type takes webhooks, Telegram is in webhook mode and Slack on the Events API, so
-every parser and every route is reached. Requests carry valid tokens and signatures (added by a
+every parser and every route is reached; the store is PostgreSQL, the stricter one (lengths,
+NUL characters). Requests carry valid tokens and signatures (added by a
 ``requests`` auth hook, which sees the exact bytes that are signed). The checks: never a 5xx,
 status codes and content types as documented, and bodies as documented (4xx: ``{"error": …}``).
 """
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import pytest
 import requests
 import schemathesis
@@ -108,6 +110,12 @@ class LiveBridge:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        # The session's scratch database: emptied first, as the pg_url fixture does per test.
+        conn = await asyncpg.connect(self.store_url, timeout=10)
+        try:
+            await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        finally:
+            await conn.close()
         async with contextlib.AsyncExitStack() as stack:
             telegram = await stack.enter_async_context(FakeTelegram(limits=FakeLimits.off()))
             telegram.add_forum(GROUP, "Support")

@@ -216,7 +216,9 @@ def gateway(kind: str) -> ReceivesWebhooks:
     return built
 
 
-def request(kind: str, body: bytes, *, token: bool, method: str = "POST", query: str = "") -> Any:
+def request(
+    kind: str, body: bytes, *, token: bool, method: str = "POST", query: str = ""
+) -> WebhookRequest:
     url = f"{BASE}/{kind}" + (f"/{TOKEN}" if token else "") + (f"?{query}" if query else "")
     headers = {k.lower(): v for k, v in signed_headers(kind, url, method, body).items()}
     return WebhookRequest(
@@ -324,3 +326,13 @@ def test_the_payloads_reach_accepted_events(shape: str) -> None:
         return events is not None and bool(events.inbound or events.updates)
 
     find(json_bodies(payloads), accepted, settings=settings(max_examples=500, database=None))
+
+
+def test_twilio_forms_reach_accepted_events() -> None:
+    parser = gateway("twilio")
+
+    def accepted(fields: list[tuple[str, str]]) -> bool:
+        events = outcome(parser, request("twilio", urlencode(fields).encode(), token=False))
+        return events is not None and bool(events.inbound or events.updates)
+
+    find(twilio_forms, accepted, settings=settings(max_examples=500, database=None))
