@@ -17,8 +17,8 @@ from bench.common import (
     rss_mb,
     workdir,
 )
-from bridge.testing.fake_smsmobileapi import FakeSmsMobileApi
-from bridge.testing.fake_telegram import FakeLimits, FakeTelegram
+from connectors.chat.telegram.fake import FakeLimits, FakeTelegram
+from connectors.sms.smsmobileapi.fake import FakeSmsMobileApi
 
 
 def requests(count: int, numbers: int) -> list[bytes]:

@@ -8,8 +8,14 @@ from typing import Any
 
 from bridge.confbase import ChatConfigBase, GatewayConfigBase
 from bridge.ports import ChatPlatform, SmsGateway
-from connectors.chat import slack, telegram
-from connectors.sms import ip1, smsgate, smsgateway24, smsmobileapi, smstools, twilio
+from connectors.chat.slack import client as slack
+from connectors.chat.telegram import client as telegram
+from connectors.sms.ip1 import client as ip1
+from connectors.sms.smsgate import client as smsgate
+from connectors.sms.smsgateway24 import client as smsgateway24
+from connectors.sms.smsmobileapi import client as smsmobileapi
+from connectors.sms.smstools import client as smstools
+from connectors.sms.twilio import client as twilio
 
 
 @dataclass(frozen=True)

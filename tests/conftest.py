@@ -19,8 +19,8 @@ import pytest
 from bridge.app import Bridge
 from bridge.config import Config, parse_config
 from bridge.testing.fake_harness import idle
-from bridge.testing.fake_smsmobileapi import FakeSmsMobileApi
-from bridge.testing.fake_telegram import FakeLimits, FakeTelegram
+from connectors.chat.telegram.fake import FakeLimits, FakeTelegram
+from connectors.sms.smsmobileapi.fake import FakeSmsMobileApi
 
 GROUP = -1001234567890
 AGENT = 111

@@ -11,7 +11,10 @@ import yaml
 from bridge.config import load_config, parse_config
 from bridge.errors import ConfigError
 
-EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.yaml"))
+EXAMPLES = sorted(
+    (Path(__file__).resolve().parent.parent / "connectors").glob("*/*/example.yaml"),
+    key=lambda p: p.parent.name,
+)
 _REQUIRED = re.compile(r"\$\{([A-Z0-9_]+)\}")
 
 
@@ -36,17 +39,26 @@ def _variables(path: Path) -> dict[str, str]:
 
 
 def test_there_is_an_example_for_every_gateway_but_the_default_one() -> None:
-    assert {p.stem for p in EXAMPLES} >= {"ip1", "smsgate", "smsgateway24", "smstools", "twilio"}
+    assert {p.parent.name for p in EXAMPLES} >= {
+        "ip1",
+        "smsgate",
+        "smsgateway24",
+        "smstools",
+        "twilio",
+    }
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.parent.name)
 def test_example_loads(path: Path) -> None:
     config = load_config(path, environ=_variables(path))
     assert config.routes and config.gateways and config.chats
-    assert {g.type for g in config.gateways} & {path.stem, "smsmobileapi"} or path.stem == "slack"
+    assert {g.type for g in config.gateways} & {
+        path.parent.name,
+        "smsmobileapi",
+    } or path.parent.name == "slack"
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.parent.name)
 def test_example_names_what_is_missing(path: Path) -> None:
     needed = _variables(path)
     if not needed:

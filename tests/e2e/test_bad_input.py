@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from conftest import CUSTOMER, GROUP, HOOK_TOKEN, Harness
 
 from bridge.store import schema
-from bridge.testing import fake_smsmobileapi_webhooks as wh
+from connectors.sms.smsmobileapi import fake_webhooks as wh
 
 MIB = 1024 * 1024
 # Every table a webhook could write to (cursors belong to polling, which these bridges don't do).

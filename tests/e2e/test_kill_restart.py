@@ -22,8 +22,8 @@ from conftest import AGENT, GROUP, config_dict
 
 from bridge.phone import pretty
 from bridge.posting import CONCURRENCY
-from bridge.testing.fake_smsmobileapi import FakeSmsMobileApi, ReceivedSms
-from bridge.testing.fake_telegram import FakeTelegram
+from connectors.chat.telegram.fake import FakeTelegram
+from connectors.sms.smsmobileapi.fake import FakeSmsMobileApi, ReceivedSms
 
 ROOT = Path(__file__).resolve().parents[2]
 OLD_NUMBERS = ["+15550200001", "+15550200002", "+15550200003"]  # topics exist before the kill

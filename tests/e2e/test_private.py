@@ -8,7 +8,7 @@ from typing import Any
 
 from conftest import AGENT, CUSTOMER, Harness
 
-from bridge.testing.fake_telegram import FakeLimits
+from connectors.chat.telegram.fake import FakeLimits
 
 
 async def private(start_bridge: Callable[..., Any]) -> Harness:

@@ -11,8 +11,8 @@ import httpx
 from conftest import AGENT, CUSTOMER, GROUP, Harness
 
 from bridge.store.schema import outbox
-from bridge.testing.fake_smsmobileapi import Req
-from bridge.testing.fake_telegram import Call, FakeLimits
+from connectors.chat.telegram.fake import Call, FakeLimits
+from connectors.sms.smsmobileapi.fake import Req
 
 StartBridge = Callable[..., Awaitable[Harness]]
 

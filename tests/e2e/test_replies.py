@@ -6,7 +6,7 @@ import asyncio
 
 from conftest import AGENT, CUSTOMER, GROUP, STRANGER, Harness
 
-from bridge.testing.fake_telegram import ANY_THREAD
+from connectors.chat.telegram.fake import ANY_THREAD
 
 
 async def topic_for(harness: Harness, text: str = "hi", number: str = CUSTOMER) -> int:

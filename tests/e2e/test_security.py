@@ -16,9 +16,9 @@ from conftest import AGENT, CUSTOMER, GROUP, HOOK_TOKEN, STRANGER, Harness
 
 from bridge import logs
 from bridge.store.schema import outbox
-from bridge.testing.fake_smsmobileapi import FakeSmsMobileApi
-from bridge.testing.fake_telegram import FakeTelegram
-from bridge.testing.fake_telegram_state import thread_of
+from connectors.chat.telegram.fake import FakeTelegram
+from connectors.chat.telegram.fake_state import thread_of
+from connectors.sms.smsmobileapi.fake import FakeSmsMobileApi
 
 REFUSAL = "not allowed"
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from conftest import AGENT, CUSTOMER, GROUP, Harness
 
 from bridge.store.schema import outbox
-from bridge.testing.fake_telegram import FakeTelegram
+from connectors.chat.telegram.fake import FakeTelegram
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 

@@ -25,9 +25,9 @@ from bridge.errors import (
     Unprocessable,
 )
 from bridge.models import OutboundSms, Outbox, Status, WebhookRequest
-from bridge.testing.fake_smsgate import FakeSmsGate
-from bridge.testing.fake_smsgate_phone import sign
-from connectors.sms.smsgate import SmsGate, SmsGateConfig, create, webhook_id
+from connectors.sms.smsgate.client import SmsGate, SmsGateConfig, create, webhook_id
+from connectors.sms.smsgate.fake import FakeSmsGate
+from connectors.sms.smsgate.fake_phone import sign
 
 PAYLOADS = Path(__file__).parent / "payloads" / "smsgate"
 SPEC = json.loads((PAYLOADS / "android-sms-gateway.swagger.json").read_text())

@@ -32,8 +32,8 @@ from bridge.errors import (
 )
 from bridge.models import OutboundSms, Outbox, Status, WebhookEvents, WebhookRequest
 from bridge.testing.fake_harness import Started, WebhookReceiver, per_module
-from bridge.testing.fake_smsgateway24 import FakeSmsGateway24
-from connectors.sms.smsgateway24 import SmsGateway24, SmsGateway24Config
+from connectors.sms.smsgateway24.client import SmsGateway24, SmsGateway24Config
+from connectors.sms.smsgateway24.fake import FakeSmsGateway24
 
 # One fake and one webhook receiver for the module: a uvicorn stop costs ~0.1 s per server.
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -20,9 +20,9 @@ from bridge.config import parse_config
 from bridge.errors import Ambiguous, ConfigError, RateLimited, Retryable, Terminal, WebhookRejected
 from bridge.models import OutboundSms, Outbox, Status, WebhookRequest
 from bridge.testing.fake_harness import Started, WebhookReceiver, per_module
-from bridge.testing.fake_smstools import INBOX_NUMBER, FakeSmstools
-from connectors.sms.smstools import Smstools, SmstoolsConfig
-from connectors.sms.smstools_webhooks import map_status
+from connectors.sms.smstools.client import Smstools, SmstoolsConfig
+from connectors.sms.smstools.fake import INBOX_NUMBER, FakeSmstools
+from connectors.sms.smstools.webhooks import map_status
 
 PAYLOADS = Path(__file__).parent / "payloads" / "smstools"
 TOKEN = "smstools-hook-0123456789"

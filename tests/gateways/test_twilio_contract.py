@@ -29,9 +29,9 @@ from bridge.errors import (
 )
 from bridge.models import OutboundSms, Outbox, Status, WebhookRequest
 from bridge.testing.fake_harness import WebhookReceiver, per_module
-from bridge.testing.fake_twilio import AUTH_TOKEN, NUMBER, SERVICE_SID, FakeTwilio, signature
-from connectors.sms import twilio_webhooks as hooks
-from connectors.sms.twilio import Twilio, TwilioConfig
+from connectors.sms.twilio import webhooks as hooks
+from connectors.sms.twilio.client import Twilio, TwilioConfig
+from connectors.sms.twilio.fake import AUTH_TOKEN, NUMBER, SERVICE_SID, FakeTwilio, signature
 
 PAYLOADS = Path(__file__).parent / "payloads" / "twilio"
 CUSTOMER = "+14155552345"

@@ -20,8 +20,8 @@ from slack_support import (
 )
 
 from bridge.models import ChatMessage
-from bridge.testing.fake_slack import FakeSlack
-from connectors.chat.slack import SlackChat, SlackConfig
+from connectors.chat.slack.client import SlackChat, SlackConfig
+from connectors.chat.slack.fake import FakeSlack
 
 ACK_TIMEOUT = 1.5  # Slack's is 3 s; the bridge's look-ups give up well before either
 

@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 
 from bridge.testing.fake_harness import WebhookReceiver, per_module
-from bridge.testing.fake_smsmobileapi import FakeSmsMobileApi
+from connectors.sms.smsmobileapi.fake import FakeSmsMobileApi
 
 KEY = "test-key"
 

@@ -18,9 +18,9 @@ from starlette.routing import Route
 from telegram import Bot, Message, ReplyParameters
 from telegram.error import BadRequest, Conflict, NetworkError, RetryAfter
 
-from bridge.testing.fake_telegram import ANY_THREAD, FakeLimits, FakeTelegram
 from bridge.testing.server import serve
-from bridge.testing.telegram_spec import check_object
+from connectors.chat.telegram.fake import ANY_THREAD, FakeLimits, FakeTelegram
+from connectors.chat.telegram.spec import check_object
 
 FORUM = -1001234567890
 GROUP = -1009876543210
