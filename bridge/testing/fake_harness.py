@@ -1,4 +1,5 @@
-"""Shared helpers of the gateway tests: per-module fakes, a webhook receiver, a running bridge."""
+"""Shared helpers of the gateway tests: a webhook receiver, a running bridge (no pytest here:
+the package ships; the fixtures built on pytest are in tests/harness.py)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,9 @@ import contextlib
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Protocol, Self, TypeVar
 
-import pytest
-import pytest_asyncio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,33 +21,7 @@ from bridge.config import Config, parse_config
 from bridge.models import WebhookRequest
 from bridge.testing.server import serve
 
-T = TypeVar("T")
-
-
 # contract tests ----------------------------------------------------------------------------------
-
-
-def per_module(
-    name: str, open_: Callable[[], AbstractAsyncContextManager[T]], reset: Callable[[T], object]
-) -> tuple[object, object]:
-    """Two fixtures: ``_<name>``, one ``open_()`` for the whole module (a uvicorn start/stop
-    costs ~0.1 s), and ``<name>``, the same object after ``reset`` for each test.
-
-    Use as ``_served, fake = per_module("fake", FakeX, FakeX.reset)`` at module level.
-    """
-
-    @pytest_asyncio.fixture(scope="module", loop_scope="module", name=f"_{name}")
-    async def served() -> AsyncIterator[T]:
-        async with open_() as value:
-            yield value
-
-    @pytest.fixture(name=name)
-    def fresh(request: pytest.FixtureRequest) -> T:
-        value: T = request.getfixturevalue(f"_{name}")
-        reset(value)
-        return value
-
-    return served, fresh
 
 
 class _Startable(Protocol):

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from harness import per_module
 from starlette.responses import Response
 
 from bridge.config import parse_config
@@ -28,7 +29,7 @@ from bridge.errors import (
     Unprocessable,
 )
 from bridge.models import InboundSms, OutboundSms, Outbox, SendResult, Status, WebhookRequest
-from bridge.testing.fake_harness import Started, WebhookReceiver, per_module
+from bridge.testing.fake_harness import Started, WebhookReceiver
 from connectors.sms.ip1.client import Ip1, Ip1Config
 from connectors.sms.ip1.fake import NUMBER, FakeIp1
 

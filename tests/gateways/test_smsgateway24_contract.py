@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from harness import per_module
 
 from bridge.config import parse_config
 from bridge.errors import (
@@ -31,7 +32,7 @@ from bridge.errors import (
     WebhookRejected,
 )
 from bridge.models import OutboundSms, Outbox, Status, WebhookEvents, WebhookRequest
-from bridge.testing.fake_harness import Started, WebhookReceiver, per_module
+from bridge.testing.fake_harness import Started, WebhookReceiver
 from connectors.sms.smsgateway24.client import SmsGateway24, SmsGateway24Config
 from connectors.sms.smsgateway24.fake import FakeSmsGateway24
 

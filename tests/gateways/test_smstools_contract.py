@@ -14,12 +14,13 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import pytest_asyncio
+from harness import per_module
 from starlette.responses import JSONResponse, Response
 
 from bridge.config import parse_config
 from bridge.errors import Ambiguous, ConfigError, RateLimited, Retryable, Terminal, WebhookRejected
 from bridge.models import OutboundSms, Outbox, Status, WebhookRequest
-from bridge.testing.fake_harness import Started, WebhookReceiver, per_module
+from bridge.testing.fake_harness import Started, WebhookReceiver
 from connectors.sms.smstools.client import Smstools, SmstoolsConfig
 from connectors.sms.smstools.fake import INBOX_NUMBER, FakeSmstools
 from connectors.sms.smstools.webhooks import map_status

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from harness import per_module
 from pydantic import SecretStr
 from starlette.responses import Response
 
@@ -28,7 +29,7 @@ from bridge.errors import (
     Unprocessable,
 )
 from bridge.models import OutboundSms, Outbox, Status, WebhookRequest
-from bridge.testing.fake_harness import WebhookReceiver, per_module
+from bridge.testing.fake_harness import WebhookReceiver
 from connectors.sms.twilio import webhooks as hooks
 from connectors.sms.twilio.client import Twilio, TwilioConfig
 from connectors.sms.twilio.fake import AUTH_TOKEN, NUMBER, SERVICE_SID, FakeTwilio, signature

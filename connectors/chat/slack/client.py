@@ -18,7 +18,8 @@ from bridge.errors import DeliveryError, RateLimited, Terminal, ThreadGone
 from bridge.models import ChatUser, Status
 from bridge.pacing import Pacer, Rate
 from bridge.ports import OnChatMessage
-from connectors.chat.slack.config import CHAT_DOWN_RETRY, SlackConfig, call, check_configs
+from connectors.chat.slack.calls import CHAT_DOWN_RETRY, call
+from connectors.chat.slack.config import SlackConfig, check_configs
 from connectors.chat.slack.events import command_user, escape
 from connectors.chat.slack.lookup import bounded_put
 from connectors.chat.slack.receive import SlackReceiver

@@ -11,7 +11,7 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.errors import DeliveryError, Retryable
-from connectors.chat.slack.config import call
+from connectors.chat.slack.calls import call
 from connectors.chat.slack.events import Identity, plain_text
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,8 @@ from bridge.errors import BadRequest, NotFound, Retryable, Unauthenticated
 from bridge.models import ChatMessage, ChatUser, WebhookAnswer
 from bridge.ports import OnChatMessage
 from connectors.chat.slack import events as slack_events
-from connectors.chat.slack.config import SlackConfig, call
+from connectors.chat.slack.calls import call
+from connectors.chat.slack.config import SlackConfig
 from connectors.chat.slack.lookup import QUICK, Lookups, bounded_put
 
 log = logging.getLogger(__name__)
