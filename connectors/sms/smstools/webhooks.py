@@ -65,7 +65,7 @@ _ID_KEYS = ("ID", "id", "messageId", "messageid", "message_id")
 _STATUS_KEYS = ("status", "deliveryStatus", "statusCode", "status_code", "code")
 _DETAIL_KEYS = ("detail", "detailCode", "statusDetail", "errorCode", "error")
 # Seconds of receipt time that share one de-duplication key when a webhook SMS has neither an
-# id nor a date (see _inbound); examples/smstools.yaml tells users about it.
+# id nor a date (see _inbound); its example.yaml tells users about it.
 DEDUPE_BUCKET = 600.0
 _DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%d %b %Y, %H:%M:%S")
 
