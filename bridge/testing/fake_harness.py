@@ -134,8 +134,22 @@ async def running_bridge(config: Config) -> AsyncIterator[Bridge]:
 async def idle(bridge: Bridge, seconds: float = 5.0) -> None:
     """Until the bridge has recorded everything it posted (a post lands in the chat a moment
     before its mapping is committed; a person reading it is never that quick)."""
+    await _until_empty(bridge, ("chat_jobs",), seconds)
+
+
+async def drained(bridge: Bridge, seconds: float = 5.0) -> None:
+    """Until the bridge has no work left: no chat job waiting to be posted (or recorded) and no
+    SMS waiting for its gateway to accept it. Work only starts from the store, so a bridge
+    drained after it took in everything has done all it is ever going to do with it."""
+    await _until_empty(bridge, ("chat_jobs", "outbox"), seconds)
+
+
+async def _until_empty(bridge: Bridge, queues: tuple[str, ...], seconds: float) -> None:
     assert bridge.store is not None
     deadline = asyncio.get_running_loop().time() + seconds
-    while (await bridge.store.backlog())["chat_jobs"]:
-        assert asyncio.get_running_loop().time() < deadline, "the bridge never went idle"
+    while True:
+        backlog = await bridge.store.backlog()
+        if not any(backlog[queue] for queue in queues):
+            return
+        assert asyncio.get_running_loop().time() < deadline, f"never went idle: {backlog}"
         await asyncio.sleep(0.01)

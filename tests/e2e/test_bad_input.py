@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -235,7 +234,7 @@ async def row_counts(harness: Harness) -> dict[str, int]:
 
 async def assert_nothing_happened(harness: Harness) -> None:
     assert await row_counts(harness) == dict.fromkeys((t.name for t in WRITTEN_BY_WEBHOOKS), 0)
-    await asyncio.sleep(0.1)  # a post would need the chat worker: give it a moment to misbehave
+    await harness.settled()
     assert harness.telegram.sent_messages(GROUP) == []
     assert harness.telegram.count("sendMessage") == 0
     assert harness.telegram.count("createForumTopic") == 0
@@ -297,7 +296,7 @@ async def test_status_event_for_an_unknown_guid_is_accepted(harness: Harness) ->
     assert "error" not in response.json()
     counts = await row_counts(harness)
     assert counts["outbox"] == 0 and counts["chat_jobs"] == 0
-    await asyncio.sleep(0.1)
+    await harness.settled()
     assert harness.telegram.count("sendMessage") == 0
     assert harness.telegram.count("setMessageReaction") == 0
 

@@ -20,6 +20,7 @@ async def second_bot() -> AsyncIterator[FakeTelegram]:
     ) as fake:
         fake.add_private(ON_CALL)
         yield fake
+        assert fake.violations == [], fake.violations
 
 
 @pytest.fixture

@@ -700,8 +700,8 @@ async def test_other_webhook_types_are_ignored(fake: FakeSmstools, hook: Receive
 # configuration -------------------------------------------------------------------------------
 
 
-def parse(section: dict[str, Any]) -> None:
-    parse_config(
+def parse(section: dict[str, Any]) -> SmstoolsConfig:
+    config = parse_config(
         {
             "store": {"url": "sqlite:///x.db"},
             "gateways": [section],
@@ -710,6 +710,9 @@ def parse(section: dict[str, Any]) -> None:
         },
         environ={},
     )
+    gateway = config.gateway("tools")
+    assert isinstance(gateway, SmstoolsConfig)
+    return gateway
 
 
 GOOD = {
@@ -749,5 +752,9 @@ async def test_config_errors_name_the_key(change: dict[str, Any], problem: str) 
 
 
 async def test_a_good_config_parses() -> None:
-    parse(GOOD)
-    parse({**GOOD, "sender": "Shop", "receive": "webhook", "webhook_token": TOKEN})
+    polled = parse(GOOD)
+    assert (polled.sender, polled.receive, polled.webhook_token) == ("+32460260667", "poll", None)
+    assert polled.client_secret.get_secret_value() == "s3cr3t-value-xyz"
+    hooked = parse({**GOOD, "sender": "Shop", "receive": "webhook", "webhook_token": TOKEN})
+    assert (hooked.sender, hooked.receive) == ("Shop", "webhook")
+    assert hooked.webhook_token is not None and hooked.webhook_token.get_secret_value() == TOKEN

@@ -40,9 +40,18 @@ def _async(url: str) -> str:
 
 
 async def test_migrations_are_idempotent(store_url: str) -> None:
-    for _ in range(2):
-        opened = await SqlStore.open(_async(store_url))
-        await opened.close()
+    first = await SqlStore.open(_async(store_url))
+    try:
+        assert (await first.ingest([item("g1")]))[0] is not None
+    finally:
+        await first.close()
+    second = await SqlStore.open(_async(store_url))  # migrates again, over the data
+    try:
+        assert await second.ingest([item("g1")]) == [None]  # the first SMS is still there
+        job = await second.next_chat_job("support")
+        assert job is not None and job.text == "hello"  # and so is the work it left
+    finally:
+        await second.close()
 
 
 async def test_ingest_drops_duplicates_by_provider_id_and_event(store: SqlStore) -> None:

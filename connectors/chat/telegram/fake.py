@@ -77,6 +77,7 @@ class FakeTelegram(FakeTelegramState):
         latency: float = 0.0,
     ) -> None:
         self._poll_generation = 0
+        self.waiting_polls = 0  # getUpdates calls holding on for an update right now
         super().__init__(bot_id=bot_id, bot_username=bot_username, limits=limits or FakeLimits())
         self.token = token
         self.latency = latency
@@ -226,8 +227,12 @@ class FakeTelegram(FakeTelegramState):
             remaining = deadline - time.monotonic()
             if self._updates or self._closing or remaining <= 0:
                 return self._updates[:limit]
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            self.waiting_polls += 1
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), remaining)
+            finally:
+                self.waiting_polls -= 1
 
     def _check_no_webhook(self) -> None:
         if self.webhook is not None:

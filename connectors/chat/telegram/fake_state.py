@@ -328,6 +328,19 @@ class FakeTelegramState:
         self._enqueue("edited_message", msg)
         return msg
 
+    def redeliver(self, chat_id: int, message_id: int) -> dict[str, Any]:
+        """Hand the bot an existing message again as a ``message`` update, whoever sent it.
+
+        Telegram never gives a bot the messages it sent itself through the Bot API; this is for
+        tests that prove the bridge drops one if it arrives anyway (a second bridge on the same
+        bot token, an update replayed by hand): the bot's own post, exactly as it was stored.
+        """
+        msg = self._human_chat(chat_id).messages.get(message_id)
+        if msg is None:
+            raise ValueError(f"message {message_id} does not exist in chat {chat_id}")
+        self._enqueue("message", msg)
+        return msg
+
     def create_topic_by_human(self, chat_id: int, name: str, user_id: int = 1) -> int:
         chat = self._human_chat(chat_id)
         if not chat.is_forum:
