@@ -1,0 +1,65 @@
+"""What to ask a gateway's listing for, and which of the rows it lists are new.
+
+The rules, for every gateway that can list what it received (``PollsInbound``):
+
+- The window is by the bridge's own clock. A poll asks from ``poll_overlap`` before the
+  previous poll started, so a row that shows up late (a second phone syncing after hours
+  offline, a slow upload) or dated in the past is still in it. Nothing the vendor dates moves
+  the window: a phone clock an hour ahead cannot push it past later SMS.
+- A row is new when its provider id is not in the store, whatever its date says. Dates only
+  bound the very first poll: ``first_poll_lookback`` before it (the *floor*), widened by the
+  connector's ``date_margin`` where its dates carry no zone. The floor is kept, so later
+  polls never bridge the history the first one left out.
+- The cursor is written with the SMS it found, in one transaction: a poll is never
+  half-remembered, and a restart resumes from it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+log = logging.getLogger(__name__)
+
+# Wider than any zone offset (UTC-12 to UTC+14): the margin for dates without a zone.
+ZONE_MARGIN = 14 * 3600.0
+
+
+@dataclass(frozen=True)
+class Window:
+    """One poll's bounds: ask from ``since``; rows dated before ``floor`` predate the bridge."""
+
+    floor: float  # unix seconds: rows dated earlier were history when the bridge started
+    checked: float | None  # when the last successful poll started (the bridge's clock)
+
+    def since(self, overlap: float, margin: float) -> datetime:
+        start = self.floor if self.checked is None else max(self.floor, self.checked - overlap)
+        return datetime.fromtimestamp(start - margin, UTC)
+
+    def dump(self, started: float) -> str:
+        return json.dumps({"v": 2, "floor": self.floor, "checked": started})
+
+
+def read_window(cursor: str | None, now: float, lookback: float) -> Window:
+    """The stored window, or a first one bounded by ``lookback``.
+
+    Cursors of earlier versions held the newest date the connector had seen (a number, or
+    Smstools' JSON with ``newest``): that date serves as floor and last check, so an upgrade
+    neither skips nor re-bridges more than the overlap already covers.
+    """
+    if not cursor:
+        return Window(floor=now - lookback, checked=None)
+    try:
+        data = json.loads(cursor)
+        if isinstance(data, dict) and data.get("v") == 2:
+            return Window(floor=float(data["floor"]), checked=float(data["checked"]))
+        if isinstance(data, dict) and "newest" in data:
+            data = data["newest"]
+        stamp = float(data)
+    except (ValueError, TypeError, KeyError):
+        log.warning("unreadable poll cursor %r; starting from the lookback window", cursor[:80])
+        return Window(floor=now - lookback, checked=None)
+    stamp = min(stamp, now)  # an old cursor pushed ahead by a clock running fast
+    return Window(floor=stamp - lookback, checked=stamp)
