@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -45,21 +46,48 @@ class Window:
 def read_window(cursor: str | None, now: float, lookback: float) -> Window:
     """The stored window, or a first one bounded by ``lookback``.
 
-    Cursors of earlier versions held the newest date the connector had seen (a number, or
-    Smstools' JSON with ``newest``): that date serves as floor and last check, so an upgrade
-    neither skips nor re-bridges more than the overlap already covers.
+    Cursors of earlier versions held the newest date the connector had seen (a number, an ISO
+    time, Smstools' JSON with ``newest``, SmsGateway24's ``<id>:<UTC day>``): that moment serves
+    as floor and last check, so an upgrade neither skips nor re-bridges more than the overlap
+    already covers.
     """
     if not cursor:
         return Window(floor=now - lookback, checked=None)
     try:
         data = json.loads(cursor)
         if isinstance(data, dict) and data.get("v") == 2:
-            return Window(floor=float(data["floor"]), checked=float(data["checked"]))
-        if isinstance(data, dict) and "newest" in data:
-            data = data["newest"]
-        stamp = float(data)
+            # A check "in the future" (our clock was set back since) would narrow every window
+            # and never be rewritten by a quiet poll: it counts as now.
+            checked = min(float(data["checked"]), now)
+            return Window(floor=min(float(data["floor"]), checked), checked=checked)
     except (ValueError, TypeError, KeyError):
+        pass
+    stamp = _old_cursor(cursor)
+    if stamp is None:
         log.warning("unreadable poll cursor %r; starting from the lookback window", cursor[:80])
         return Window(floor=now - lookback, checked=None)
     stamp = min(stamp, now)  # an old cursor pushed ahead by a clock running fast
     return Window(floor=stamp - lookback, checked=stamp)
+
+
+def _old_cursor(cursor: str) -> float | None:
+    """The moment an earlier version's cursor stood at, or None."""
+    try:
+        data = json.loads(cursor)
+        value = data["newest"] if isinstance(data, dict) else data
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        stamp = float(value)
+    except (ValueError, TypeError, KeyError):
+        _, colon, day = cursor.partition(":")
+        try:
+            if colon and len(day) == 10:  # SmsGateway24: the day's start is before its poll
+                moment = datetime.fromisoformat(day).replace(tzinfo=UTC)
+            else:  # Twilio: an ISO time with its offset
+                moment = datetime.fromisoformat(cursor)
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            return None
+        stamp = moment.timestamp()
+    return stamp if math.isfinite(stamp) else None

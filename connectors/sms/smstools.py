@@ -57,6 +57,9 @@ class SmstoolsConfig(GatewayConfigBase, UrlTokenMixin):
     timezone: str = "UTC"
     page_size: int = Field(default=1000, ge=1, le=2000)
     fetch_attachments: bool = True  # look up images of polled SMS in their conversation
+    # Off, and only off: the safety net tells what the webhooks missed by the inbox ID, which
+    # the inbox_message webhook does not carry (see _receive_ok).
+    safety_poll_interval: float = Field(default=0.0, ge=0, le=86400)
 
     @field_validator("sender")
     @classmethod
@@ -87,6 +90,12 @@ class SmstoolsConfig(GatewayConfigBase, UrlTokenMixin):
                 "carries no inbox ID, so a polled SMS and the same SMS by webhook cannot be "
                 "recognised as one and each would be posted twice): use receive: poll or "
                 "receive: webhook"
+            )
+        if self.receive == "webhook" and self.safety_poll_interval:
+            raise ValueError(
+                "safety_poll_interval must be 0 with Smstools (the inbox_message webhook "
+                "carries no inbox ID, so the safety-net poll could not tell which SMS the "
+                "webhooks delivered and would post each one twice)"
             )
         if self.takes_webhooks and self.webhook_token is None:
             raise ValueError(
