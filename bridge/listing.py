@@ -58,8 +58,9 @@ def read_window(cursor: str | None, now: float, lookback: float) -> Window:
         if isinstance(data, dict) and data.get("v") == 2:
             # A check "in the future" (our clock was set back since) would narrow every window
             # and never be rewritten by a quiet poll: it counts as now.
+            # (The floor is never after the check less the lookback; the same clamp for it.)
             checked = min(float(data["checked"]), now)
-            return Window(floor=min(float(data["floor"]), checked), checked=checked)
+            return Window(floor=min(float(data["floor"]), checked - lookback), checked=checked)
     except (ValueError, TypeError, KeyError):
         pass
     stamp = _old_cursor(cursor)
