@@ -45,7 +45,7 @@ class PollsInbound(Protocol):
     """
 
     # How far the vendor's dates may be from the true instant, in seconds: 0 where they are
-    # absolute (unix time, ISO with offset); ``polling.ZONE_MARGIN`` where they carry no zone.
+    # absolute (unix time, ISO with offset); ``listing.ZONE_MARGIN`` where they carry no zone.
     date_margin: float
 
     async def poll_inbound(self, since: datetime) -> list[InboundSms]:

@@ -56,9 +56,7 @@ def test_a_last_check_in_the_future_counts_as_now() -> None:
         ("62807345:2026-12-03", datetime(2026, 12, 3, tzinfo=UTC).timestamp()),  # SmsGateway24
     ],
 )
-def test_an_earlier_versions_cursor_is_where_the_window_resumes(
-    cursor: str, moment: float
-) -> None:
+def test_an_earlier_versions_cursor_is_where_the_window_resumes(cursor: str, moment: float) -> None:
     window = read_window(cursor, NOW, HOUR)
     assert window == Window(floor=moment - HOUR, checked=moment)
     # Rows dated up to the lookback before it are asked again; the store drops repeats.

@@ -22,11 +22,18 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CUSTOMER, GROUP, Harness, telegram_section
+from conftest import CUSTOMER, GROUP, HOOK_TOKEN, Harness, telegram_section
 from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.app import Bridge
-from bridge.testing.fake_harness import bridge_config, idle, more_polls, polls_ok, running_bridge
+from bridge.testing.fake_harness import (
+    bridge_config,
+    free_port,
+    idle,
+    more_polls,
+    polls_ok,
+    running_bridge,
+)
 from bridge.testing.fake_smsgate import FakeSmsGate
 from bridge.testing.fake_smsgateway24 import FakeSmsGateway24
 from bridge.testing.fake_smsmobileapi import DEFAULT_DEVICE, FakeSmsMobileApi
@@ -235,44 +242,64 @@ def recovered(exposition: str, gateway: str) -> float:
     return 0.0
 
 
+# (fake, row, webhook URL): the gateway calls the bridge about that row.
+Deliver = Callable[[Any, Any, str], Awaitable[httpx.Response]]
+HOOKS: dict[str, Deliver] = {
+    "smsmobileapi": lambda fake, row, url: fake.deliver_plain_webhook(url, row),
+    "smsgateway24": lambda fake, row, url: fake.deliver_incoming(url, row),
+    "twilio": lambda fake, row, url: fake.deliver_inbound(url, row),
+}
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k.name in HOOKS], ids=list(HOOKS))
 async def test_the_safety_net_bridges_a_dropped_webhook_once_and_counts_it(
-    start_bridge: Callable[..., Awaitable[Harness[FakeSmsMobileApi]]],
-    caplog: pytest.LogCaptureFixture,
+    kind: Kind, tmp_path: Path, telegram: FakeTelegram, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="bridge.polling")
-    harness = await start_bridge(
-        gateway={"receive": "webhook", "safety_poll_interval": 0.2, "safety_poll_window": HOUR}
-    )
-    bridge: Bridge = harness.bridge
-    assert "safety:office" in bridge.scheduler.jobs()
-    assert "poll:office" not in bridge.scheduler.jobs()
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    deliver = HOOKS[kind.name]
+    async with kind.open() as fake:
+        section = kind.section(
+            fake,
+            receive="webhook",
+            webhook_token=HOOK_TOKEN,
+            safety_poll_interval=0.2,
+            safety_poll_window=HOUR,
+        )
+        chat = telegram_section(telegram)
+        config = bridge_config(tmp_path, section, chat, port=port, public_url=public)
+        hook = f"{public}/webhooks/sms/gw/{HOOK_TOKEN}"
+        async with running_bridge(config) as bridge:
+            assert "safety:gw" in bridge.scheduler.jobs()
+            assert "poll:gw" not in bridge.scheduler.jobs()
 
-    async def scrape() -> str:
-        async with httpx.AsyncClient() as client:
-            response = await client.get(f"{harness.base}/metrics")
-        assert response.status_code == 200
-        return response.text
+            async def scrape() -> float:
+                async with httpx.AsyncClient() as client:
+                    response = await client.get(f"{public}/metrics")
+                assert response.status_code == 200
+                return recovered(response.text, "gw")
 
-    await harness.sms("delivered by webhook")
-    harness.gateway.receive_sms(CUSTOMER, "webhook never sent")  # in the listing only
-    await harness.telegram.wait_for(
-        lambda: sorted(harness.posts()) == ["delivered by webhook", "webhook never sent"]
-    )
-    assert recovered(await scrape(), "office") == 1
-    [warning] = [r for r in caplog.records if "safety-net" in r.getMessage()]
-    assert warning.levelno == logging.WARNING
-    assert warning.getMessage().startswith("office: ")
+            delivered = kind.receive(fake, "delivered by webhook", time.time(), 0)
+            assert (await deliver(fake, delivered, hook)).is_success
+            kind.receive(fake, "webhook never sent", time.time() - 300, 0)  # listed only
+            await telegram.wait_for(
+                lambda: texts(telegram) == Counter(["delivered by webhook", "webhook never sent"])
+            )
+            assert await scrape() == 1
+            [warning] = [r for r in caplog.records if "safety-net" in r.getMessage()]
+            assert warning.levelno == logging.WARNING
+            assert warning.getMessage().startswith("gw: ")
 
-    # A webhook that does arrive, even while safety polls run, is neither re-posted nor counted.
-    await harness.sms("another by webhook")
-    await more_polls(bridge, "office", count=3)
-    assert sorted(harness.posts()) == [
-        "another by webhook",
-        "delivered by webhook",
-        "webhook never sent",
-    ]
-    assert recovered(await scrape(), "office") == 1
-    assert len([r for r in caplog.records if "safety-net" in r.getMessage()]) == 1
+            # A webhook that does come, while safety polls run, is neither re-posted nor counted.
+            another = kind.receive(fake, "another by webhook", time.time(), 1)
+            assert (await deliver(fake, another, hook)).is_success
+            await more_polls(bridge, "gw", count=3)
+            assert texts(telegram) == Counter(
+                ["delivered by webhook", "webhook never sent", "another by webhook"]
+            )
+            assert await scrape() == 1
+            assert len([r for r in caplog.records if "safety-net" in r.getMessage()]) == 1
 
 
 async def test_the_safety_net_waits_for_a_webhook_that_may_still_come(
@@ -304,3 +331,22 @@ async def test_the_safety_net_waits_for_a_webhook_that_may_still_come(
     await poller.safety_poll()
     await idle(bridge)
     assert harness.posts() == ["webhook on its way", "webhook lost"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "jobs"),
+    [
+        ({"receive": "webhook", "safety_poll_interval": 0}, set()),
+        ({"receive": "webhook"}, {"safety:office"}),  # on by default
+        ({"receive": "both"}, {"poll:office"}),  # polls anyway: no safety net on top
+        ({"receive": "poll"}, {"poll:office"}),
+    ],
+)
+async def test_which_listing_jobs_run(
+    start_bridge: Callable[..., Awaitable[Harness[FakeSmsMobileApi]]],
+    settings: dict[str, Any],
+    jobs: set[str],
+) -> None:
+    harness = await start_bridge(gateway=settings)
+    listing = {j for j in harness.bridge.scheduler.jobs() if j.split(":")[0] in ("poll", "safety")}
+    assert listing == jobs

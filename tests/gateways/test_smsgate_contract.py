@@ -25,6 +25,7 @@ from bridge.errors import (
     Unprocessable,
 )
 from bridge.models import OutboundSms, Outbox, Status, WebhookRequest
+from bridge.ports import PollsInbound
 from bridge.testing.fake_smsgate import FakeSmsGate
 from bridge.testing.fake_smsgate_phone import sign
 from connectors.sms.smsgate import SmsGate, SmsGateConfig, SmsGateLocal, create, webhook_id
@@ -410,6 +411,17 @@ async def test_mms_in_cloud_mode_without_data_says_so(cloud: FakeSmsGate) -> Non
 
 
 # polling -------------------------------------------------------------------------------------
+
+
+async def test_only_the_local_server_lists_the_inbox(
+    local: FakeSmsGate, cloud: FakeSmsGate
+) -> None:
+    # The cloud has no inbox: no poll, and no safety net under its webhooks.
+    async with connected(cloud) as gateway:
+        assert not isinstance(gateway, PollsInbound)
+    async with connected(local, receive="poll") as gateway:
+        assert isinstance(gateway, PollsInbound)
+        assert gateway.date_margin == 0  # createdAt carries its offset
 
 
 async def test_inbox_poll_pages_from_since_and_fetches_media(local: FakeSmsGate) -> None:
