@@ -52,7 +52,9 @@ def read_window(cursor: str | None, now: float, lookback: float) -> Window:
     already covers.
     """
     if not cursor:
-        return Window(floor=now - lookback, checked=None)
+        # Whole seconds: most vendors date by the second, and an SMS in the very second of the
+        # first poll must not fall under a floor it shares that second with.
+        return Window(floor=math.floor(now - lookback), checked=None)
     try:
         data = json.loads(cursor)
         if isinstance(data, dict) and data.get("v") == 2:
@@ -66,7 +68,7 @@ def read_window(cursor: str | None, now: float, lookback: float) -> Window:
     stamp = _old_cursor(cursor)
     if stamp is None:
         log.warning("unreadable poll cursor %r; starting from the lookback window", cursor[:80])
-        return Window(floor=now - lookback, checked=None)
+        return read_window(None, now, lookback)
     stamp = min(stamp, now)  # an old cursor pushed ahead by a clock running fast
     return Window(floor=stamp - lookback, checked=stamp)
 

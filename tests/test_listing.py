@@ -25,6 +25,8 @@ def test_without_a_cursor_the_first_poll_reaches_back_the_lookback() -> None:
     assert window.since(DAY, 0) == at(NOW - HOUR)  # no overlap before a first check
     assert window.since(DAY, ZONE_MARGIN) == at(NOW - HOUR - ZONE_MARGIN)
     assert read_window("", NOW, 0).since(DAY, 0) == at(NOW)
+    # An SMS dated (to the second) in the second of the first poll is not history.
+    assert read_window(None, NOW + 0.7, 0).floor == NOW
 
 
 def test_our_cursor_keeps_the_floor_and_overlaps_the_last_check() -> None:
