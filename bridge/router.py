@@ -71,14 +71,18 @@ class Router:
         return new
 
     async def ingest_polled(
-        self, gateway: str, messages: Sequence[InboundSms], cursor: tuple[str, str] | None
+        self,
+        gateway: str,
+        messages: Sequence[InboundSms],
+        cursor: tuple[str, str] | None,
+        source: str = "poll",
     ) -> int:
         """Store polled SMS together with the cursor that fetched them."""
         items = [IngestItem(sms, self.posts(sms)) for sms in messages]
         if not items and cursor is None:
             return 0
         results = await self.store.ingest(items, cursor)
-        self._count(gateway, "poll", results)
+        self._count(gateway, source, results)
         return sum(1 for r in results if r is not None)
 
     async def apply_updates(self, updates: Sequence[DeliveryUpdate]) -> int:

@@ -153,3 +153,21 @@ async def _until_empty(bridge: Bridge, queues: tuple[str, ...], seconds: float) 
             return
         assert asyncio.get_running_loop().time() < deadline, f"never went idle: {backlog}"
         await asyncio.sleep(0.01)
+
+
+def polls_ok(bridge: Bridge, gateway: str, kind: str = "inbound") -> int:
+    """How many polls of ``gateway`` have succeeded, as /metrics counts them."""
+    labels = {"gateway": gateway, "kind": kind, "outcome": "ok"}
+    value = bridge.metrics.registry.get_sample_value("smsbridge_polls_total", labels)
+    return int(value or 0)
+
+
+async def more_polls(bridge: Bridge, gateway: str, count: int = 2, seconds: float = 10.0) -> None:
+    """Until ``count`` more polls of ``gateway`` have succeeded, then the bridge is idle: what
+    those polls found has been posted, so a test can assert that nothing more happens."""
+    target = polls_ok(bridge, gateway) + count
+    deadline = asyncio.get_running_loop().time() + seconds
+    while polls_ok(bridge, gateway) < target:
+        assert asyncio.get_running_loop().time() < deadline, f"{gateway} was not polled again"
+        await asyncio.sleep(0.01)
+    await idle(bridge, seconds)

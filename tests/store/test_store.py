@@ -64,6 +64,16 @@ async def test_ingest_drops_duplicates_by_provider_id_and_event(store: SqlStore)
     assert ("chat", "support") in store.woken  # type: ignore[attr-defined]
 
 
+async def test_known_inbound_names_the_ids_this_gateway_already_has(store: SqlStore) -> None:
+    ids = [f"g{i}" for i in range(1200)]  # more than one bounded IN list
+    await store.ingest([item(i) for i in ids[::2]])
+    other = dataclasses.replace(sms("g1"), gateway="other")
+    await store.ingest([IngestItem(other, (("support", ("hello",)),))])
+    known = await store.known_inbound("office", [*ids, "never"])
+    assert known == set(ids[::2])  # "g1" is another gateway's
+    assert await store.known_inbound("office", []) == set()
+
+
 async def test_cursor_commits_with_the_sms_or_not_at_all(
     store: SqlStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

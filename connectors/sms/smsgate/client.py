@@ -59,6 +59,8 @@ def create(config: SmsGateConfig, public_url: str | None) -> SmsGate:
                 "(the address the phone calls back)"
             ]
         )
+    if config.mode == "local":
+        return SmsGateLocal(config, public_url)
     return SmsGate(config, public_url)
 
 
@@ -309,10 +311,6 @@ class SmsGate(HttpGateway):
         )
         return self._hooks.parse(request)
 
-    async def poll_inbound(self, cursor: str | None) -> tuple[list[InboundSms], str | None]:
-        """Inbox rows since the cursor (unix seconds of the newest seen), local mode only."""
-        return await self.inbox.poll(cursor)
-
     async def fetch_media(self, url: str) -> tuple[bytes, str]:
         """An MMS part from the phone; our credentials only ever go to our own gateway."""
         return await self.inbox.fetch_media(url)
@@ -346,3 +344,12 @@ class SmsGate(HttpGateway):
         far = datetime.min.replace(tzinfo=UTC)
         items.sort(key=lambda item: item.at or far)
         return items[-limit:]
+
+
+class SmsGateLocal(SmsGate):
+    """The phone's local server, which alone lists the inbox (``receive: poll``, safety net)."""
+
+    date_margin = 0.0  # ``createdAt`` carries its zone
+
+    async def poll_inbound(self, since: datetime) -> list[InboundSms]:
+        return await self.inbox.poll(since)

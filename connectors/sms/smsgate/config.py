@@ -38,7 +38,6 @@ class SmsGateConfig(GatewayConfigBase, UrlTokenMixin):
     ttl: int | None = Field(default=None, ge=5)
     priority: int | None = Field(default=None, ge=-128, le=127)
     skip_phone_validation: bool = False
-    first_poll_lookback: float = Field(default=3600.0, ge=0)
     max_clock_skew: float = Field(default=300.0, gt=0, le=3600)
 
     @model_validator(mode="after")

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -19,9 +18,6 @@ from connectors.sms.smsmobileapi.webhooks import parse_time
 
 PAGE = 500  # the inbox's largest page
 MAX_PAGES = 40
-# The inbox is asked again from a little before the newest message seen: the phone files an SMS
-# under the time it arrived, which need not be the order we see them in. Dedupe drops repeats.
-OVERLAP = 300.0
 
 # The gateway's authenticated calls: JSON (method, path, httpx keywords) and raw GET by path.
 Call = Callable[..., Awaitable[Any]]
@@ -91,19 +87,16 @@ class Inbox:
             attachments=attachments,
         )
 
-    async def poll(self, cursor: str | None) -> tuple[list[InboundSms], str | None]:
-        """Inbox rows since the cursor (unix seconds of the newest seen), local mode only."""
-        newest = float(cursor) if cursor else time.time() - self.config.first_poll_lookback
-        since = datetime.fromtimestamp(newest, UTC) - timedelta(seconds=OVERLAP)
-        messages: list[InboundSms] = []
-        for row in await self.rows(since):
-            sms = self.message(row)
-            if sms is None:
-                continue
-            messages.append(sms)
-            newest = max(newest, sms.received_at.timestamp())
-        messages.sort(key=lambda sms: sms.received_at)
-        return messages, repr(newest)
+    async def poll(self, since: datetime) -> list[InboundSms]:
+        """Inbox rows the phone filed at or after ``since``.
+
+        Vendor: ``GET /inbox?from=&limit=&offset=`` (local server only) filters on
+        ``createdAt`` and pages by offset [doc]. Assumed: ``createdAt`` is the phone's clock
+        when the SMS arrived, so a wrong phone clock shifts it, which the core's overlap
+        window covers; ``id`` is unique per message on that phone.
+        """
+        messages = [self.message(row) for row in await self.rows(since)]
+        return [sms for sms in messages if sms is not None]
 
     async def fetch_media(self, url: str) -> tuple[bytes, str]:
         """An MMS part from the phone; our credentials only ever go to our own gateway."""

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Self
 
 from pydantic import Field, HttpUrl, SecretStr, model_validator
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 LABEL = "SmsGateway24"
 # Dates the API filters by are days in the account's zone, which we do not know: asking from
-# one day earlier than our UTC day never misses one (the cursor drops what we already have).
+# one day earlier than our UTC day never misses one (the core drops what we already have).
 _DAY = timedelta(days=1)
 _CLOCK_SKEW = timedelta(minutes=5)
 
@@ -54,7 +54,6 @@ class SmsGateway24Config(GatewayConfigBase, UrlTokenMixin):
     devices: list[DeviceConfig] = Field(min_length=1)
     webhook_token: SecretStr | None = None  # device webhooks: /webhooks/sms/<name>/<token>
     token_max_age: float = Field(default=12 * 3600.0, gt=0)  # lifetime undocumented: log in anew
-    first_poll_lookback: float = Field(default=3600.0, ge=0)
     urgent: bool = False  # the vendor's priority flag, meant for one-time passwords
 
     @model_validator(mode="after")
@@ -104,22 +103,12 @@ def _rows(body: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _cursor(cursor: str | None) -> tuple[int, date | None]:
-    """``"<newest id seen>:<UTC day of that poll>"``; anything else starts afresh."""
-    if not cursor:
-        return 0, None
-    last, _, day = cursor.partition(":")
-    try:
-        return int(last), date.fromisoformat(day)
-    except ValueError:
-        return 0, None
-
-
 class SmsGateway24(HttpGateway):
     """One SmsGateway24 account and the devices of it that the bridge uses."""
 
     # Phones report handset receipts (7), so a sent SMS may still become delivered.
     awaits = (Status.QUEUED, Status.SENT)
+    date_margin = 0.0  # ``created`` carries its offset
 
     def __init__(self, config: SmsGateway24Config) -> None:
         self.config = config
@@ -268,34 +257,29 @@ class SmsGateway24(HttpGateway):
 
     # receiving --------------------------------------------------------------------------------
 
-    async def poll_inbound(self, cursor: str | None) -> tuple[list[InboundSms], str | None]:
-        """Incoming SMS (status 5) with an id above the cursor.
+    async def poll_inbound(self, since: datetime) -> list[InboundSms]:
+        """Incoming SMS (status 5) stored on days from ``since`` on.
 
-        The API filters by day only, so the cursor is the newest id seen plus the day of the
-        poll that saw it; ids grow with every SMS the account stores.
+        Vendor: ``getallsms`` filters by ``begindate`` (a day, YYYY-MM-DD) and status [doc],
+        nothing finer [doc: unknown]; its ``created`` carries an offset [code]. Assumed: the
+        day is in the account's zone, which we do not know, so we ask from one day before
+        ``since``'s UTC day. A phone that syncs late gets its rows stored (and dated) when it
+        comes back, which the core's overlap window covers; ids are unique per SMS.
         """
-        last_id, last_day = _cursor(cursor)
-        now = datetime.now(UTC)
-        lookback = now - timedelta(seconds=self.config.first_poll_lookback)
-        begin = (last_day or lookback.date()) - _DAY
+        begin = since.date() - _DAY
         params = {"status": str(hooks.INCOMING), "begindate": begin.isoformat(), "orderbydesc": "0"}
         body = await self._call("getallsms", params)
         if (problem := _error(body)) is not None:
             raise Retryable(f"{LABEL} could not list received SMS: {problem}")
+        now = datetime.now(UTC)
         messages: list[InboundSms] = []
-        newest = last_id
         for row in _rows(body):
-            sms_id = hooks.as_int(row["id"]) or 0
-            if sms_id <= last_id or hooks.as_int(row.get("status")) != hooks.INCOMING:
+            if hooks.as_int(row.get("status")) != hooks.INCOMING:
                 continue
-            newest = max(newest, sms_id)
-            received = hooks.vendor_time(row.get("created"))
-            if cursor is None and received is not None and received < lookback:
-                continue  # older than the first poll's lookback: not for a new bridge
-            sms = self._inbound(row, received or now)
+            sms = self._inbound(row, hooks.vendor_time(row.get("created")) or now)
             if sms is not None:
                 messages.append(sms)
-        return messages, f"{newest}:{now.date().isoformat()}"
+        return messages
 
     def _inbound(self, row: dict[str, Any], received: datetime) -> InboundSms | None:
         device = hooks.as_int(row.get("deviceid"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, Self
@@ -39,7 +38,6 @@ class SmsMobileApiConfig(GatewayConfigBase, UrlTokenMixin):
     webhook_secret: SecretStr | None = None  # signed Webhook V2: POST /webhooks/sms/<name>
     device: str | None = None  # sIdentifiant of the phone that sends; empty = first available
     sim: Literal[1, 2] | None = None  # SIM port; empty = the phone decides
-    first_poll_lookback: float = Field(default=3600.0, ge=0)
     max_clock_skew: float = Field(default=300.0, gt=0)
 
     @model_validator(mode="after")
@@ -54,6 +52,8 @@ class SmsMobileApiConfig(GatewayConfigBase, UrlTokenMixin):
 
 class SmsMobileApi(HttpGateway):
     """One SMSMobileAPI account."""
+
+    date_margin = 0.0  # unix timestamps: absolute instants
 
     # It reports no handset receipts: "sent" is as far as an SMS gets, so only queued ones are
     # worth asking about.
@@ -96,34 +96,30 @@ class SmsMobileApi(HttpGateway):
             raw_status="sent:1",
         )
 
-    async def poll_inbound(self, cursor: str | None) -> tuple[list[InboundSms], str | None]:
-        """Received SMS after the cursor (unix seconds of the newest seen).
+    async def poll_inbound(self, since: datetime) -> list[InboundSms]:
+        """Received SMS dated at or after ``since``.
 
-        The vendor does not say whether ``after_timestamp_unix`` is inclusive, so we ask from one
-        second earlier and let de-duplication by guid drop what we already have: an SMS that
-        lands in the same second as the cursor is never skipped.
+        Vendor: ``GET /getsms/?after_timestamp_unix=`` filters on each row's
+        ``timestamp_unix`` [doc]; whether the bound is inclusive is not documented, and some
+        accounts answer (and filter) in milliseconds [seen]. Assumed: ``timestamp_unix`` is
+        the phone's own date of the SMS, so a late sync or a wrong phone clock shows up as an
+        old or future date, which the core's overlap window covers; ``guid`` is unique per SMS.
+        We ask from one second earlier, in the unit the account answers in.
         """
-        since = float(cursor) if cursor else time.time() - self.config.first_poll_lookback
-        after = int(since) - 1
+        after = int(since.timestamp()) - 1
         params = {
             **self._key(),
             "after_timestamp_unix": str(after * 1000 if self._ms_timestamps else after),
         }
         body = await request_json(self.client, "GET", "/getsms/", label=LABEL, params=params)
-        rows = _rows(body)
         messages: list[InboundSms] = []
-        newest = since
-        for row in rows:
+        for row in _rows(body):
             stamp = _unix(row.get("timestamp_unix"))
-            if stamp is None:
+            guid, number = row.get("guid"), row.get("number")
+            if stamp is None or not guid or not number:
                 continue
             if float(row.get("timestamp_unix") or 0) > 1e12:
                 self._ms_timestamps = True
-            if stamp < after:
-                continue  # an account answering in ms ignored our seconds cursor
-            guid, number = row.get("guid"), row.get("number")
-            if not guid or not number:
-                continue
             messages.append(
                 InboundSms(
                     gateway=self.name,
@@ -135,8 +131,7 @@ class SmsMobileApi(HttpGateway):
                     device=row.get("sIdentifiantPhone") or None,
                 )
             )
-            newest = max(newest, stamp)
-        return messages, repr(newest)
+        return messages
 
     async def poll_status(self, sent: Sequence[Outbox]) -> list[DeliveryUpdate]:
         updates: list[DeliveryUpdate] = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
 
 from bridge.confbase import GatewayConfigBase, UrlTokenMixin
 from bridge.errors import Ambiguous, RateLimited, Retryable, Terminal
+from bridge.listing import ZONE_MARGIN
 from bridge.models import (
     DeliveryUpdate,
     HistoryItem,
@@ -37,10 +37,6 @@ log = logging.getLogger(__name__)
 LABEL = "Smstools"
 MAX_MEDIA_BYTES = 20 * 1024 * 1024
 MAX_PAGES = 20  # per poll: 40,000 inbox rows between two polls is beyond any human inbox
-MAX_SEEN = 2000  # ids kept in the inbox cursor
-# Rows this much older than the newest one seen are still checked against the seen ids: the
-# inbox's order and the precision of its dates are undocumented.
-SEEN_WINDOW = 3600.0
 _AUTH_CODES = frozenset({"104", "200"})
 _SENDER_NAME = re.compile(r"^[A-Za-z0-9]{1,11}$")
 _SENDER_NUMBER = re.compile(r"^\+[0-9]{3,13}$")
@@ -56,10 +52,14 @@ class SmstoolsConfig(GatewayConfigBase, UrlTokenMixin):
     base_url: HttpUrl = HttpUrl("https://api.smsgatewayapi.com")
     webhook_token: SecretStr | None = None  # POST /webhooks/sms/<name>/<token>
     inbox: str | None = None  # poll one inbox number only (/v1/message/inbox/<inbox>)
-    timezone: str = "Europe/Brussels"  # of the inbox's zone-less dates (undocumented)
-    first_poll_lookback: float = Field(default=3600.0, ge=0)
+    # Of the inbox's zone-less dates: undocumented, UTC in the vendor's own example. Only
+    # shown dates depend on it; what is new never does.
+    timezone: str = "UTC"
     page_size: int = Field(default=1000, ge=1, le=2000)
     fetch_attachments: bool = True  # look up images of polled SMS in their conversation
+    # Off, and only off: the safety net tells what the webhooks missed by the inbox ID, which
+    # the inbox_message webhook does not carry (see _receive_ok).
+    safety_poll_interval: float = Field(default=0.0, ge=0, le=86400)
 
     @field_validator("sender")
     @classmethod
@@ -91,6 +91,12 @@ class SmstoolsConfig(GatewayConfigBase, UrlTokenMixin):
                 "recognised as one and each would be posted twice): use receive: poll or "
                 "receive: webhook"
             )
+        if self.receive == "webhook" and self.safety_poll_interval:
+            raise ValueError(
+                "safety_poll_interval must be 0 with Smstools (the inbox_message webhook "
+                "carries no inbox ID, so the safety-net poll could not tell which SMS the "
+                "webhooks delivered and would post each one twice)"
+            )
         if self.takes_webhooks and self.webhook_token is None:
             raise ValueError(
                 f"receive: {self.receive} needs webhook_token (Smstools signs nothing, so the "
@@ -104,6 +110,7 @@ class Smstools(HttpGateway):
 
     # Handset receipts come later than "sent", so sent SMS are still worth asking about.
     awaits = (Status.QUEUED, Status.SENT)
+    date_margin = ZONE_MARGIN  # inbox dates carry no zone
 
     def __init__(self, config: SmstoolsConfig) -> None:
         self.config = config
@@ -201,23 +208,21 @@ class Smstools(HttpGateway):
 
     # receiving ---------------------------------------------------------------------------
 
-    async def poll_inbound(self, cursor: str | None) -> tuple[list[InboundSms], str | None]:
-        """New inbox rows. The API has no cursor, so ours is the ids seen lately, by date.
+    async def poll_inbound(self, since: datetime) -> list[InboundSms]:
+        """Inbox rows back to ``since``.
 
-        Pages run newest first until one holds an id we have, or rows older than what we
-        check; only that window is compared, so the cursor stays bounded. Dates are compared
-        with each other, not with our clock, so a wrong ``timezone`` only shifts the first
-        poll's lookback: every row seen then anchors the later polls.
+        Vendor: ``GET /v1/message/inbox?limit=&page=&type=sms`` [doc] has no time or id
+        filter and does not document its order or the zone of its ``date``. Assumed: pages
+        run newest first [inferred], dates are UTC [seed] but may be account-local. So we
+        page until a page reaches back past ``since`` (which the core has widened by
+        ``ZONE_MARGIN``, wider than any zone offset), and the core tells new rows by ``ID``,
+        never by date: a wrong ``timezone`` cannot hide an SMS.
         """
-        seen, newest = _read_cursor(cursor)
-        now = datetime.now(UTC).timestamp()
-        floor = newest - SEEN_WINDOW if newest else now - self.config.first_poll_lookback
-        # A row without a readable date is news only once we have an anchor.
-        undated = newest or floor - 1
         path = "/v1/message/inbox" + (
             f"/{quote(self.config.inbox, safe='')}" if self.config.inbox else ""
         )
-        rows: dict[str, tuple[float, dict[str, Any]]] = {}
+        bound = since.timestamp()
+        rows: dict[str, dict[str, Any]] = {}
         for page in range(1, MAX_PAGES + 1):
             params = {"limit": str(self.config.page_size), "page": str(page), "type": "sms"}
             body = await self._call("GET", path, "the inbox request", params=params)
@@ -233,20 +238,13 @@ class Smstools(HttpGateway):
                 ):
                     continue
                 at = payloads.parse_local(row.get("date"), self.zone)
-                key, stamp = str(row["ID"]), at.timestamp() if at else undated
-                reached = reached or key in seen or stamp < floor
-                rows[key] = (stamp, row)
+                reached = reached or (at is not None and at.timestamp() < bound)
+                rows[str(row["ID"])] = row
             if reached or len(listed) < self.config.page_size:
                 break
             if page * self.config.page_size >= _int(body.get("total"), default=1 << 30):
                 break
-        new = {k: row for k, (stamp, row) in rows.items() if stamp >= floor and k not in seen}
-        found = {key: stamp for key, (stamp, _) in rows.items()}
-        messages = [self._inbound(key, row) for key, row in new.items()]
-        messages.sort(key=lambda sms: (sms.received_at, sms.provider_id))
-        if self.config.fetch_attachments and messages:
-            messages = await self._with_attachments(messages, new)
-        return messages, _write_cursor({**seen, **found}, max([newest, *found.values()]))
+        return [self._inbound(key, row) for key, row in rows.items()]
 
     def _inbound(self, key: str, row: dict[str, Any]) -> InboundSms:
         receiver = row.get("receiver")
@@ -260,10 +258,12 @@ class Smstools(HttpGateway):
             device=normalize(str(receiver)) if receiver else None,
         )
 
-    async def _with_attachments(
-        self, messages: list[InboundSms], rows: dict[str, dict[str, Any]]
-    ) -> list[InboundSms]:
-        """Images are only listed in the conversation (``file``): match by local time and text."""
+    async def complete_polled(self, messages: list[InboundSms]) -> list[InboundSms]:
+        """Images are only listed in the conversation (``file``): match by local time and text.
+
+        Asked for the new rows only, so a wide poll window costs no conversation calls."""
+        if not self.config.fetch_attachments:
+            return messages
         items: dict[str, list[dict[str, Any]]] = {}
         result = []
         for sms in messages:
@@ -277,14 +277,13 @@ class Smstools(HttpGateway):
                     # A number the conversation API refuses must not hold up its text.
                     log.warning("%s: no attachments for an SMS: %s", self.name, exc.reason)
                     items[sms.sender] = []
-            when = payloads.parse_naive(rows[sms.provider_id].get("date"))
+            when = sms.received_at.astimezone(self.zone).replace(tzinfo=None)
             match = next(
                 (
                     item
                     for item in items[sms.sender]
                     if item.get("direction") == "inbound"
                     and item.get("message") == sms.text
-                    and when is not None
                     and (naive := payloads.parse_naive(item.get("datetime"))) is not None
                     and abs((naive - when).total_seconds()) <= 2
                 ),
@@ -374,22 +373,3 @@ def _int(value: Any, default: int) -> int:
         return int(value)
     except (TypeError, ValueError):
         return default
-
-
-def _read_cursor(cursor: str | None) -> tuple[dict[str, float], float]:
-    if not cursor:
-        return {}, 0.0
-    try:
-        data = json.loads(cursor)
-        seen = {str(k): float(v) for k, v in data["seen"].items()}
-        return seen, float(data["newest"])
-    except (ValueError, KeyError, TypeError, AttributeError):
-        # A cursor from an older format: start over; the store drops what it already has.
-        log.warning("unreadable Smstools inbox cursor; starting from the lookback window")
-        return {}, 0.0
-
-
-def _write_cursor(seen: dict[str, float], newest: float) -> str:
-    floor = newest - SEEN_WINDOW
-    kept = sorted(((t, k) for k, t in seen.items() if t >= floor), reverse=True)[:MAX_SEEN]
-    return json.dumps({"newest": newest, "seen": {k: t for t, k in kept}}, sort_keys=True)

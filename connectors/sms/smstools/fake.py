@@ -55,7 +55,7 @@ class FakeSmstools(WebhooksMixin[Req]):
         client_id: str = "test-client",
         client_secret: str = "test-secret",  # noqa: S107 - a test fixture value
         *,
-        timezone: str = "Europe/Brussels",
+        timezone: str = "UTC",  # the seed's conversation item shows UTC dates
         inboxes: tuple[str, ...] = (INBOX_NUMBER,),
         media_needs_auth: bool = False,
     ) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Self
 
@@ -28,7 +28,6 @@ from connectors.sms.twilio import webhooks as hooks
 from connectors.sms.twilio.api import LABEL, TwilioApi
 
 MAX_PAGES = 50  # x 1000 messages: a bound on one poll, not a limit anyone should meet
-LIST_LAG = 600.0  # seconds a received message may take to show in Messages.json (generous)
 EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 
@@ -50,7 +49,6 @@ class TwilioConfig(GatewayConfigBase, UrlTokenMixin):
     # Optional extra guard: webhooks at /webhooks/sms/<name>/<token>. Twilio signs every
     # request anyway, so the signature is always checked too.
     webhook_token: SecretStr | None = None
-    first_poll_lookback: float = Field(default=3600.0, ge=0)
 
     @field_validator("account_sid")
     @classmethod
@@ -99,11 +97,13 @@ class Twilio:
     """One Twilio account (or subaccount), sending from a number or a Messaging Service."""
 
     awaits = (Status.QUEUED, Status.SENT)  # Twilio reports handset receipts: "sent" may move on
+    date_margin = 0.0  # Twilio dates by its own clock, with a zone
     webhook_answer = WebhookAnswer(EMPTY_TWIML, media_type="text/xml")
 
     def __init__(self, config: TwilioConfig, public_url: str | None = None) -> None:
         self.config = config
         self.name = config.name
+        self._has_media: set[str] = set()  # sids of the last listing that carry media
         token = config.webhook_token
         # Without a public URL Twilio cannot call back, and without `receive: webhook|both`
         # the bridge would not route its callbacks: status then comes from polling.
@@ -193,33 +193,58 @@ class Twilio:
     def parse_webhook(self, request: WebhookRequest) -> WebhookEvents:
         return hooks.parse(self.name, self.config.auth_token, self.config.webhook_token, request)
 
-    async def poll_inbound(self, cursor: str | None) -> tuple[list[InboundSms], str | None]:
-        """Messages Twilio received since the cursor (ISO time of the newest date_sent seen).
+    async def poll_inbound(self, since: datetime) -> list[InboundSms]:
+        """Messages Twilio received on days from ``since`` on.
 
-        ``DateSent`` filters by whole days, so the day is asked again and messages older than
-        the cursor are dropped here; de-duplication by sid takes care of the same second.
+        Vendor: ``Messages.json?DateSent>=YYYY-MM-DD`` filters by whole UTC days, pages by
+        ``next_page_uri``, and dates each message by Twilio's own clock [doc]. Assumed: a
+        message shows in the list within minutes, which the core's overlap window far
+        exceeds; sids are unique. Media are listed for the new ones only (``complete_polled``).
         """
-        since = _cursor(cursor) or datetime.fromtimestamp(
-            time.time() - self.config.first_poll_lookback, UTC
-        )
         params = {"DateSent>": since.strftime("%Y-%m-%d")}
         if self.config.from_number and not self.config.messaging_service_sid:
             params["To"] = self.config.from_number
-        newest = since
         messages: list[InboundSms] = []
+        self._has_media = set()
         async for row in self.api.messages(params, MAX_PAGES):
             sent = hooks.rfc2822(row.get("date_sent"))
-            if row.get("direction") != "inbound" or sent is None or sent < since:
+            if row.get("direction") != "inbound" or sent is None:
                 continue
             if not self._ours(row) or not row.get("sid") or not row.get("from"):
                 continue
-            messages.append(await self._inbound(row, sent))
-            newest = max(newest, sent)
-        messages.sort(key=lambda m: m.received_at)
-        # A quiet number must not leave the cursor behind (every poll would list all the days
-        # since); a message shows in the list at once, so a few minutes back is safe.
-        floor = datetime.fromtimestamp(time.time() - LIST_LAG, UTC)
-        return messages, max(newest, floor).isoformat()
+            if str(row.get("num_media") or "0") not in ("0", ""):
+                self._has_media.add(str(row["sid"]))
+            to = str(row.get("to") or "")
+            messages.append(
+                InboundSms(
+                    gateway=self.name,
+                    provider_id=str(row["sid"]),
+                    sender=normalize(str(row["from"])),
+                    text=str(row.get("body") or ""),
+                    received_at=sent,
+                    device=normalize(to) if to else None,
+                )
+            )
+        return messages
+
+    async def complete_polled(self, messages: list[InboundSms]) -> list[InboundSms]:
+        """The media of new messages that have some (one Media.json call each)."""
+        result = []
+        for sms in messages:
+            if sms.provider_id not in self._has_media:
+                result.append(sms)
+                continue
+            sid = sms.provider_id
+            attachments = []
+            listing = await self.api.call("GET", f"/Messages/{sid}/Media.json")
+            for index, media in enumerate(listing.get("media_list") or []):
+                uri = media.get("uri") if isinstance(media, dict) else None
+                url = self.api.media_url(uri) if isinstance(uri, str) else None
+                if url is not None:
+                    kind = str(media.get("content_type") or "")
+                    attachments.append(hooks.media_attachment(sid, index, url, kind))
+            result.append(replace(sms, attachments=tuple(attachments)))
+        return result
 
     def _ours(self, row: dict[str, Any]) -> bool:
         """Inbound to our number, or to any number of our Messaging Service."""
@@ -228,28 +253,6 @@ class Twilio:
             return True
         number = self.config.from_number
         return bool(number) and normalize(str(row.get("to") or "")) == number
-
-    async def _inbound(self, row: dict[str, Any], at: datetime) -> InboundSms:
-        sid = str(row["sid"])
-        attachments = []
-        if str(row.get("num_media") or "0") not in ("0", ""):
-            listing = await self.api.call("GET", f"/Messages/{sid}/Media.json")
-            for index, media in enumerate(listing.get("media_list") or []):
-                uri = media.get("uri") if isinstance(media, dict) else None
-                url = self.api.media_url(uri) if isinstance(uri, str) else None
-                if url is not None:
-                    kind = str(media.get("content_type") or "")
-                    attachments.append(hooks.media_attachment(sid, index, url, kind))
-        to = str(row.get("to") or "")
-        return InboundSms(
-            gateway=self.name,
-            provider_id=sid,
-            sender=normalize(str(row["from"])),
-            text=str(row.get("body") or ""),
-            received_at=at,
-            device=normalize(to) if to else None,
-            attachments=tuple(attachments),
-        )
 
     async def fetch_media(self, url: str) -> tuple[bytes, str]:
         return await self.api.fetch(url)
@@ -297,12 +300,3 @@ class Twilio:
                 items.append((at or datetime.min.replace(tzinfo=UTC), item))
         items.sort(key=lambda pair: pair[0])
         return [item for _, item in items[-limit:]]
-
-
-def _cursor(cursor: str | None) -> datetime | None:
-    if not cursor:
-        return None
-    try:
-        return _utc(datetime.fromisoformat(cursor))
-    except ValueError:
-        return None  # not ours (a config change reused the name): start from the lookback
