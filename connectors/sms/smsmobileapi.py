@@ -9,6 +9,7 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, HttpUrl, SecretStr, model_validator
 
+from bridge import phone
 from bridge.confbase import GatewayConfigBase, UrlTokenMixin
 from bridge.errors import Retryable, Terminal
 from bridge.models import (
@@ -121,14 +122,15 @@ class SmsMobileApi(HttpGateway):
                 self._ms_timestamps = True
             if stamp < after:
                 continue  # an account answering in ms ignored our seconds cursor
-            guid, number = row.get("guid"), row.get("number")
-            if not guid or not number:
+            guid = row.get("guid")
+            number = phone.listed_sender(self.name, guid, row.get("number"), "number")
+            if not guid or number is None:
                 continue
             messages.append(
                 InboundSms(
                     gateway=self.name,
                     provider_id=str(guid),
-                    sender=normalize(str(number)),
+                    sender=number,
                     text=str(row.get("message") or ""),
                     received_at=datetime.fromtimestamp(stamp, UTC),
                     alias=row.get("alias") or None,

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
 
+from bridge import phone
 from bridge.confbase import GatewayConfigBase, UrlTokenMixin
 from bridge.errors import Ambiguous, RateLimited, Retryable, Terminal
 from bridge.models import (
@@ -242,19 +243,22 @@ class Smstools(HttpGateway):
                 break
         new = {k: row for k, (stamp, row) in rows.items() if stamp >= floor and k not in seen}
         found = {key: stamp for key, (stamp, _) in rows.items()}
-        messages = [self._inbound(key, row) for key, row in new.items()]
+        messages = [sms for key, row in new.items() if (sms := self._inbound(key, row)) is not None]
         messages.sort(key=lambda sms: (sms.received_at, sms.provider_id))
         if self.config.fetch_attachments and messages:
             messages = await self._with_attachments(messages, new)
         return messages, _write_cursor({**seen, **found}, max([newest, *found.values()]))
 
-    def _inbound(self, key: str, row: dict[str, Any]) -> InboundSms:
+    def _inbound(self, key: str, row: dict[str, Any]) -> InboundSms | None:
+        sender = phone.listed_sender(self.name, key, row.get("sender"), "sender")
+        if sender is None:
+            return None
         receiver = row.get("receiver")
         at = payloads.parse_local(row.get("date"), self.zone)
         return InboundSms(
             gateway=self.name,
             provider_id=key,
-            sender=normalize(str(row["sender"])),
+            sender=sender,
             text=str(row.get("message") or ""),
             received_at=at or datetime.now(UTC),
             device=normalize(str(receiver)) if receiver else None,

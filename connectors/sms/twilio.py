@@ -9,6 +9,7 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
 
+from bridge import phone
 from bridge.confbase import GatewayConfigBase, UrlTokenMixin
 from bridge.errors import Ambiguous, Terminal
 from bridge.models import (
@@ -213,7 +214,9 @@ class Twilio:
                 continue
             if not self._ours(row) or not row.get("sid") or not row.get("from"):
                 continue
-            messages.append(await self._inbound(row, sent))
+            sms = await self._inbound(row, sent)
+            if sms is not None:
+                messages.append(sms)
             newest = max(newest, sent)
         messages.sort(key=lambda m: m.received_at)
         # A quiet number must not leave the cursor behind (every poll would list all the days
@@ -229,8 +232,11 @@ class Twilio:
         number = self.config.from_number
         return bool(number) and normalize(str(row.get("to") or "")) == number
 
-    async def _inbound(self, row: dict[str, Any], at: datetime) -> InboundSms:
+    async def _inbound(self, row: dict[str, Any], at: datetime) -> InboundSms | None:
         sid = str(row["sid"])
+        sender = phone.listed_sender(self.name, sid, row.get("from"), "from")
+        if sender is None:
+            return None
         attachments = []
         if str(row.get("num_media") or "0") not in ("0", ""):
             listing = await self.api.call("GET", f"/Messages/{sid}/Media.json")
@@ -244,7 +250,7 @@ class Twilio:
         return InboundSms(
             gateway=self.name,
             provider_id=sid,
-            sender=normalize(str(row["from"])),
+            sender=sender,
             text=str(row.get("body") or ""),
             received_at=at,
             device=normalize(to) if to else None,
