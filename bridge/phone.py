@@ -16,9 +16,9 @@ E164_DIGITS = 15  # ITU-T E.164: at most 15 digits after the "+"
 MIN_DIGITS = 3  # the shortest short codes; 3 to 8 digits are short codes, more are numbers
 SENDER_ID_SEPTETS = 11  # an alphanumeric sender ID fills at most 11 GSM 03.38 septets
 _GSM = Codec()
+_SEPARATORS = str.maketrans("", "", " -().")
 
 log = logging.getLogger(__name__)
-_SEPARATORS = str.maketrans("", "", " -().")
 
 
 class InvalidNumber(ValueError):
@@ -75,6 +75,8 @@ def sender(value: object, field: str, region: str | None = None) -> str:
         raise InvalidSender(
             field, f"field '{field}' must be a phone number or sender ID, not {_kind(value)}"
         )
+    if isinstance(value, int) and not 0 <= value < 10**E164_DIGITS:
+        raise InvalidSender(field, f"field '{field}' is not a phone number: {value}"[:120])
     raw = str(value).strip()
     if not raw:
         raise InvalidSender(field, f"field '{field}' is empty")
@@ -139,7 +141,7 @@ def _kind(value: object) -> str:
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, float):
-        return "a fractional number"
+        return "a float"
     if isinstance(value, list | tuple):
         return "a list"
     if isinstance(value, dict):
