@@ -8,11 +8,12 @@ import signal
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
-from conftest import GROUP, config_dict, telegram_section
+from conftest import GROUP, Harness, config_dict, telegram_section
 from starlette.requests import Request
 from starlette.responses import Response
 from test_kill_restart import BridgeProcess, free_port, posted
@@ -112,3 +113,24 @@ async def test_sigterm_with_a_paced_backlog_and_a_poll_in_flight_exits_0_and_los
         assert Counter(posted(telegram)) == Counter(texts)
         assert len([t for t in telegram.topics(GROUP) if not t.deleted]) == len(NUMBERS)
         assert telegram.violations == []
+
+
+async def test_a_stop_between_opening_a_thread_and_posting_in_it_keeps_the_thread(
+    start_bridge: Callable[..., Any], telegram: FakeTelegram
+) -> None:
+    """The topic takes the chat's one slot of the minute; its post would wait for the next.
+    The stop does not wait, and the next start posts into that topic instead of a new one."""
+    slow = {"pacing": {"chat": {"messages": 1, "seconds": 60}}}
+    harness: Harness = await start_bridge(chat=slow)
+    await harness.sms("hello before the stop")
+    await telegram.wait_for(lambda: telegram.count("createForumTopic") == 1)
+    began = time.monotonic()
+    await harness.bridge.stop()
+    assert time.monotonic() - began < STOP_WITHIN
+    assert harness.posts() == []
+
+    again: Harness = await start_bridge()
+    await telegram.wait_for(lambda: again.posts() == ["hello before the stop"])
+    [topic] = again.topics()
+    assert again.posts(topic.thread_id) == ["hello before the stop"]
+    assert telegram.count("createForumTopic") == 1
