@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bridge.pacing import JITTER_MARGIN, Pacer, Rate
+import pytest
+
+from bridge.pacing import JITTER_MARGIN, Interrupted, Pacer, Rate
 
 
 async def test_window_spaces_posts() -> None:
@@ -48,3 +50,23 @@ async def test_hold_delays_everything_under_the_key() -> None:
     assert pacer.delay([("other", Rate(100, 1))]) == 0
     waited = await pacer.acquire([("chat", Rate(100, 1))])
     assert waited >= 0.25
+
+
+async def test_a_stop_ends_a_wait_for_room_without_taking_any() -> None:
+    pacer = Pacer()
+    limits = [("group", Rate(1, 60))]
+    await pacer.acquire(limits)  # the window is full for a minute
+    stop = asyncio.Event()
+    waiting = asyncio.create_task(pacer.acquire(limits, stop))
+    await asyncio.sleep(0)  # it is waiting now
+    assert not waiting.done()
+    stop.set()
+    with pytest.raises(Interrupted):
+        await asyncio.wait_for(waiting, timeout=5)
+    assert 59 < pacer.delay(limits) <= 60.1  # still one post in the window, not two
+
+
+async def test_a_stop_does_not_hold_up_a_post_that_has_room() -> None:
+    stop = asyncio.Event()
+    stop.set()
+    assert await Pacer().acquire([("chat", Rate(1, 1))], stop) == 0.0

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from bridge import phone
 from bridge.errors import BadRequest, Unprocessable
 from bridge.models import (
     DeliveryUpdate,
@@ -17,7 +18,6 @@ from bridge.models import (
     WebhookEvents,
     WebhookRequest,
 )
-from bridge.phone import normalize
 from connectors.webhook_auth import check_url_token
 
 # Names from iP1's status code page; codes the seed lists without a name (404, 408, 409, 5xx)
@@ -214,7 +214,7 @@ def _inbound(gateway: str, item: dict[str, Any], received_at: float) -> InboundS
     return InboundSms(
         gateway=gateway,
         provider_id=_text(item, "id"),
-        sender=normalize(_text(item, "sender")),
+        sender=phone.sender(item.get("sender"), "sender"),
         text=_text(item, "body", allow_empty=True),
         received_at=at,
         # The number the customer wrote to: the reply goes out from it (see Ip1.send).

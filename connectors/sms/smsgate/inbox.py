@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 
+from bridge import phone
 from bridge.errors import RateLimited, Retryable, Terminal
 from bridge.models import Attachment, InboundSms
-from bridge.phone import normalize
 from connectors.http import retry_after
 from connectors.sms.smsgate import webhooks as hooks
 from connectors.sms.smsgate.config import LABEL, SmsGateConfig
@@ -62,11 +62,15 @@ class Inbox:
         kind = row.get("type")
         if kind not in ("SMS", "MMS_DOWNLOADED"):
             return None  # data SMS are machine traffic; a bare MMS is downloaded later
-        message_id, sender = row.get("id"), row.get("sender")
+        message_id = row.get("id")
         created = parse_time(row.get("createdAt"))
-        if not message_id or not sender or created is None:
+        if not message_id or created is None:
             return None
-        number = normalize(str(sender), self.config.region)
+        number = phone.listed_sender(
+            self.name, message_id, row.get("sender"), "sender", self.config.region
+        )
+        if number is None:
+            return None
         attachments = tuple(
             Attachment(
                 str(part.get("contentType") or "application/octet-stream"),

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from bridge import phone
 from bridge.errors import BadRequest, Forbidden, Unauthenticated, Unprocessable
 from bridge.models import (
     Attachment,
@@ -24,7 +25,6 @@ from bridge.models import (
     WebhookEvents,
     WebhookRequest,
 )
-from bridge.phone import normalize
 from connectors.sms.smsmobileapi.webhooks import parse_time
 from connectors.webhook_auth import check_timestamp
 
@@ -192,7 +192,7 @@ class WebhookParser:
     def _inbound(self, event: str, envelope: dict[str, Any], arrived: float) -> InboundSms:
         payload = _payload(envelope)
         key = "sender" if payload.get("sender") else "phoneNumber"
-        sender = normalize(_field(payload, key), self.region)
+        sender = phone.sender(payload.get(key), f"payload.{key}", self.region)
         received = parse_time(payload.get("receivedAt"))
         if payload.get("receivedAt") is not None and received is None:
             raise Unprocessable("field 'payload.receivedAt' is not a date-time")

@@ -11,7 +11,7 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, HttpUrl, SecretStr, model_validator
 
-from bridge import logs
+from bridge import logs, phone
 from bridge.confbase import GatewayConfigBase, Strict, UrlTokenMixin
 from bridge.errors import Ambiguous, Retryable, Terminal
 from bridge.models import (
@@ -285,14 +285,14 @@ class SmsGateway24(HttpGateway):
         device = hooks.as_int(row.get("deviceid"))
         if str(device) not in self.devices:
             return None  # another phone of the account, not bridged here
-        sender = str(row.get("sendto") or "").strip()  # for incoming rows: who sent it
-        if not sender:
-            log.warning("%s: incoming SMS %s has no sender; skipped", self.name, row["id"])
+        # For incoming rows ``sendto`` is who sent it.
+        sender = phone.listed_sender(self.name, row["id"], row.get("sendto"), "sendto")
+        if sender is None:
             return None
         return InboundSms(
             gateway=self.name,
             provider_id=str(row["id"]),
-            sender=normalize(sender),
+            sender=sender,
             text=str(row.get("body") or ""),
             received_at=received,
             device=str(device),

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import SecretStr
 
+from bridge import phone
 from bridge.errors import BadRequest, NotFound, Unprocessable
 from bridge.models import (
     Attachment,
@@ -20,7 +21,6 @@ from bridge.models import (
     WebhookEvents,
     WebhookRequest,
 )
-from bridge.phone import InvalidNumber, normalize
 from connectors.webhook_auth import check_url_token
 
 INCOMING = 5  # the status code of a received SMS in the vendor's one table of messages
@@ -148,16 +148,10 @@ def _attachment(data: dict[str, Any]) -> tuple[Attachment, ...]:
 
 def _incoming(gateway: str, data: dict[str, Any], request: WebhookRequest) -> InboundSms:
     sms_id = _id(data, "sms_id")
-    address = data.get("address")
-    if not isinstance(address, str | int) or not str(address).strip():
-        raise Unprocessable("missing field 'address'")
+    sender = phone.sender(data.get("address"), "address")
     body = data.get("body")
     if body is not None and not isinstance(body, str):
         raise Unprocessable("field 'body' must be a string")
-    try:
-        sender = normalize(str(address))
-    except InvalidNumber as exc:
-        raise Unprocessable(f"field 'address': {exc}") from None
     device = as_int(data.get("device_id"))
     return InboundSms(
         gateway=gateway,

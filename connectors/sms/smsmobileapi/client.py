@@ -8,6 +8,7 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, HttpUrl, SecretStr, model_validator
 
+from bridge import phone
 from bridge.confbase import GatewayConfigBase, UrlTokenMixin
 from bridge.errors import Retryable, Terminal
 from bridge.models import (
@@ -115,16 +116,19 @@ class SmsMobileApi(HttpGateway):
         messages: list[InboundSms] = []
         for row in _rows(body):
             stamp = _unix(row.get("timestamp_unix"))
-            guid, number = row.get("guid"), row.get("number")
-            if stamp is None or not guid or not number:
+            guid = row.get("guid")
+            if stamp is None or not guid:
                 continue
             if float(row.get("timestamp_unix") or 0) > 1e12:
                 self._ms_timestamps = True
+            number = phone.listed_sender(self.name, guid, row.get("number"), "number")
+            if number is None:
+                continue
             messages.append(
                 InboundSms(
                     gateway=self.name,
                     provider_id=str(guid),
-                    sender=normalize(str(number)),
+                    sender=number,
                     text=str(row.get("message") or ""),
                     received_at=datetime.fromtimestamp(stamp, UTC),
                     alias=row.get("alias") or None,

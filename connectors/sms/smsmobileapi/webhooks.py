@@ -10,9 +10,9 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from bridge import phone
 from bridge.errors import BadRequest, NotFound, Unauthenticated, Unprocessable
 from bridge.models import DeliveryUpdate, InboundSms, Status, WebhookEvents, WebhookRequest
-from bridge.phone import normalize
 from connectors.webhook_auth import check_timestamp, check_url_token
 
 _V2_STATUS = {
@@ -64,12 +64,12 @@ def parse_plain(gateway: str, token: SecretStr | None, request: WebhookRequest) 
     check_url_token(token, request)
     data = _json_object(request.body)
     guid = _text(data, "guid")
-    number = _text(data, "number")
+    number = phone.sender(data.get("number"), "number")
     message = _text(data, "message", allow_empty=True)
     received = parse_time(data.get("time_received")) or datetime.fromtimestamp(
         request.received_at, UTC
     )
-    sms = InboundSms(gateway, guid, normalize(number), message, received)
+    sms = InboundSms(gateway, guid, number, message, received)
     return WebhookEvents(inbound=(sms,))
 
 
@@ -108,7 +108,7 @@ def parse_v2(
         sms = InboundSms(
             gateway=gateway,
             provider_id=_text(data, "guid", where="data."),
-            sender=normalize(_text(data, "from", where="data.")),
+            sender=phone.sender(data.get("from"), "data.from"),
             text=_text(data, "message", where="data.", allow_empty=True),
             received_at=parse_time(data.get("received_at"))
             or parse_time(envelope.get("occurred_at"))

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
 
+from bridge import phone
 from bridge.confbase import GatewayConfigBase, UrlTokenMixin
 from bridge.errors import Ambiguous, RateLimited, Retryable, Terminal
 from bridge.listing import ZONE_MARGIN
@@ -244,15 +245,18 @@ class Smstools(HttpGateway):
                 break
             if page * self.config.page_size >= _int(body.get("total"), default=1 << 30):
                 break
-        return [self._inbound(key, row) for key, row in rows.items()]
+        return [sms for key, row in rows.items() if (sms := self._inbound(key, row)) is not None]
 
-    def _inbound(self, key: str, row: dict[str, Any]) -> InboundSms:
+    def _inbound(self, key: str, row: dict[str, Any]) -> InboundSms | None:
+        sender = phone.listed_sender(self.name, key, row.get("sender"), "sender")
+        if sender is None:
+            return None
         receiver = row.get("receiver")
         at = payloads.parse_local(row.get("date"), self.zone)
         return InboundSms(
             gateway=self.name,
             provider_id=key,
-            sender=normalize(str(row["sender"])),
+            sender=sender,
             text=str(row.get("message") or ""),
             received_at=at or datetime.now(UTC),
             device=normalize(str(receiver)) if receiver else None,

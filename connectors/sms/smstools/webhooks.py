@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from bridge import phone
 from bridge.errors import BadRequest, Forbidden, Unprocessable
 from bridge.models import Attachment, DeliveryUpdate, InboundSms, Status, WebhookEvents
 from bridge.models import WebhookRequest as Request
@@ -214,7 +215,7 @@ def _field(message: dict[str, Any], key: str, index: int, *, empty: bool = False
 def _inbound(
     gateway: str, message: dict[str, Any], index: int, zone: tzinfo, request: Request
 ) -> InboundSms:
-    sender = _field(message, "sender", index)
+    sender = phone.sender(message.get("sender"), f"[{index}].message.sender")
     text_key = "content" if "content" in message else "message"
     text = _field(message, text_key, index, empty=True)
     receiver = message.get("receiver")
@@ -239,7 +240,7 @@ def _inbound(
     return InboundSms(
         gateway=gateway,
         provider_id=str(provider_id),
-        sender=normalize(sender),
+        sender=sender,
         text=text,
         received_at=received,
         device=device,

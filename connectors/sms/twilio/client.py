@@ -9,6 +9,7 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
 
+from bridge import phone
 from bridge.confbase import GatewayConfigBase, UrlTokenMixin
 from bridge.errors import Ambiguous, Terminal
 from bridge.models import (
@@ -212,6 +213,9 @@ class Twilio:
                 continue
             if not self._ours(row) or not row.get("sid") or not row.get("from"):
                 continue
+            sender = phone.listed_sender(self.name, row["sid"], row.get("from"), "from")
+            if sender is None:
+                continue
             if str(row.get("num_media") or "0") not in ("0", ""):
                 self._has_media.add(str(row["sid"]))
             to = str(row.get("to") or "")
@@ -219,7 +223,7 @@ class Twilio:
                 InboundSms(
                     gateway=self.name,
                     provider_id=str(row["sid"]),
-                    sender=normalize(str(row["from"])),
+                    sender=sender,
                     text=str(row.get("body") or ""),
                     received_at=sent,
                     device=normalize(to) if to else None,

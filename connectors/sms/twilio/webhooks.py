@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, parse_qsl, urlsplit, urlunsplit
 
 from pydantic import SecretStr
 
+from bridge import phone
 from bridge.errors import BadRequest, Forbidden, Unauthenticated, Unprocessable
 from bridge.models import (
     Attachment,
@@ -228,7 +229,7 @@ def _status_callback(gateway: str, fields: Mapping[str, str]) -> WebhookEvents:
 
 def _inbound(gateway: str, fields: Mapping[str, str], received_at: float) -> WebhookEvents:
     sid = _required(fields, "MessageSid", "SmsMessageSid", "SmsSid")
-    sender = _required(fields, "From")
+    sender = phone.sender(fields.get("From"), "From")
     count_text = fields.get("NumMedia", "0").strip() or "0"
     if not count_text.isdigit() or int(count_text) > MAX_MEDIA:
         raise Unprocessable(f"field 'NumMedia' must be a number from 0 to {MAX_MEDIA}")
@@ -243,7 +244,7 @@ def _inbound(gateway: str, fields: Mapping[str, str], received_at: float) -> Web
     sms = InboundSms(
         gateway=gateway,
         provider_id=sid,
-        sender=normalize(sender),
+        sender=sender,
         text=fields.get("Body", ""),
         # Twilio's request carries no time of its own: it is sent as the SMS arrives.
         received_at=datetime.fromtimestamp(received_at, UTC),
