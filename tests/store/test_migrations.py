@@ -135,7 +135,7 @@ def test_schema_head_is_the_newest_migration() -> None:
     assert scripts.get_heads() == [SCHEMA_HEAD]
 
 
-def test_a_sqlite_bridge_loads_neither_alembic_nor_the_postgresql_dialect(
+def test_a_sqlite_store_loads_neither_alembic_nor_the_postgresql_dialect(
     tmp_path: Path,
 ) -> None:
     # Both cost resident memory for the life of the process (bench.memory); a fresh process
