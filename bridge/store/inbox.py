@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.models import Attachment, DeliveryUpdate, Status
+from bridge.store.aio import AsyncConnection
 from bridge.store.base import Learned, StoreBase, now
 from bridge.store.records import IngestItem, JobKind
 from bridge.store.schema import (

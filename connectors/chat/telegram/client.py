@@ -37,6 +37,7 @@ from bridge.errors import (
 from bridge.models import ChatMessage, ChatUser, Status, WebhookAnswer
 from bridge.pacing import Rate
 from bridge.ports import OnChatMessage
+from bridge.tls import tls_context
 from connectors.chat.telegram.config import TelegramConfig
 
 log = logging.getLogger(__name__)
@@ -133,9 +134,13 @@ class TelegramChat:
                 write_timeout=timeout,
                 connect_timeout=timeout,
                 pool_timeout=timeout,
+                httpx_kwargs={"verify": tls_context()},
             ),
             get_updates_request=HTTPXRequest(
-                connection_pool_size=1, read_timeout=10.0, connect_timeout=timeout
+                connection_pool_size=1,
+                read_timeout=10.0,
+                connect_timeout=timeout,
+                httpx_kwargs={"verify": tls_context()},
             ),
         )
         self._on_message: OnChatMessage | None = None

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from bridge.errors import Ambiguous, RateLimited, Retryable, Terminal
+from bridge.tls import tls_context
 from connectors.http import retry_after
 from connectors.sms.twilio.webhooks import ERRORS
 
@@ -73,6 +74,7 @@ class TwilioApi:
             auth=self._auth,
             timeout=self._timeout,
             headers={"User-Agent": "smsbridge", "Accept": "application/json"},
+            verify=tls_context(),
         )
 
     async def close(self) -> None:
