@@ -22,9 +22,9 @@ from bench.common import (
     wait_http,
     workdir,
 )
-from bridge.testing.fake_smsmobileapi import FakeSmsMobileApi
-from bridge.testing.fake_smsmobileapi_webhooks import sign
-from bridge.testing.fake_telegram import FakeTelegram
+from connectors.chat.telegram.fake import FakeTelegram
+from connectors.sms.smsmobileapi.fake import FakeSmsMobileApi
+from connectors.sms.smsmobileapi.fake_webhooks import sign
 
 
 def plain_requests(count: int) -> list[bytes]:

@@ -8,8 +8,8 @@ import gc
 import time
 
 from bench.common import GROUP, bridge_config, bridge_process, free_port, percentile, workdir
-from bridge.testing.fake_smsmobileapi import FakeSmsMobileApi
-from bridge.testing.fake_telegram import FakeLimits, FakeTelegram
+from connectors.chat.telegram.fake import FakeLimits, FakeTelegram
+from connectors.sms.smsmobileapi.fake import FakeSmsMobileApi
 
 WARMUP = 100
 

@@ -9,8 +9,8 @@ import time
 from typing import Any
 
 from bench.common import TOKEN, bridge_process, free_port, percentile, workdir
-from bridge.testing.fake_slack import FakeSlack
-from bridge.testing.fake_smsmobileapi import FakeSmsMobileApi
+from connectors.chat.slack.fake import FakeSlack
+from connectors.sms.smsmobileapi.fake import FakeSmsMobileApi
 
 CHANNEL = "C0BENCH"
 AGENT = "U0BENCHAGENT"

@@ -16,6 +16,7 @@ import uvicorn
 from bridge import logs
 from bridge.config import Config, secrets_of
 from bridge.delivery import Drainer, SmsWorker
+from bridge.lifecycle import Deadline
 from bridge.media import MediaFetcher
 from bridge.metrics import Metrics
 from bridge.pacing import Pacer
@@ -180,19 +181,34 @@ class Bridge:
             await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
-        """Stop taking work, let in-flight steps commit, then close connections."""
+        """Stop taking work, let calls in flight finish and commit, then close connections.
+
+        Queued work (posts waiting for pacing, SMS waiting for a retry) is not waited for: it
+        is in the store, and the next start takes it up.
+        """
         if self._stopped:
             return
         self._stopped = True
-        if self._server is not None and self._server_task is not None:
+        deadline = Deadline()
+        # At once, nothing new starts: no webhook, no poll, no job; pacing waits end.
+        if self._server is not None:
             self._server.should_exit = True
-            await asyncio.gather(self._server_task, return_exceptions=True)
+        for worker in self.workers.values():
+            worker.halt()
+        stopped = await asyncio.gather(
+            self.scheduler.stop(deadline.left()),
+            *(worker.stop(deadline.left()) for worker in self.workers.values()),
+            *([self._server_task] if self._server_task is not None else []),
+            return_exceptions=True,
+        )
+        for problem in stopped:
+            if isinstance(problem, Exception):  # one part failing must not keep the rest open
+                log.error("error while stopping", exc_info=problem)
+        # Only now: the workers' last posts needed the chats' clients.
         for chat in self.chats.values():
             await chat.stop()
         if self._handler is not None:
-            await self._handler.drain()
-        self.scheduler.stop()
-        await asyncio.gather(*(worker.stop() for worker in self.workers.values()))
+            await self._handler.drain(deadline.left())
         for gateway in self.gateways.values():
             await gateway.stop()
         await self.media.close()

@@ -32,6 +32,16 @@ class GatewayConfigBase(Strict):
     poll_interval: float = Field(default=15.0, gt=0, le=86400)
     status_poll_interval: float = Field(default=60.0, gt=0, le=86400)
     timeout: float = Field(default=15.0, gt=0, le=300)
+    # Listing (where the gateway can list what it received; see bridge/polling.py):
+    # the very first poll bridges only this far back, not the phone's whole history;
+    first_poll_lookback: float = Field(default=3600.0, ge=0, le=30 * 86400)
+    # every poll asks again this far before the previous one, for rows that show up late
+    # (a phone that was offline for hours, a slow upload, a wrong clock);
+    poll_overlap: float = Field(default=86400.0, ge=0, le=30 * 86400)
+    # with receive: webhook, a poll this often over the last safety_poll_window seconds
+    # finds what the webhooks missed (0 turns it off).
+    safety_poll_interval: float = Field(default=600.0, ge=0, le=86400)
+    safety_poll_window: float = Field(default=7200.0, gt=0, le=30 * 86400)
 
     @property
     def polls(self) -> bool:

@@ -209,6 +209,8 @@ def _cross_check(config: Config) -> list[str]:
         pairs.add((route.gateway, route.chat))
     for kind_name, kind in CHATS.items():
         indexed = [(i, c) for i, c in enumerate(config.chats) if c.type == kind_name]
+        if not indexed:
+            continue  # a kind the config does not use stays unimported
         for position, message in kind.check([c for _i, c in indexed]):
             problems.append(f"chats[{indexed[position][0]}]: {message}")
     for chat in chat_names:

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from bridge.errors import Ambiguous, DeliveryError, RateLimited, Retryable, Terminal
+from bridge.lifecycle import STOP_GRACE, settle
 from bridge.metrics import Metrics
 from bridge.models import SendResult
 from bridge.ports import Reconciles, SmsGateway
@@ -35,7 +36,9 @@ class Drainer(Protocol):
 
     def start(self) -> None: ...
 
-    async def stop(self) -> None: ...
+    def halt(self) -> None: ...
+
+    async def stop(self, grace: float = STOP_GRACE) -> None: ...
 
     def wake(self) -> None: ...
 
@@ -67,15 +70,17 @@ class Worker:
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name=self.name)
 
-    async def stop(self) -> None:
+    def halt(self) -> None:
+        """Start nothing new: what is queued stays in the store for the next start."""
         self._stopping = True
         self._event.set()
+
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        self.halt()
         if self._task is not None:
-            # The current step finishes (its result is committed) before the loop exits.
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout=10)
-            except TimeoutError:
-                self._task.cancel()
+            # The current step finishes (its result is committed) before the loop exits; a
+            # call still hanging after ``grace`` is cut short and reconciled next time.
+            await settle([self._task], grace, self.name)
 
     @property
     def alive(self) -> bool:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from bridge.app import Bridge
 from bridge.config import parse_config
-from bridge.testing.fake_smsmobileapi import FakeSmsMobileApi
-from bridge.testing.fake_telegram import FakeTelegram
+from connectors.chat.telegram.fake import FakeTelegram
+from connectors.sms.smsmobileapi.fake import FakeSmsMobileApi
 
 GROUP = -1001234567890
 AGENT, STRANGER = 111, 666

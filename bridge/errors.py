@@ -4,6 +4,7 @@
     ├── ConfigError                  the config file is wrong; message names the path
     ├── WebhookRejected              a webhook request we refuse (4xx; never stored)
     │   ├── BadRequest               malformed JSON, missing field, wrong type      -> 400/422
+    │   │   └── InvalidSender        a sender that is no address (a skipped row when polled)
     │   ├── Unauthenticated          bad signature, stale timestamp, unknown token  -> 401/403
     │   └── PayloadTooLarge          body over the limit                            -> 413
     ├── DeliveryError                a call to a gateway or chat platform failed
@@ -51,6 +52,14 @@ class BadRequest(WebhookRejected):
 
 class Unprocessable(BadRequest):
     status = 422
+
+
+class InvalidSender(Unprocessable):
+    """A sender that is no phone number, short code or sender ID; ``field`` is the vendor's."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        super().__init__(reason)
 
 
 class Unauthenticated(WebhookRejected):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from bridge.errors import Retryable, Terminal
+from bridge.tls import tls_context
 
 MAX_BYTES = 20 * 1024 * 1024  # larger than any MMS; a chat upload limit is near it too
 TIMEOUT = 30.0
@@ -21,7 +22,9 @@ class MediaFetcher:
         if not url.startswith(("https://", "http://")):
             raise Terminal(f"not a web address: {url[:40]!r}")
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=True)
+            self._client = httpx.AsyncClient(
+                timeout=TIMEOUT, follow_redirects=True, verify=tls_context()
+            )
         try:
             async with self._client.stream("GET", url) as response:
                 if response.status_code == 429 or response.status_code >= 500:

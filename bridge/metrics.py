@@ -39,6 +39,12 @@ class Metrics:
             ["gateway", "kind", "outcome"],
             registry=r,
         )
+        self.recovered = Counter(
+            "smsbridge_safety_net_recovered_total",
+            "Inbound SMS that the safety-net poll found and the webhooks had not delivered",
+            ["gateway"],
+            registry=r,
+        )
         self.backlog = Gauge(
             "smsbridge_backlog", "Pending work in the store", ["queue", "name"], registry=r
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -20,6 +21,10 @@ class Rate:
 # Requests reach the platform with varying delay, so two sent exactly one period apart can
 # arrive a little closer; a small margin keeps the platform's own count under its limit.
 JITTER_MARGIN = 0.05
+
+
+class Interrupted(Exception):
+    """A wait for room was cut short (the bridge is stopping); no room was taken."""
 
 
 class _Window:
@@ -57,11 +62,23 @@ class Pacer:
             wait = max(wait, self._held.get(key, 0.0) - now, self._window(key, rate).delay(now))
         return wait
 
-    async def acquire(self, limits: Sequence[tuple[str, Rate]]) -> float:
-        """Wait for room, then take it; returns how long it waited."""
+    async def acquire(
+        self, limits: Sequence[tuple[str, Rate]], until: asyncio.Event | None = None
+    ) -> float:
+        """Wait for room, then take it; returns how long it waited.
+
+        Raises ``Interrupted`` if ``until`` is set while it has to wait: a stop must not sit
+        out a pacing window (up to a minute for a Telegram group).
+        """
         waited = 0.0
         while (wait := self.delay(limits)) > 0:
-            await asyncio.sleep(wait)
+            if until is None:
+                await asyncio.sleep(wait)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(until.wait(), timeout=wait)
+                if until.is_set():
+                    raise Interrupted
             waited += wait
         now = self._clock()
         for key, rate in limits:

@@ -1,21 +1,27 @@
-"""Polling a gateway: inbound SMS with a stored cursor, and status of SMS still on their way."""
+"""Polling a gateway: its listing of received SMS (see bridge/listing.py), the safety net
+under webhooks, and the status of SMS still on their way."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from bridge.confbase import GatewayConfigBase
 from bridge.errors import DeliveryError
+from bridge.listing import read_window
 from bridge.metrics import Metrics
-from bridge.ports import PollsInbound, PollsStatus, SmsGateway
+from bridge.models import InboundSms
+from bridge.ports import CompletesPolled, PollsInbound, PollsStatus, SmsGateway
 from bridge.router import Router
 from bridge.scheduler import Scheduler
 from bridge.store.sql import SqlStore
 
 log = logging.getLogger(__name__)
 
+CURSOR_REFRESH = 300.0  # seconds between writes of a window that found nothing new
+WEBHOOK_GRACE = 60.0  # seconds a webhook may reasonably take to follow its SMS
 DOWN_AFTER = 3  # consecutive failed polls before /healthz calls the gateway down
 STATUS_MAX_AGE = 48 * 3600.0  # stop asking about an SMS after two days
 STATUS_PAGE = 200  # SMS asked about per status poll
@@ -44,32 +50,102 @@ class Poller:
         # Status polls take a page of waiting SMS at a time, going round: SMS that never get a
         # receipt (many carriers send none) must not keep newer ones from being asked about.
         self._status_after = 0
+        # Safety net: ids left for the next round because a webhook might still bring them.
+        self._deferred: set[str] = set()
 
     def schedule(self, scheduler: Scheduler) -> None:
-        if self.config.polls and isinstance(self.gateway, PollsInbound):
-            scheduler.every(f"poll:{self.name}", self.config.poll_interval, self.poll_inbound)
+        if isinstance(self.gateway, PollsInbound):
+            if self.config.polls:
+                scheduler.every(f"poll:{self.name}", self.config.poll_interval, self.poll_inbound)
+            elif self.config.safety_poll_interval:
+                scheduler.every(
+                    f"safety:{self.name}", self.config.safety_poll_interval, self.safety_poll
+                )
         if isinstance(self.gateway, PollsStatus):
             scheduler.every(
                 f"status:{self.name}", self.config.status_poll_interval, self.poll_status
             )
 
-    @property
-    def cursor_name(self) -> str:
-        return f"poll:{self.name}"
-
     async def poll_inbound(self) -> None:
+        """``receive: poll`` (or ``both``): every new row of the listing since the last poll."""
+        await self._list(f"poll:{self.name}", self.config.poll_overlap, "poll")
+
+    async def safety_poll(self) -> None:
+        """``receive: webhook``: what the webhooks of the last ``safety_poll_window`` missed.
+
+        A row the webhooks may still be delivering (dated within ``WEBHOOK_GRACE`` or ahead of
+        our clock) is left for the next round if it is still missing then, so a webhook that
+        is merely in flight is not counted as lost.
+        """
+        deferring: set[str] = set()
+
+        def settled(sms: InboundSms, started: float) -> bool:
+            young = sms.received_at.timestamp() > started - WEBHOOK_GRACE
+            if young and sms.provider_id not in self._deferred:
+                deferring.add(sms.provider_id)
+                return False
+            return True
+
+        found = await self._list(
+            f"safety:{self.name}", self.config.safety_poll_window, "safety", settled
+        )
+        if found is None:
+            return
+        self._deferred = deferring
+        if found:
+            self.metrics.recovered.labels(self.name).inc(found)
+            log.warning(
+                "%s: the safety-net poll found %d SMS that no webhook delivered; check the "
+                "webhook URL and the gateway's webhook settings",
+                self.name,
+                found,
+            )
+
+    async def _list(
+        self,
+        cursor_name: str,
+        overlap: float,
+        source: str,
+        settled: Callable[[InboundSms, float], bool] | None = None,
+    ) -> int | None:
+        """One listing: ask from the stored window, keep rows new to the store and dated
+        after the floor, store them with the moved window. How many were new; ``None`` if
+        the gateway could not be asked."""
         assert isinstance(self.gateway, PollsInbound)
-        cursor = await self.store.get_cursor(self.cursor_name)
+        started = time.time()
+        window = read_window(
+            await self.store.get_cursor(cursor_name), started, self.config.first_poll_lookback
+        )
+        margin = self.gateway.date_margin
         try:
-            messages, new_cursor = await self.gateway.poll_inbound(cursor)
+            listed = await self.gateway.poll_inbound(window.since(overlap, margin))
         except DeliveryError as exc:
             self._failed("inbound", exc.reason)
-            return
-        changed = None if new_cursor in (None, cursor) else (self.cursor_name, str(new_cursor))
-        new = await self.router.ingest_polled(self.name, messages, changed)
+            return None
+        unique = {sms.provider_id: sms for sms in listed}
+        known = await self.store.known_inbound(self.name, list(unique))
+        fresh = [
+            sms
+            for key, sms in unique.items()
+            if key not in known
+            and sms.received_at.timestamp() >= window.floor - margin
+            and (settled is None or settled(sms, started))
+        ]
+        fresh.sort(key=lambda sms: (sms.received_at, sms.provider_id))
+        if fresh and isinstance(self.gateway, CompletesPolled):
+            try:
+                fresh = await self.gateway.complete_polled(fresh)
+            except DeliveryError as exc:
+                self._failed("inbound", exc.reason)
+                return None
+        # An older "checked" only widens the next window, so a quiet poll need not write.
+        stale = window.checked is None or started - window.checked > CURSOR_REFRESH
+        moved = (cursor_name, window.dump(started)) if fresh or stale else None
+        new = await self.router.ingest_polled(self.name, fresh, moved, source)
         self._succeeded("inbound")
         if new:
-            log.info("%s: %d new SMS by polling", self.name, new)
+            log.info("%s: %d new SMS by %s", self.name, new, source)
+        return new
 
     async def poll_status(self) -> None:
         assert isinstance(self.gateway, PollsStatus)

@@ -38,9 +38,28 @@ class SmsGateway(Protocol):
 
 @runtime_checkable
 class PollsInbound(Protocol):
-    """Receives by polling; ``cursor`` is opaque to the core and stored between polls."""
+    """Can list the SMS it received: for ``receive: poll``, and the safety net under webhooks.
 
-    async def poll_inbound(self, cursor: str | None) -> tuple[list[InboundSms], str | None]: ...
+    The core owns the window and the de-duplication (``bridge/polling.py``): it asks from a
+    moment by its own clock, and drops provider ids it already has. So a connector never
+    keeps a cursor of the vendor's dates, which a late row or a wrong clock would skip.
+    """
+
+    # How far the vendor's dates may be from the true instant, in seconds: 0 where they are
+    # absolute (unix time, ISO with offset); ``listing.ZONE_MARGIN`` where they carry no zone.
+    date_margin: float
+
+    async def poll_inbound(self, since: datetime) -> list[InboundSms]:
+        """The SMS received at or after ``since`` (UTC), in any order, as far as the vendor
+        can list them. Older ones and ones already bridged may come too."""
+        ...
+
+
+@runtime_checkable
+class CompletesPolled(Protocol):
+    """Adds what a listing leaves out (Smstools: images) to the rows the core found new."""
+
+    async def complete_polled(self, messages: list[InboundSms]) -> list[InboundSms]: ...
 
 
 @runtime_checkable

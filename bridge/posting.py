@@ -18,9 +18,10 @@ from bridge.errors import (
     ThreadGone,
     Unavailable,
 )
+from bridge.lifecycle import STOP_GRACE, Deadline, settle
 from bridge.metrics import Metrics
 from bridge.models import Status
-from bridge.pacing import Pacer
+from bridge.pacing import Interrupted, Pacer
 from bridge.ports import ChatPlatform, PostsPrivately
 from bridge.render import attachment_line, status_notice, thread_title
 from bridge.store.records import ChatJob, JobKind, PostDone
@@ -82,6 +83,7 @@ class ChatWorker(Worker):
         # Posts finishing together (one per conversation group) are recorded in one commit.
         self._record: GroupCommit[PostDone, None] = GroupCommit(store.complete_posts)
         self._left_over = False  # the last read found work it could not start yet
+        self._halted = asyncio.Event()  # ends pacing waits when the bridge stops
 
     async def step(self) -> float | None:
         # Forget finished groups only here, before reading: a group finishing while the read
@@ -127,17 +129,31 @@ class ChatWorker(Worker):
         if self._left_over or task.cancelled() or task.exception() or not task.result():
             self.wake()
 
-    async def stop(self) -> None:
-        await super().stop()
-        if self._running:
-            # Posts in flight finish and are recorded: a stop never leaves one ambiguous.
-            await asyncio.wait(list(self._running.values()), timeout=10)
+    def halt(self) -> None:
+        super().halt()
+        self._halted.set()
+
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        deadline = Deadline(grace)
+        await super().stop(grace)
+        # Posts in flight finish and are recorded: a stop never leaves one ambiguous. Groups
+        # waiting for pacing have ended already, their jobs untouched.
+        await settle(list(self._running.values()), deadline.left(), self.name)
+        for conversation in list(self._unsaved):
+            # Opened, but the stop came before its post: the next start must post in it
+            # rather than open another.
+            thread = self._threads[conversation]
+            await self.store.set_thread(conversation, self.platform.name, thread)
+            self._unsaved.discard(conversation)
 
     async def _run_group(self, jobs: list[ChatJob]) -> bool:
         """Run a conversation's jobs in order; False if one has to wait (or we stop)."""
-        for job in jobs:
-            if self._stopping or not await self._attempt(job):
-                return False  # it waits at the head; the rest of its conversation waits too
+        try:
+            for job in jobs:
+                if self._stopping or not await self._attempt(job):
+                    return False  # it waits at the head; the rest of its conversation too
+        except Interrupted:
+            return False  # stopping while waiting for pacing: the job waits in the store
         return True
 
     async def _attempt(self, job: ChatJob) -> bool:
@@ -239,7 +255,7 @@ class ChatWorker(Worker):
         return conversation.number, conversation.alias
 
     async def _pace(self, *, message: bool) -> None:
-        await self.pacer.acquire(self.platform.limits(message))
+        await self.pacer.acquire(self.platform.limits(message), self._halted)
 
     async def _thread(self, job: ChatJob) -> str | None:
         if not self.platform.threaded or job.conversation_id is None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from bridge.config import Config
 from bridge.errors import DeliveryError
+from bridge.lifecycle import STOP_GRACE, settle
 from bridge.models import ChatMessage, Conversation
 from bridge.phone import InvalidNumber, is_dialable, parse_dialable, pretty
 from bridge.ports import ChatPlatform, HasHistory, SmsGateway
@@ -263,7 +264,6 @@ class ChatHandler:
         if not task.cancelled() and task.exception() is not None:
             log.error("background chat task failed", exc_info=task.exception())
 
-    async def drain(self) -> None:
+    async def drain(self, grace: float = STOP_GRACE) -> None:
         """Wait for background work (history fetches) before shutting down."""
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=10)
+        await settle(list(self._tasks), grace, "chat handler")

@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from bridge import storable
 from bridge.batching import GroupCommit
 from bridge.config import Config
+from bridge.errors import InvalidSender
 from bridge.metrics import Metrics
 from bridge.models import DeliveryUpdate, InboundSms, WebhookEvents
+from bridge.phone import is_sender
 from bridge.ports import ChatPlatform
 from bridge.render import inbound_header, split_text
 from bridge.store.records import IngestItem
@@ -57,6 +59,12 @@ class Router:
 
     async def accept_webhook(self, gateway: str, events: WebhookEvents) -> bool:
         """Store what a webhook carried; True if any of it was new. Raises if not stored."""
+        for sms in events.inbound:
+            # Connectors check senders with phone.sender; this holds even where one forgot.
+            if not is_sender(sms.sender):
+                raise InvalidSender(
+                    "sender", f"sender {sms.sender!r} is not a phone number or sender ID"
+                )
         event_id = storable.key(events.event_id) if events.event_id else None
         event = (f"webhook:{gateway}", event_id) if event_id else None
         new = False
@@ -77,15 +85,31 @@ class Router:
         return new
 
     async def ingest_polled(
-        self, gateway: str, messages: Sequence[InboundSms], cursor: tuple[str, str] | None
+        self,
+        gateway: str,
+        messages: Sequence[InboundSms],
+        cursor: tuple[str, str] | None,
+        source: str = "poll",
     ) -> int:
         """Store polled SMS together with the cursor that fetched them."""
-        items = [self._item(sms) for sms in messages]
+        items = [self._item(sms) for sms in messages if self._sender_ok(sms)]
         if not items and cursor is None:
             return 0
         results = await self.store.ingest(items, cursor)
-        self._count(gateway, "poll", results)
+        self._count(gateway, source, results)
         return sum(1 for r in results if r is not None)
+
+    @staticmethod
+    def _sender_ok(sms: InboundSms) -> bool:
+        if is_sender(sms.sender):
+            return True
+        log.warning(
+            "%s: SMS %s skipped: its sender %r is no address",
+            sms.gateway,
+            sms.provider_id,
+            sms.sender,
+        )
+        return False
 
     async def apply_updates(self, updates: Sequence[DeliveryUpdate]) -> int:
         return len(await self.store.apply_updates([storable.update(u) for u in updates]) or [])

@@ -151,6 +151,10 @@ def build_web(
             return JSONResponse({"status": "ignored", "reason": events.ignored})
         try:
             new = await router.accept_webhook(name, events)
+        except WebhookRejected as exc:
+            metrics.webhook_rejected.labels("sms", str(exc.status)).inc()
+            log.warning("webhook for %s refused (%s): %s", name, exc.status, exc.reason)
+            return _rejected(exc)
         except Exception:
             # Not stored: a 5xx makes the gateway deliver it again later.
             log.exception("webhook for %s could not be stored", name)

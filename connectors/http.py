@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from bridge.errors import Ambiguous, RateLimited, Retryable, Terminal
+from bridge.tls import tls_context
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ class HttpGateway:
             base_url=base_url.rstrip("/"),
             timeout=timeout,
             headers={"User-Agent": "smsbridge", **(headers or {})},
+            verify=tls_context(),
         )
 
     async def stop(self) -> None:

@@ -18,9 +18,9 @@ import pytest
 
 from bridge.app import Bridge
 from bridge.config import Config, parse_config
-from bridge.testing.fake_harness import idle
-from bridge.testing.fake_smsmobileapi import FakeSmsMobileApi
-from bridge.testing.fake_telegram import FakeLimits, FakeTelegram
+from bridge.testing.fake_harness import drained, idle
+from connectors.chat.telegram.fake import FakeLimits, FakeTelegram
+from connectors.sms.smsmobileapi.fake import FakeSmsMobileApi
 
 GROUP = -1001234567890
 AGENT = 111
@@ -120,10 +120,14 @@ async def gateway() -> AsyncIterator[FakeSmsMobileApi]:
 
 @pytest.fixture
 async def telegram() -> AsyncIterator[FakeTelegram]:
+    """The fake with the forum and the agent's private chat; on exit (after every bridge using
+    it has stopped), nothing the Bot API spec forbids: the fake answers "ok" to calls with
+    unknown or mistyped fields, like Telegram, and only records them."""
     async with FakeTelegram(limits=FakeLimits.off()) as fake:
         fake.add_forum(GROUP, "Support")
         fake.add_private(AGENT, "Sam")
         yield fake
+        assert fake.violations == [], fake.violations
 
 
 def telegram_section(telegram: FakeTelegram, name: str = "support") -> dict[str, Any]:
@@ -210,6 +214,14 @@ class Harness(Generic[GatewayT]):
         """Until the bridge has recorded everything it posted (a post lands in Telegram a
         moment before its mapping is committed; a person reading it is never that quick)."""
         await idle(self.bridge, seconds)
+
+    async def settled(self, seconds: float = 5.0) -> None:
+        """Until the bridge has handled every update the fake handed out (it confirms one only
+        after handling it: the next getUpdates offset, or its 2xx to the webhook push) and has
+        done all that came of them: nothing left to post, no SMS left to send. Only then does
+        "nothing happened" mean the bridge decided so, not that it has not got there yet."""
+        await self.telegram.wait_for(lambda: not self.telegram.pending_updates(), seconds)
+        await drained(self.bridge, seconds)
 
     async def sms(self, text: str, number: str = CUSTOMER, **kw: Any) -> Any:
         """An SMS reaching the phone and its signed webhook reaching the bridge."""

@@ -1,4 +1,5 @@
-"""The per-gateway example configs in examples/ load, so the README's snippets cannot rot."""
+"""Every connector's example config (connectors/<kind>/<name>/example.yaml) loads, and the
+README's snippets and links follow the registry, so none of them can rot."""
 
 from __future__ import annotations
 
@@ -10,8 +11,12 @@ import yaml
 
 from bridge.config import load_config, parse_config
 from bridge.errors import ConfigError
+from connectors import CHATS, GATEWAYS
 
-EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.yaml"))
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES: dict[str, Path] = {name: kind.example for name, kind in GATEWAYS.items()} | {
+    name: kind.example for name, kind in CHATS.items()
+}
 _REQUIRED = re.compile(r"\$\{([A-Z0-9_]+)\}")
 
 
@@ -35,41 +40,42 @@ def _variables(path: Path) -> dict[str, str]:
     return {name: values.get(name, f"value-of-{name.lower().replace('_', '-')}") for name in found}
 
 
-def test_there_is_an_example_for_every_gateway_but_the_default_one() -> None:
-    assert {p.stem for p in EXAMPLES} >= {"ip1", "smsgate", "smsgateway24", "smstools", "twilio"}
+def test_every_example_belongs_to_a_registered_connector() -> None:
+    assert set((ROOT / "connectors").glob("*/*/example.yaml")) == set(EXAMPLES.values())
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
-def test_example_loads(path: Path) -> None:
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_example_loads(name: str) -> None:
+    path = EXAMPLES[name]
     config = load_config(path, environ=_variables(path))
     assert config.routes and config.gateways and config.chats
-    assert {g.type for g in config.gateways} & {path.stem, "smsmobileapi"} or path.stem == "slack"
+    assert name in {g.type for g in config.gateways} | {c.type for c in config.chats}
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
-def test_example_names_what_is_missing(path: Path) -> None:
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_example_names_what_is_missing(name: str) -> None:
+    path = EXAMPLES[name]
     needed = _variables(path)
-    if not needed:
-        return
+    assert needed  # every example takes its secrets from the environment
     with pytest.raises(ConfigError) as caught:
         load_config(path, environ={})
     named = " ".join(caught.value.problems)
-    assert all(name in named for name in needed)
+    assert all(variable in named for variable in needed)
+
+
+def test_the_readme_links_the_example_of_every_connector() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for path in EXAMPLES.values():
+        link = path.relative_to(ROOT).as_posix()
+        assert f"]({link})" in readme, f"README.md does not link {link}"
 
 
 def test_the_readme_snippets_of_every_gateway_load() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```yaml\n(.*?)```", readme, re.DOTALL)
     [block] = [b for b in blocks if "type: smsgateway24" in b]
     data = yaml.safe_load(block)
-    assert {g["type"] for g in data["gateways"]} == {
-        "smsmobileapi",
-        "smsgateway24",
-        "ip1",
-        "smstools",
-        "smsgate",
-        "twilio",
-    }
+    assert {g["type"] for g in data["gateways"]} == set(GATEWAYS)
     data["server"] = {"public_url": "https://sms.example.com"}
     data["chats"] = [{"name": "support", "type": "telegram", "bot_token": "1:x", "chat_id": -5}]
     environ = {name: f"value-{name.lower()}" for name in _REQUIRED.findall(block)}

@@ -5,17 +5,23 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bridge.pacing import Pacer, Rate
+import pytest
+
+from bridge.pacing import JITTER_MARGIN, Interrupted, Pacer, Rate
 
 
 async def test_window_spaces_posts() -> None:
     pacer = Pacer()
     limits = [("chat", Rate(2, 0.3))]
     start = time.monotonic()
-    for _ in range(5):
-        await pacer.acquire(limits)
+    waits = [await pacer.acquire(limits) for _ in range(5)]
     # 5 posts at 2 per 0.3 s: the 3rd waits 0.3 s, the 5th 0.6 s.
-    assert 0.55 <= time.monotonic() - start < 1.0
+    assert time.monotonic() - start >= 0.55
+    # It never asks for more than that: each of the two waits ends when a window's first post
+    # leaves it (0.3 s plus the jitter margin). The waits it asked for, not wall time: a busy
+    # machine may oversleep, and then the next wait is shorter, never longer.
+    assert waits[:2] == [0.0, 0.0] and waits[2] > 0.0
+    assert sum(waits) <= 2 * (0.3 + JITTER_MARGIN) + 0.01
 
 
 async def test_shared_key_is_shared_between_workers() -> None:
@@ -44,3 +50,23 @@ async def test_hold_delays_everything_under_the_key() -> None:
     assert pacer.delay([("other", Rate(100, 1))]) == 0
     waited = await pacer.acquire([("chat", Rate(100, 1))])
     assert waited >= 0.25
+
+
+async def test_a_stop_ends_a_wait_for_room_without_taking_any() -> None:
+    pacer = Pacer()
+    limits = [("group", Rate(1, 60))]
+    await pacer.acquire(limits)  # the window is full for a minute
+    stop = asyncio.Event()
+    waiting = asyncio.create_task(pacer.acquire(limits, stop))
+    await asyncio.sleep(0)  # it is waiting now
+    assert not waiting.done()
+    stop.set()
+    with pytest.raises(Interrupted):
+        await asyncio.wait_for(waiting, timeout=5)
+    assert 59 < pacer.delay(limits) <= 60.1  # still one post in the window, not two
+
+
+async def test_a_stop_does_not_hold_up_a_post_that_has_room() -> None:
+    stop = asyncio.Event()
+    stop.set()
+    assert await Pacer().acquire([("chat", Rate(1, 1))], stop) == 0.0

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import time
 from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.models import Conversation
+from bridge.store.aio import AsyncConnection
 from bridge.store.engine import Database
 from bridge.store.records import JobKind
 from bridge.store.schema import chat_jobs, chat_messages, conversations, threads
@@ -48,15 +48,18 @@ class StoreBase:
         # Conversations are never deleted, so a process-local cache is always right and saves
         # a round trip on the hot intake path.
         self._conversations: dict[tuple[str, str], Conversation] = {}
+        # The dialect's INSERT (for ON CONFLICT), imported for the store's dialect only: the
+        # PostgreSQL dialect alone is about 2 MB a SQLite bridge need not carry.
+        self._insert: Callable[[sa.Table], Any] = importlib.import_module(
+            f"sqlalchemy.dialects.{db.dialect}"
+        ).insert
 
     def set_wake(self, wake: Wake) -> None:
         self._wake = wake
 
     def insert_ignore(self, table: sa.Table) -> Any:
         """INSERT … ON CONFLICT DO NOTHING for the store's dialect."""
-        if self.db.dialect == "postgresql":
-            return postgresql.insert(table).on_conflict_do_nothing()
-        return sqlite.insert(table).on_conflict_do_nothing()
+        return self._insert(table).on_conflict_do_nothing()
 
     async def _conversation(
         self,
@@ -223,9 +226,8 @@ class StoreBase:
     async def _set_thread(
         self, conn: AsyncConnection, conversation_id: int, chat: str, thread_id: str
     ) -> None:
-        dialect = postgresql if self.db.dialect == "postgresql" else sqlite
         stamp = now()
-        stmt = dialect.insert(threads).values(
+        stmt = self._insert(threads).values(
             conversation_id=conversation_id, chat=chat, thread_id=thread_id, created_at=stamp
         )
         # A recreated topic replaces the old one: one upsert, one round trip.

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.models import Attachment, DeliveryUpdate, Status
+from bridge.store.aio import AsyncConnection
 from bridge.store.base import Learned, StoreBase, now
 from bridge.store.records import IngestItem, JobKind
 from bridge.store.schema import (
@@ -323,6 +323,20 @@ class InboxOps(StoreBase):
             .returning(seen_events.c.key)
         )
         return result.first() is not None
+
+    async def known_inbound(self, gateway: str, provider_ids: Sequence[str]) -> set[str]:
+        """Which of ``provider_ids`` this gateway's SMS already has (a poll's overlap)."""
+        known: set[str] = set()
+        async with self.db.read() as conn:
+            for start in range(0, len(provider_ids), 500):  # bounded IN lists
+                chunk = list(provider_ids[start : start + 500])
+                rows = await conn.execute(
+                    sa.select(inbound.c.provider_id).where(
+                        inbound.c.gateway == gateway, inbound.c.provider_id.in_(chunk)
+                    )
+                )
+                known.update(str(row[0]) for row in rows)
+        return known
 
     async def get_cursor(self, name: str) -> str | None:
         async with self.db.read() as conn:

@@ -105,7 +105,12 @@ chat_jobs = sa.Table(
     sa.Column("text", sa.Text),
     sa.Column("thread_id", sa.String(64)),  # explicit placement for notices outside threads
     sa.Column("message_id", sa.String(64)),  # reply target (notice) or reaction target (status)
-    sa.Column("attachment_id", sa.ForeignKey("attachments.id")),  # what a ``file`` job uploads
+    # what a ``file`` job uploads; named as migration 0002 names it, so a new database built
+    # from this declaration has the constraint a later migration would drop by name
+    sa.Column(
+        "attachment_id",
+        sa.ForeignKey("attachments.id", name="fk_chat_jobs_attachment_id_attachments"),
+    ),
     sa.Column("private_to", sa.String(64)),  # a notice only this chat user should see
     sa.Column("state", sa.String(16), nullable=False),  # pending | done | failed
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),

@@ -1,4 +1,5 @@
-"""Shared helpers of the gateway tests: per-module fakes, a webhook receiver, a running bridge."""
+"""Shared helpers of the gateway tests: a webhook receiver, a running bridge (no pytest here:
+the package ships; the fixtures built on pytest are in tests/harness.py)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,9 @@ import contextlib
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, Protocol, Self, TypeVar
 
-import pytest
-import pytest_asyncio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,33 +21,7 @@ from bridge.config import Config, parse_config
 from bridge.models import WebhookRequest
 from bridge.testing.server import serve
 
-T = TypeVar("T")
-
-
 # contract tests ----------------------------------------------------------------------------------
-
-
-def per_module(
-    name: str, open_: Callable[[], AbstractAsyncContextManager[T]], reset: Callable[[T], object]
-) -> tuple[object, object]:
-    """Two fixtures: ``_<name>``, one ``open_()`` for the whole module (a uvicorn start/stop
-    costs ~0.1 s), and ``<name>``, the same object after ``reset`` for each test.
-
-    Use as ``_served, fake = per_module("fake", FakeX, FakeX.reset)`` at module level.
-    """
-
-    @pytest_asyncio.fixture(scope="module", loop_scope="module", name=f"_{name}")
-    async def served() -> AsyncIterator[T]:
-        async with open_() as value:
-            yield value
-
-    @pytest.fixture(name=name)
-    def fresh(request: pytest.FixtureRequest) -> T:
-        value: T = request.getfixturevalue(f"_{name}")
-        reset(value)
-        return value
-
-    return served, fresh
 
 
 class _Startable(Protocol):
@@ -162,8 +134,40 @@ async def running_bridge(config: Config) -> AsyncIterator[Bridge]:
 async def idle(bridge: Bridge, seconds: float = 5.0) -> None:
     """Until the bridge has recorded everything it posted (a post lands in the chat a moment
     before its mapping is committed; a person reading it is never that quick)."""
+    await _until_empty(bridge, ("chat_jobs",), seconds)
+
+
+async def drained(bridge: Bridge, seconds: float = 5.0) -> None:
+    """Until the bridge has no work left: no chat job waiting to be posted (or recorded) and no
+    SMS waiting for its gateway to accept it. Work only starts from the store, so a bridge
+    drained after it took in everything has done all it is ever going to do with it."""
+    await _until_empty(bridge, ("chat_jobs", "outbox"), seconds)
+
+
+async def _until_empty(bridge: Bridge, queues: tuple[str, ...], seconds: float) -> None:
     assert bridge.store is not None
     deadline = asyncio.get_running_loop().time() + seconds
-    while (await bridge.store.backlog())["chat_jobs"]:
-        assert asyncio.get_running_loop().time() < deadline, "the bridge never went idle"
+    while True:
+        backlog = await bridge.store.backlog()
+        if not any(backlog[queue] for queue in queues):
+            return
+        assert asyncio.get_running_loop().time() < deadline, f"never went idle: {backlog}"
         await asyncio.sleep(0.01)
+
+
+def polls_ok(bridge: Bridge, gateway: str, kind: str = "inbound") -> int:
+    """How many polls of ``gateway`` have succeeded, as /metrics counts them."""
+    labels = {"gateway": gateway, "kind": kind, "outcome": "ok"}
+    value = bridge.metrics.registry.get_sample_value("smsbridge_polls_total", labels)
+    return int(value or 0)
+
+
+async def more_polls(bridge: Bridge, gateway: str, count: int = 2, seconds: float = 10.0) -> None:
+    """Until ``count`` more polls of ``gateway`` have succeeded, then the bridge is idle: what
+    those polls found has been posted, so a test can assert that nothing more happens."""
+    target = polls_ok(bridge, gateway) + count
+    deadline = asyncio.get_running_loop().time() + seconds
+    while polls_ok(bridge, gateway) < target:
+        assert asyncio.get_running_loop().time() < deadline, f"{gateway} was not polled again"
+        await asyncio.sleep(0.01)
+    await idle(bridge, seconds)

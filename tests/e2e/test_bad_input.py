@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -14,8 +14,10 @@ import pytest
 import sqlalchemy as sa
 from conftest import CUSTOMER, GROUP, HOOK_TOKEN, Harness
 
+from bridge.errors import InvalidSender
+from bridge.models import InboundSms, WebhookEvents
 from bridge.store import schema
-from bridge.testing import fake_smsmobileapi_webhooks as wh
+from connectors.sms.smsmobileapi import fake_webhooks as wh
 
 MIB = 1024 * 1024
 # Every table a webhook could write to (cursors belong to polling, which these bridges don't do).
@@ -163,6 +165,11 @@ CASES = [
     Case("plain-missing-guid", post_plain(plain_body(guid=None)), 422, "missing field 'guid'"),
     Case("plain-missing-number", post_plain(plain_body(number=None)), 422, "'number'"),
     Case("plain-guid-not-a-string", post_plain(plain_body(guid={"a": 1})), 422, "'guid'"),
+    # senders that are no address: no thread may ever be opened for them
+    Case("plain-number-true", post_plain(plain_body(number=True)), 422, "'number' must be"),
+    Case("plain-number-40-digits", post_plain(plain_body(number="9" * 40)), 422, "'number' is not"),
+    Case("plain-number-float", post_plain(plain_body(number=4.6e10)), 422, "'number' must be"),
+    Case("plain-number-control", post_plain(plain_body(number="\x00123")), 422, "'number' holds"),
     Case("plain-unknown-token", post_plain(plain_body(), token="not-the-token"), 403, "token"),
     Case("plain-unknown-gateway", post_plain(plain_body(), gateway="unknown"), 404, "unknown"),
     Case("plain-too-large", post_plain(oversized()), 413, "body over"),
@@ -182,6 +189,24 @@ CASES = [
         post_signed(envelope_body(received_data(drop=("from",)))),
         422,
         "'data.from'",
+    ),
+    Case(
+        "v2-from-true",
+        post_signed(envelope_body(received_data() | {"from": True})),
+        422,
+        "field 'data.from' must be",
+    ),
+    Case(
+        "v2-from-nan",
+        post_signed(envelope_body(received_data() | {"from": float("nan")})),
+        422,
+        "field 'data.from' must be",
+    ),
+    Case(
+        "v2-from-16-digits",
+        post_signed(envelope_body(received_data() | {"from": "+1234567890123456"})),
+        422,
+        "field 'data.from' is not",
     ),
     Case("v2-missing-id", post_signed(envelope_body(drop=("id",))), 422, "missing field 'id'"),
     Case("v2-missing-data", post_signed(envelope_body(drop=("data",))), 422, "'data'"),
@@ -235,7 +260,7 @@ async def row_counts(harness: Harness) -> dict[str, int]:
 
 async def assert_nothing_happened(harness: Harness) -> None:
     assert await row_counts(harness) == dict.fromkeys((t.name for t in WRITTEN_BY_WEBHOOKS), 0)
-    await asyncio.sleep(0.1)  # a post would need the chat worker: give it a moment to misbehave
+    await harness.settled()
     assert harness.telegram.sent_messages(GROUP) == []
     assert harness.telegram.count("sendMessage") == 0
     assert harness.telegram.count("createForumTopic") == 0
@@ -297,7 +322,7 @@ async def test_status_event_for_an_unknown_guid_is_accepted(harness: Harness) ->
     assert "error" not in response.json()
     counts = await row_counts(harness)
     assert counts["outbox"] == 0 and counts["chat_jobs"] == 0
-    await asyncio.sleep(0.1)
+    await harness.settled()
     assert harness.telegram.count("sendMessage") == 0
     assert harness.telegram.count("setMessageReaction") == 0
 
@@ -311,3 +336,22 @@ async def test_webhook_for_a_gateway_that_only_polls_is_404(
         assert response.status_code == 404, response.text
         assert "office" in response.json()["error"]
     await assert_nothing_happened(harness)
+
+
+async def test_the_core_opens_no_thread_for_a_sender_a_connector_let_through(
+    harness: Harness,
+) -> None:
+    """Connectors check senders; should one forget, the router still refuses what is no
+    address: the webhook is refused, and a polled listing goes on without that row."""
+    router = harness.bridge.router
+    assert router is not None
+    bad = InboundSms("office", "G-bad", "9" * 40, "from nobody", datetime.now(UTC))
+    with pytest.raises(InvalidSender):
+        await router.accept_webhook("office", WebhookEvents(inbound=(bad,)))
+    await assert_nothing_happened(harness)
+    good = replace(bad, provider_id="G-good", sender=CUSTOMER, text="from a customer")
+    assert await router.ingest_polled("office", [bad, good], None) == 1
+    await harness.telegram.wait_for(lambda: harness.posts() == ["from a customer"])
+    await harness.idle()
+    assert len(harness.topics()) == 1
+    assert (await row_counts(harness))["inbound"] == 1

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from conftest import Harness
 
-from bridge.testing.fake_smsmobileapi import FakeSmsMobileApi
-from bridge.testing.fake_telegram import FakeTelegram
+from connectors.chat.telegram.fake import FakeTelegram
+from connectors.sms.smsmobileapi.fake import FakeSmsMobileApi
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from conftest import AGENT, CUSTOMER, GROUP, Harness, telegram_section
 
-from bridge.testing.fake_telegram import FakeLimits, FakeTelegram
+from connectors.chat.telegram.fake import FakeLimits, FakeTelegram
 
 ON_CALL = 222  # a person using the second bot in a private chat
 
@@ -20,6 +20,7 @@ async def second_bot() -> AsyncIterator[FakeTelegram]:
     ) as fake:
         fake.add_private(ON_CALL)
         yield fake
+        assert fake.violations == [], fake.violations
 
 
 @pytest.fixture

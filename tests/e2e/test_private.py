@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
 from conftest import AGENT, CUSTOMER, Harness
 
-from bridge.testing.fake_telegram import FakeLimits
+from connectors.chat.telegram.fake import FakeLimits
 
 
 async def private(start_bridge: Callable[..., Any]) -> Harness:
@@ -52,7 +51,7 @@ async def test_a_message_that_is_not_a_reply_is_not_sent(start_bridge: Callable[
     await harness.sms("hello")
     await harness.telegram.wait_for(lambda: len(texts(harness)) == 1)
     harness.telegram.user_message(AGENT, AGENT, "just a note to self")
-    await asyncio.sleep(0.4)
+    await harness.settled()
     assert harness.gateway.sent == []
 
 

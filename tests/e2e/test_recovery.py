@@ -11,10 +11,11 @@ import httpx
 from conftest import AGENT, CUSTOMER, GROUP, Harness
 
 from bridge.store.schema import outbox
-from bridge.testing.fake_smsmobileapi import Req
-from bridge.testing.fake_telegram import Call, FakeLimits
+from connectors.chat.telegram.fake import Call, FakeLimits
+from connectors.sms.smsmobileapi.fake import Req
 
 StartBridge = Callable[..., Awaitable[Harness]]
+BUSY = 1.0  # room for a busy 2-core machine in an upper bound on wall time
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -120,8 +121,10 @@ async def test_telegram_500s_are_retried_with_backoff_and_posted_once(harness: H
     first, second, ok = calls(harness, "sendMessage")
     assert [first.status, second.status, ok.status] == [500, 500, 200]
     # backoff(attempts) = 2**attempts * U(0.5, 1): 0.5-1 s, then 1-2 s (plus a little work).
-    assert 0.5 <= second.at - first.at < 1.6
-    assert 1.0 <= ok.at - second.at < 2.6
+    # The lower bounds prove the doubling; the upper ones only that it stays a backoff of that
+    # size, with room for a busy machine's scheduling (which only ever adds time).
+    assert 0.5 <= second.at - first.at < 1.0 + BUSY
+    assert 1.0 <= ok.at - second.at < 2.0 + BUSY
     assert harness.telegram.count("createForumTopic") == 1
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from conftest import AGENT, CUSTOMER, GROUP, STRANGER, Harness
 
-from bridge.testing.fake_telegram import ANY_THREAD
+from connectors.chat.telegram.fake import ANY_THREAD
 
 
 async def topic_for(harness: Harness, text: str = "hi", number: str = CUSTOMER) -> int:
@@ -35,7 +33,7 @@ async def test_stranger_is_refused_and_nothing_is_sent(harness: Harness) -> None
     await harness.telegram.wait_for(
         lambda: any("not allowed" in p for p in harness.posts(thread_id=thread))
     )
-    await asyncio.sleep(0.2)
+    await harness.settled()
     assert harness.gateway.sent == []
 
 
@@ -44,14 +42,14 @@ async def test_bots_and_our_own_posts_never_become_sms(harness: Harness) -> None
     harness.telegram.user_message(GROUP, 999, "I am a bot", thread_id=thread, is_bot=True)
     harness.telegram.user_message(GROUP, AGENT, "real reply", thread_id=thread)
     await harness.gateway.wait_for(lambda: len(harness.gateway.sent) == 1)
-    await asyncio.sleep(0.3)
+    await harness.settled()
     assert [s.message for s in harness.gateway.sent] == ["real reply"]
 
 
 async def test_chatter_in_general_is_not_sent(harness: Harness) -> None:
     await topic_for(harness)
     harness.telegram.user_message(GROUP, AGENT, "lunch anyone?")
-    await asyncio.sleep(0.4)
+    await harness.settled()
     assert harness.gateway.sent == []
 
 
@@ -169,5 +167,5 @@ async def test_a_topic_people_made_is_never_sent_to(harness: Harness) -> None:
     await topic_for(harness)
     thread = harness.telegram.create_topic_by_human(GROUP, "+1 555 000 4444")
     harness.telegram.user_message(GROUP, AGENT, "team notes", thread_id=thread)
-    await asyncio.sleep(0.4)
+    await harness.settled()
     assert harness.gateway.sent == []

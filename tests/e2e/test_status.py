@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -58,7 +57,7 @@ async def test_status_never_goes_backwards(harness: Harness) -> None:
     await harness.telegram.wait_for(lambda: _reaction(harness, message_id) == ["👌"])
     late = await harness.gateway.deliver_status_v2(harness.signed_hook, guid, "sms.api.submitted")
     assert late.status_code == 202  # a new event: accepted, though it changes nothing
-    await asyncio.sleep(0.3)
+    await harness.settled()
     assert _reaction(harness, message_id) == ["👌"]
 
 
@@ -72,7 +71,7 @@ async def test_redelivered_status_event_is_applied_once(harness: Harness) -> Non
     )
     assert (first.status_code, again.status_code) == (202, 200)
     await harness.telegram.wait_for(lambda: _reaction(harness, message_id) == ["👌"])
-    await asyncio.sleep(0.2)
+    await harness.settled()
     assert harness.telegram.count("setMessageReaction") == 2  # ✍ then 👌, nothing more
 
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from conftest import AGENT, CUSTOMER, GROUP, Harness
 
 from bridge.store.schema import outbox
-from bridge.testing.fake_telegram import FakeTelegram
+from connectors.chat.telegram.fake import FakeTelegram
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
@@ -141,7 +141,7 @@ async def test_push_without_the_right_secret_is_403_and_does_nothing(
     response = await client.post(hook_url(hooked), json=update, headers=headers)
     assert response.status_code == 403, response.text
     assert "secret" in response.json()["error"].lower()
-    await asyncio.sleep(0.3)
+    await hooked.settled()
     assert hooked.gateway.sent == []
     assert await outbox_rows(hooked) == 0
     assert len(hooked.posts()) == 1  # no refusal, no echo: nothing happened at all
@@ -167,7 +167,7 @@ async def test_redelivered_update_sends_one_sms(
         client.post(hook_url(hooked), json=update, headers=headers),
     )
     assert [r.status_code for r in again] == [200, 200], [r.text for r in again]
-    await asyncio.sleep(0.3)
+    await hooked.settled()
     assert [s.message for s in hooked.gateway.sent] == ["only once"]
     assert await outbox_rows(hooked) == 1
     assert_never_polled(telegram)
@@ -201,7 +201,7 @@ async def test_push_that_is_not_an_update_is_400(
     response = await client.post(hook_url(hooked), content=body, headers=headers)
     assert response.status_code == 400, response.text
     assert "malformed" in response.json()["error"]
-    await asyncio.sleep(0.1)
+    await hooked.settled()
     assert await outbox_rows(hooked) == 0
     assert telegram.count("sendMessage") == 0
 

@@ -8,9 +8,9 @@ import time
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from bridge.testing.fake_smsgate_phone import sign as smsgate_sign
-from bridge.testing.fake_smsmobileapi_webhooks import sign as smsmobileapi_sign
-from connectors.sms.twilio_webhooks import compute_signature
+from connectors.sms.smsgate.fake_phone import sign as smsgate_sign
+from connectors.sms.smsmobileapi.fake_webhooks import sign as smsmobileapi_sign
+from connectors.sms.twilio.webhooks import compute_signature
 
 TOKEN = "fuzz-token-0123456789abcdef"
 SECRET = "fuzz-secret-0123456789abcdef"

@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 
 from bridge.errors import WebhookRejected
 from bridge.models import ChatMessage
-from bridge.testing.fake_telegram import FakeLimits, FakeTelegram
-from connectors.chat.telegram import TelegramChat, TelegramConfig
+from connectors.chat.telegram.client import TelegramChat
+from connectors.chat.telegram.config import TelegramConfig
+from connectors.chat.telegram.fake import FakeLimits, FakeTelegram
 
 GROUP = -1001234567890
 # Finding one accepted payload is enough: no shrinking it to the simplest one.

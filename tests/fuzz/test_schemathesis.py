@@ -36,27 +36,16 @@ from schemathesis.specs.openapi.checks import (
 from bridge.app import Bridge
 from bridge.config import parse_config
 from bridge.testing.fake_harness import free_port
-from bridge.testing.fake_ip1 import FakeIp1
-from bridge.testing.fake_slack import FakeSlack
-from bridge.testing.fake_smsgate import FakeSmsGate
-from bridge.testing.fake_smsgateway24 import FakeSmsGateway24
-from bridge.testing.fake_smsmobileapi import FakeSmsMobileApi
-from bridge.testing.fake_smstools import FakeSmstools
-from bridge.testing.fake_telegram import FakeLimits, FakeTelegram
-from bridge.testing.fake_twilio import FakeTwilio
+from connectors import GATEWAYS
+from connectors.chat.slack.fake import FakeSlack
+from connectors.chat.telegram.fake import FakeLimits, FakeTelegram
 
 GROUP = -1001234567890
 CHANNEL = "C0FUZZ"
 TELEGRAM_SECRET = "fuzz-telegram-secret"
 MAX_BODY = 64 * 1024
-FAKES = {
-    "smsmobileapi": FakeSmsMobileApi,
-    "smsgateway24": FakeSmsGateway24,
-    "ip1": FakeIp1,
-    "smstools": FakeSmstools,
-    "smsgate": FakeSmsGate,
-    "twilio": FakeTwilio,
-}
+# Every gateway in the registry, each on its loopback fake.
+FAKES = {kind: spec.fake for kind, spec in GATEWAYS.items()}
 CHECKS = [
     not_a_server_error,
     status_code_conformance,

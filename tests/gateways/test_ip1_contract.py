@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from harness import per_module
 from starlette.responses import Response
 
 from bridge.config import parse_config
@@ -28,9 +29,9 @@ from bridge.errors import (
     Unprocessable,
 )
 from bridge.models import InboundSms, OutboundSms, Outbox, SendResult, Status, WebhookRequest
-from bridge.testing.fake_harness import Started, WebhookReceiver, per_module
-from bridge.testing.fake_ip1 import NUMBER, FakeIp1
-from connectors.sms.ip1 import Ip1, Ip1Config
+from bridge.testing.fake_harness import Started, WebhookReceiver
+from connectors.sms.ip1.client import Ip1, Ip1Config
+from connectors.sms.ip1.fake import NUMBER, FakeIp1
 
 KEY = "ip1-test-api-key"
 TOKEN = "ip1-hook-token-0123456789"

@@ -16,9 +16,9 @@ from starlette.routing import Route
 
 from bridge.models import Status
 from bridge.testing.fake_harness import bridge_config, running_bridge
-from bridge.testing.fake_ip1 import NUMBER, FakeIp1
-from bridge.testing.fake_telegram import FakeTelegram
 from bridge.testing.server import serve
+from connectors.chat.telegram.fake import FakeTelegram
+from connectors.sms.ip1.fake import NUMBER, FakeIp1
 
 TOKEN = "ip1-e2e-token-0123456789"
 

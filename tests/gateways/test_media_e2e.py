@@ -15,9 +15,9 @@ from test_smsgateway24_e2e import HOOK_TOKEN as SG24_TOKEN
 from test_smsgateway24_e2e import running as sg24_running
 
 from bridge.testing.fake_harness import free_port
-from bridge.testing.fake_smsgate import FakeSmsGate
-from bridge.testing.fake_telegram import FakeTelegram
 from bridge.testing.server import serve
+from connectors.chat.telegram.fake import FakeTelegram
+from connectors.sms.smsgate.fake import FakeSmsGate
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 PDF = b"%PDF-1.4\n" + b"0" * 2048

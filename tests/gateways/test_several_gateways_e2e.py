@@ -8,9 +8,9 @@ from conftest import AGENT, GROUP, Harness, telegram_section
 
 from bridge.config import parse_config
 from bridge.testing.fake_harness import running_bridge
-from bridge.testing.fake_smsgateway24 import FakeSmsGateway24
-from bridge.testing.fake_telegram import FakeTelegram
-from bridge.testing.fake_twilio import NUMBER, FakeTwilio
+from connectors.chat.telegram.fake import FakeTelegram
+from connectors.sms.smsgateway24.fake import FakeSmsGateway24
+from connectors.sms.twilio.fake import NUMBER, FakeTwilio
 
 PHONE_CUSTOMER = "+15551230001"  # texts the Android phone's second device, first SIM
 TWILIO_CUSTOMER = "+15551230002"  # texts the Twilio number

@@ -25,9 +25,10 @@ from bridge.errors import (
     Unprocessable,
 )
 from bridge.models import OutboundSms, Outbox, Status, WebhookRequest
-from bridge.testing.fake_smsgate import FakeSmsGate
-from bridge.testing.fake_smsgate_phone import sign
-from connectors.sms.smsgate import SmsGate, SmsGateConfig, create, webhook_id
+from bridge.ports import PollsInbound
+from connectors.sms.smsgate.client import SmsGate, SmsGateConfig, SmsGateLocal, create, webhook_id
+from connectors.sms.smsgate.fake import FakeSmsGate
+from connectors.sms.smsgate.fake_phone import sign
 
 PAYLOADS = Path(__file__).parent / "payloads" / "smsgate"
 SPEC = json.loads((PAYLOADS / "android-sms-gateway.swagger.json").read_text())
@@ -291,7 +292,8 @@ async def test_same_text_twice_is_two_messages_but_webhook_and_inbox_agree(
             ).inbound[0]
             for i, row in enumerate((first, second))
         ]
-        polled, _cursor = await gateway.poll_inbound(None)
+        assert isinstance(gateway, SmsGateLocal)
+        polled = await gateway.poll_inbound(at - timedelta(minutes=1))
     assert hooked[0].provider_id != hooked[1].provider_id
     assert {s.provider_id for s in polled} == {s.provider_id for s in hooked}
 
@@ -411,7 +413,18 @@ async def test_mms_in_cloud_mode_without_data_says_so(cloud: FakeSmsGate) -> Non
 # polling -------------------------------------------------------------------------------------
 
 
-async def test_inbox_poll_pages_moves_its_cursor_and_fetches_media(local: FakeSmsGate) -> None:
+async def test_only_the_local_server_lists_the_inbox(
+    local: FakeSmsGate, cloud: FakeSmsGate
+) -> None:
+    # The cloud has no inbox: no poll, and no safety net under its webhooks.
+    async with connected(cloud) as gateway:
+        assert not isinstance(gateway, PollsInbound)
+    async with connected(local, receive="poll") as gateway:
+        assert isinstance(gateway, PollsInbound)
+        assert gateway.date_margin == 0  # createdAt carries its offset
+
+
+async def test_inbox_poll_pages_from_since_and_fetches_media(local: FakeSmsGate) -> None:
     old = datetime.now(UTC) - timedelta(hours=3)
     local.receive_sms("+15550000000", "too old", at=old)
     start = datetime.now(UTC) - timedelta(minutes=30)
@@ -420,25 +433,28 @@ async def test_inbox_poll_pages_moves_its_cursor_and_fetches_media(local: FakeSm
     local.inbox.append(
         type(local.inbox[0])("data1", "DATA_SMS", CUSTOMER, "AAEC", 1, start)  # machine traffic
     )
-    mms = local.receive_mms(CUSTOMER, "photo", [("p.png", "image/png", b"PNGDATA")], sim=2)
+    local.receive_mms(CUSTOMER, "photo", [("p.png", "image/png", b"PNGDATA")], sim=2)
+    since = datetime.now(UTC) - timedelta(hours=1)
     async with connected(local, receive="poll") as gateway:
-        first, cursor = await gateway.poll_inbound(None)
-        assert [s.text for s in first][:2] == ["m0", "m1"]  # oldest first
+        assert isinstance(gateway, SmsGateLocal)
+        first = await gateway.poll_inbound(since)
         assert len(first) == 502 and "too old" not in {s.text for s in first}
         assert [r.query["offset"] for r in local.requests if r.path == "/inbox"] == ["0", "500"]
-        assert cursor is not None and float(cursor) == mms.at.timestamp()
+        # The phone is asked from exactly the moment the core chose.
+        asked = {
+            datetime.fromisoformat(r.query["from"]) for r in local.requests if r.path == "/inbox"
+        }
+        assert asked == {since}
         [photo] = [s for s in first if s.attachments]
         assert (photo.sim, photo.attachments[0].name) == (2, "p.png")
         url = photo.attachments[0].url
         assert url is not None
         assert await gateway.fetch_media(url) == (b"PNGDATA", "application/octet-stream")
-        newer = local.receive_sms(CUSTOMER, "later", at=datetime.now(UTC) + timedelta(seconds=5))
-        again, cursor2 = await gateway.poll_inbound(cursor)
-    assert "later" in {s.text for s in again}
-    assert float(cursor2 or 0) == newer.at.timestamp()
-    # Asked again from before the newest seen (the overlap), not from the first poll's start.
-    asked = [datetime.fromisoformat(r.query["from"]) for r in local.requests if "from" in r.query]
-    assert asked[0] < asked[-1] < datetime.fromtimestamp(float(cursor or 0), UTC)
+        # A row filed late, under a time before everything polled so far, is in the next listing.
+        local.receive_sms(CUSTOMER, "late", at=start - timedelta(minutes=5))
+        again = await gateway.poll_inbound(since)
+    assert "late" in {s.text for s in again}
+    assert len({s.provider_id for s in again}) == len(again) == 503
 
 
 async def test_a_rate_limited_media_download_says_when_to_retry(local: FakeSmsGate) -> None:
@@ -458,15 +474,16 @@ async def test_a_rate_limited_media_download_says_when_to_retry(local: FakeSmsGa
 
 async def test_inbox_poll_errors_are_retryable(local: FakeSmsGate) -> None:
     async with connected(local, receive="poll") as gateway:
+        assert isinstance(gateway, SmsGateLocal)
         local.fail_next("inbox", status=500)
         with pytest.raises(Retryable):
-            await gateway.poll_inbound(None)
+            await gateway.poll_inbound(datetime.now(UTC))
         local.fail_next("inbox", status=200, raw=b'[{"id":')
         with pytest.raises(Retryable, match="malformed"):
-            await gateway.poll_inbound(None)
+            await gateway.poll_inbound(datetime.now(UTC))
         local.fail_next("inbox", status=200, body={"not": "a list"})
         with pytest.raises(Retryable, match="unexpected"):
-            await gateway.poll_inbound(None)
+            await gateway.poll_inbound(datetime.now(UTC))
 
 
 async def test_status_poll_maps_states_and_skips_unknown_ids(cloud: FakeSmsGate) -> None:

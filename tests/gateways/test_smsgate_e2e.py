@@ -11,8 +11,8 @@ from typing import Any
 from conftest import AGENT, CUSTOMER, GROUP, Harness, telegram_section
 
 from bridge.testing.fake_harness import bridge_config, free_port, running_bridge
-from bridge.testing.fake_smsgate import FakeSmsGate
-from bridge.testing.fake_telegram import FakeTelegram
+from connectors.chat.telegram.fake import FakeTelegram
+from connectors.sms.smsgate.fake import FakeSmsGate
 
 SPEC = json.loads(
     (

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from harness import per_module
 
 from bridge.config import parse_config
 from bridge.errors import (
@@ -22,6 +23,7 @@ from bridge.errors import (
     ConfigError,
     DeliveryError,
     Forbidden,
+    InvalidSender,
     NotFound,
     RateLimited,
     Retryable,
@@ -31,9 +33,9 @@ from bridge.errors import (
     WebhookRejected,
 )
 from bridge.models import OutboundSms, Outbox, Status, WebhookEvents, WebhookRequest
-from bridge.testing.fake_harness import Started, WebhookReceiver, per_module
-from bridge.testing.fake_smsgateway24 import FakeSmsGateway24
-from connectors.sms.smsgateway24 import SmsGateway24, SmsGateway24Config
+from bridge.testing.fake_harness import Started, WebhookReceiver
+from connectors.sms.smsgateway24.client import SmsGateway24, SmsGateway24Config
+from connectors.sms.smsgateway24.fake import FakeSmsGateway24
 
 # One fake and one webhook receiver for the module: a uvicorn stop costs ~0.1 s per server.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -95,6 +97,10 @@ def request(body: bytes, token: str | None = HOOK_TOKEN) -> WebhookRequest:
 
 def parse_captured(gw: SmsGateway24, captured: list[WebhookRequest]) -> WebhookEvents:
     return gw.parse_webhook(captured[-1])
+
+
+def hour_ago() -> datetime:
+    return datetime.now(UTC) - timedelta(hours=1)
 
 
 def sms(id: int = 41, to: str = CUSTOMER, text: str = "On my way", **kw: Any) -> OutboundSms:
@@ -180,7 +186,7 @@ async def test_logs_in_once_by_post_and_reuses_the_token(
     fake: FakeSmsGateway24, gw: SmsGateway24
 ) -> None:
     await gw.send(sms(1))
-    await gw.poll_inbound(None)
+    await gw.poll_inbound(hour_ago())
     await gw.send(sms(2))
     assert fake.logins == 1
     login = next(r for r in fake.requests if r.endpoint == "gettoken")
@@ -211,7 +217,7 @@ async def test_a_refusal_that_does_not_name_the_token_also_means_a_new_login(
     assert [s.customerid for s in fake.sent] == [1, 2]  # the refused call saved nothing
     assert result.provider_id == str(fake.sent[1].id)
     fake.expire_tokens()
-    assert await gw.poll_inbound(None) is not None  # reads are repeated the same way
+    assert await gw.poll_inbound(hour_ago()) == []  # reads are repeated the same way
     assert fake.logins == 3
 
 
@@ -221,7 +227,7 @@ async def test_a_refusal_that_survives_a_new_login_is_raised_as_before(
     fake.token_ttl = 0.0  # every token is dead on arrival
     fake.token_refusal = "Access denied"
     with pytest.raises(Retryable, match="could not list received SMS: Access denied"):
-        await gw.poll_inbound(None)
+        await gw.poll_inbound(hour_ago())
     assert fake.logins == 2  # one new login, no loop
     assert len([r for r in fake.requests if r.endpoint == "getallsms"]) == 2
 
@@ -286,7 +292,7 @@ async def test_wrong_password_is_terminal_with_the_vendor_words_and_no_secret(
 async def test_a_wrong_profile_token_is_terminal(fake: FakeSmsGateway24, connect: Any) -> None:
     gw = await connect(email=None, password=None, token="f" * 32)
     with pytest.raises(Terminal, match="refused our token") as caught:
-        await gw.poll_inbound(None)
+        await gw.poll_inbound(hour_ago())
     assert "f" * 32 not in str(caught.value)
     assert len(fake.requests) == 1
 
@@ -415,9 +421,9 @@ async def test_poll_failures_are_retryable_never_ambiguous(
     await gw.send(sms(1))
     fake.fail_next("getallsms", **fault)
     with pytest.raises(error) as caught:
-        await gw.poll_inbound(None)
+        await gw.poll_inbound(hour_ago())
     assert type(caught.value) is error
-    messages, _cursor = await gw.poll_inbound(None)
+    messages = await gw.poll_inbound(hour_ago())
     assert [m.text for m in messages] == ["hello"]
 
 
@@ -452,14 +458,14 @@ async def test_a_send_that_never_arrived_is_not_found(
 # receiving by polling -------------------------------------------------------------------------
 
 
-async def test_poll_returns_each_incoming_sms_once_with_its_device_and_sim(
+async def test_poll_lists_each_incoming_sms_with_its_device_and_sim(
     fake: FakeSmsGateway24, gw: SmsGateway24
 ) -> None:
     first = fake.receive_sms("0049 157 52982212", "hello", device_id=260, sim=0)
     fake.receive_sms(CUSTOMER, "other phone of the account", device_id=262)
     await gw.send(sms(1))  # an outgoing row is never an incoming SMS
     second = fake.receive_sms(CUSTOMER, "from SIM 2", device_id=261, sim=1)
-    messages, cursor = await gw.poll_inbound(None)
+    messages = await gw.poll_inbound(hour_ago())
     assert [(m.provider_id, m.sender, m.text, m.device, m.sim) for m in messages] == [
         (str(first.id), "+4915752982212", "hello", "260", 1),
         (str(second.id), CUSTOMER, "from SIM 2", "261", 2),
@@ -467,41 +473,28 @@ async def test_poll_returns_each_incoming_sms_once_with_its_device_and_sim(
     assert abs(messages[0].received_at.timestamp() - first.created) < 1  # the zone was applied
     call = [r for r in fake.requests if r.endpoint == "getallsms"][-1]
     assert call.params["status"] == "5"
-    again, cursor = await gw.poll_inbound(cursor)
-    assert again == []
+    # The listing is the same until something new arrives; the core drops what it has.
+    assert await gw.poll_inbound(hour_ago()) == messages
     third = fake.receive_sms(CUSTOMER, "later")
-    later, _ = await gw.poll_inbound(cursor)
-    assert [m.provider_id for m in later] == [str(third.id)]
+    later = await gw.poll_inbound(hour_ago())
+    assert [m.provider_id for m in later] == [str(first.id), str(second.id), str(third.id)]
 
 
-async def test_first_poll_skips_what_is_older_than_the_lookback(
+async def test_poll_asks_from_the_day_before_since_in_any_zone(
     fake: FakeSmsGateway24, gw: SmsGateway24
 ) -> None:
-    fake.receive_sms(CUSTOMER, "two hours ago", created=time.time() - 7200)
-    messages, cursor = await gw.poll_inbound(None)
-    assert messages == []
-    fresh = fake.receive_sms(CUSTOMER, "now")
-    messages, _ = await gw.poll_inbound(cursor)
-    assert [m.provider_id for m in messages] == [str(fresh.id)]
-
-
-async def test_after_days_of_downtime_polling_asks_from_the_cursor_day(
-    fake: FakeSmsGateway24, gw: SmsGateway24
-) -> None:
+    # The account's day may start hours before ours: its rows of "yesterday" are still asked for.
+    since = datetime.now(UTC) - timedelta(days=4)
     old = fake.receive_sms(CUSTOMER, "while we were down", created=time.time() - 3 * 86400)
-    day = (datetime.now(UTC) - timedelta(days=4)).date()
-    messages, cursor = await gw.poll_inbound(f"{old.id - 1}:{day.isoformat()}")
-    assert [m.text for m in messages] == ["while we were down"]
+    fake.receive_sms(CUSTOMER, "a week ago", created=time.time() - 7 * 86400)
+    messages = await gw.poll_inbound(since)
+    assert [m.provider_id for m in messages] == [str(old.id)]
     call = [r for r in fake.requests if r.endpoint == "getallsms"][-1]
-    assert call.params["begindate"] == (day - timedelta(days=1)).isoformat()
-    assert cursor == f"{old.id}:{datetime.now(UTC).date().isoformat()}"
+    assert call.params["begindate"] == (since.date() - timedelta(days=1)).isoformat()
 
 
 async def test_an_empty_account_polls_cleanly(fake: FakeSmsGateway24, gw: SmsGateway24) -> None:
-    messages, cursor = await gw.poll_inbound(None)  # the vendor's PHP answers "smss": []
-    assert messages == []
-    assert cursor is not None
-    assert cursor.startswith("0:")
+    assert await gw.poll_inbound(hour_ago()) == []  # the vendor's PHP answers "smss": []
 
 
 # receiving by webhook -------------------------------------------------------------------------
@@ -672,7 +665,9 @@ async def test_webhooks_are_not_found_without_a_configured_token(connect: Any) -
         (b"[1, 2]", BadRequest, "expected an object"),
         (b'{"address":"+4915752982212","body":"x"}', Unprocessable, "missing field 'sms_id'"),
         (b'{"sms_id":"abc","address":"+491"}', Unprocessable, "field 'sms_id' must be a number"),
-        (b'{"sms_id":1,"body":"x"}', Unprocessable, "missing field 'address'"),
+        (b'{"sms_id":1,"body":"x"}', InvalidSender, "missing field 'address'"),
+        (b'{"sms_id":1,"address":true}', InvalidSender, "field 'address' must be a phone"),
+        (b'{"sms_id":1,"address":"' + b"9" * 40 + b'"}', InvalidSender, "field 'address' is not"),
         (b'{"sms_id":1,"address":"+4915752982212","body":5}', Unprocessable, "'body' must be"),
         (b'{"sms_id":1,"status_id":"sent"}', Unprocessable, "'status_id' must be a number"),
         (b'{"status_id":7}', Unprocessable, "missing field 'sms_id'"),

@@ -10,8 +10,8 @@ from typing import Any
 from conftest import AGENT, CUSTOMER, GROUP, Harness, telegram_section
 
 from bridge.testing.fake_harness import bridge_config, running_bridge
-from bridge.testing.fake_smsgateway24 import FakeSmsGateway24
-from bridge.testing.fake_telegram import FakeTelegram
+from connectors.chat.telegram.fake import FakeTelegram
+from connectors.sms.smsgateway24.fake import FakeSmsGateway24
 
 HOOK_TOKEN = "sg24-e2e-hook-token-0123456789"
 

@@ -14,15 +14,16 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import pytest_asyncio
+from harness import per_module
 from starlette.responses import JSONResponse, Response
 
 from bridge.config import parse_config
 from bridge.errors import Ambiguous, ConfigError, RateLimited, Retryable, Terminal, WebhookRejected
 from bridge.models import OutboundSms, Outbox, Status, WebhookRequest
-from bridge.testing.fake_harness import Started, WebhookReceiver, per_module
-from bridge.testing.fake_smstools import INBOX_NUMBER, FakeSmstools
-from connectors.sms.smstools import Smstools, SmstoolsConfig
-from connectors.sms.smstools_webhooks import map_status
+from bridge.testing.fake_harness import Started, WebhookReceiver
+from connectors.sms.smstools.client import Smstools, SmstoolsConfig
+from connectors.sms.smstools.fake import INBOX_NUMBER, FakeSmstools
+from connectors.sms.smstools.webhooks import map_status
 
 PAYLOADS = Path(__file__).parent / "payloads" / "smstools"
 TOKEN = "smstools-hook-0123456789"
@@ -41,7 +42,7 @@ def payload(name: str) -> dict[str, Any]:
 def _reset(fake: FakeSmstools) -> None:
     fake.reset()
     fake.media_needs_auth = False
-    fake.zone = ZoneInfo("Europe/Brussels")
+    fake.zone = ZoneInfo("UTC")
 
 
 _served, fake = per_module("fake", FakeSmstools, _reset)
@@ -260,77 +261,61 @@ def _auth(fake: FakeSmstools) -> dict[str, str]:
 # receiving by polling ------------------------------------------------------------------------
 
 
-async def test_first_poll_takes_the_lookback_window_then_only_new_messages(
+def hours_ago(hours: float) -> datetime:
+    return datetime.now(UTC) - timedelta(hours=hours)
+
+
+async def test_poll_lists_the_inbox_with_dates_read_in_the_configured_zone(
     fake: FakeSmstools, gateway: Smstools
 ) -> None:
     now = time.time()
-    fake.receive_sms(CUSTOMER, "ancient", at=now - 7200)
+    older = fake.receive_sms(CUSTOMER, "older", at=now - 7200)
     recent = fake.receive_sms(CUSTOMER, "recent", at=now - 60)
-    messages, cursor = await gateway.poll_inbound(None)
-    assert [(m.provider_id, m.text) for m in messages] == [(recent.id, "recent")]
-    sms = messages[0]
+    messages = await gateway.poll_inbound(hours_ago(3))
+    assert {(m.provider_id, m.text) for m in messages} == {
+        (older.id, "older"),
+        (recent.id, "recent"),
+    }
+    sms = next(m for m in messages if m.provider_id == recent.id)
     assert (sms.sender, sms.device, sms.gateway) == (CUSTOMER, OUR_NUMBER, "tools")
-    assert abs(sms.received_at.timestamp() - int(recent.at)) < 1  # local date read in its zone
-    again, cursor2 = await gateway.poll_inbound(cursor)
-    assert again == []
-    assert cursor2 == cursor
-    newer = fake.receive_sms("+32470000002", "newer")
-    messages, _ = await gateway.poll_inbound(cursor2)
-    assert [m.provider_id for m in messages] == [newer.id]
+    assert abs(sms.received_at.timestamp() - int(recent.at)) < 1  # UTC, as the seed shows
     inbox_requests = [r for r in fake.requests if r.path == "/v1/message/inbox"]
     assert all(r.query["type"] == "sms" for r in inbox_requests)
 
 
-async def test_polling_pages_back_until_it_reaches_a_seen_message(
+async def test_polling_pages_back_until_a_row_predates_since(
     fake: FakeSmstools, make: Callable[..., Any]
 ) -> None:
     gateway = await make(page_size=2)
-    fake.receive_sms(CUSTOMER, "seen")
-    _, cursor = await gateway.poll_inbound(None)
-    burst = [fake.receive_sms(CUSTOMER, f"burst {i}") for i in range(5)]
+    now = time.time()
+    for hours in (9, 8, 7):
+        fake.receive_sms(CUSTOMER, f"{hours} hours ago", at=now - hours * 3600)
+    late = fake.receive_sms(CUSTOMER, "listed after newer ones", at=now - 1800)
+    burst = [fake.receive_sms(CUSTOMER, f"burst {i}") for i in range(4)]
     fake.requests.clear()
-    messages, cursor = await gateway.poll_inbound(cursor)
-    assert sorted(m.text for m in messages) == sorted(s.message for s in burst)
+    messages = await gateway.poll_inbound(hours_ago(1))
+    texts = {m.text for m in messages}
+    assert {s.message for s in [*burst, late]} <= texts
+    # Page 3 holds the first row older than ``since``; no page after it is asked for.
     assert [r.query["page"] for r in fake.requests if "inbox" in r.path] == ["1", "2", "3"]
-    fake.requests.clear()
-    one = fake.receive_sms(CUSTOMER, "one more")
-    messages, _ = await gateway.poll_inbound(cursor)
-    assert [m.provider_id for m in messages] == [one.id]
-    assert [r.query["page"] for r in fake.requests if "inbox" in r.path] == ["1"]
+    assert "9 hours ago" not in texts
 
 
-async def test_a_late_row_with_an_earlier_date_is_still_picked_up(
-    fake: FakeSmstools, gateway: Smstools
+@pytest.mark.parametrize("account_zone", ["America/New_York", "Asia/Tokyo"])
+async def test_a_wrong_timezone_shifts_the_dates_only(
+    fake: FakeSmstools, gateway: Smstools, account_zone: str
 ) -> None:
-    fake.receive_sms(CUSTOMER, "first")
-    _, cursor = await gateway.poll_inbound(None)
-    late = fake.receive_sms(CUSTOMER, "stuck at the operator", at=time.time() - 600)
-    messages, cursor = await gateway.poll_inbound(cursor)
-    assert [m.provider_id for m in messages] == [late.id]
-    assert len(json.loads(cursor)["seen"]) == 2  # bounded by date window, not grown forever
-
-
-async def test_a_wrong_timezone_only_costs_the_first_lookback(
-    fake: FakeSmstools, gateway: Smstools
-) -> None:
-    # The account writes New York time; we read it as Brussels: every row looks 6 h old.
-    fake.zone = ZoneInfo("America/New_York")
-    fake.receive_sms(CUSTOMER, "before the bridge")
-    messages, cursor = await gateway.poll_inbound(None)
-    assert messages == []  # outside the lookback as we read it
-    fresh = fake.receive_sms(CUSTOMER, "after the first poll")
-    messages, cursor = await gateway.poll_inbound(cursor)
-    assert [m.provider_id for m in messages] == [fresh.id]
-    assert (await gateway.poll_inbound(cursor))[0] == []
-
-
-async def test_a_corrupt_cursor_falls_back_to_the_lookback_window(
-    fake: FakeSmstools, gateway: Smstools
-) -> None:
-    sms = fake.receive_sms(CUSTOMER, "hello")
-    messages, cursor = await gateway.poll_inbound("not json")
-    assert [m.provider_id for m in messages] == [sms.id]
-    assert json.loads(cursor or "")["seen"] == {sms.id: pytest.approx(int(sms.at))}
+    # The account writes local time; we read it as UTC: rows look hours old or hours ahead.
+    fake.zone = ZoneInfo(account_zone)
+    fresh = fake.receive_sms(CUSTOMER, "just now")
+    offset = datetime.now(fake.zone).utcoffset()
+    assert offset is not None
+    # The core widens ``since`` by the connector's margin, which covers any zone.
+    assert gateway.date_margin >= 14 * 3600
+    since = datetime.now(UTC) - timedelta(seconds=gateway.date_margin)
+    [sms] = await gateway.poll_inbound(since)
+    assert sms.provider_id == fresh.id
+    assert abs(sms.received_at.timestamp() - (fresh.at + offset.total_seconds())) < 1
 
 
 async def test_one_inbox_number_and_an_unknown_one(
@@ -338,12 +323,12 @@ async def test_one_inbox_number_and_an_unknown_one(
 ) -> None:
     gateway = await make(inbox=INBOX_NUMBER)
     fake.receive_sms(CUSTOMER, "to our number")
-    messages, _ = await gateway.poll_inbound(None)
+    messages = await gateway.poll_inbound(hours_ago(1))
     assert [m.text for m in messages] == ["to our number"]
     assert any(r.path == f"/v1/message/inbox/{INBOX_NUMBER}" for r in fake.requests)
     wrong = await make(inbox="3200000000")
     with pytest.raises(Terminal, match="error 132"):
-        await wrong.poll_inbound(None)
+        await wrong.poll_inbound(hours_ago(1))
 
 
 @pytest.mark.parametrize(
@@ -365,7 +350,7 @@ async def test_poll_failures_are_retryable_and_clear(
 ) -> None:
     fake.fail_next("/v1/message/inbox", status=status, raw=raw, retry_after=3)
     with pytest.raises(Retryable) as caught:
-        await gateway.poll_inbound(None)
+        await gateway.poll_inbound(hours_ago(1))
     assert type(caught.value) is error
     assert words in caught.value.reason
     assert not isinstance(caught.value, Ambiguous)  # reading changes nothing at the vendor
@@ -374,12 +359,10 @@ async def test_poll_failures_are_retryable_and_clear(
 async def test_the_documented_inbox_example_parses(fake: FakeSmstools, gateway: Smstools) -> None:
     documented = payload("inbox.json")["response"]
     fake.fail_next("/v1/message/inbox", status=200, body=documented)
-    cursor = json.dumps({"newest": datetime(2024, 1, 1, 11).timestamp(), "seen": {}})
-    messages, _ = await gateway.poll_inbound(cursor)
-    [sms] = messages
+    [sms] = await gateway.poll_inbound(datetime(2024, 1, 1, tzinfo=UTC))
     row = documented["messages"][0]
     assert (sms.provider_id, sms.sender, sms.text) == (row["ID"], "+32470000000", "Hello sms")
-    assert sms.received_at == datetime(2024, 1, 1, 11, tzinfo=UTC)  # 12:00 in Brussels
+    assert sms.received_at == datetime(2024, 1, 1, 12, tzinfo=UTC)  # read as UTC by default
     # and the fake's rows have exactly the documented fields
     fake.receive_sms(CUSTOMER, "x")
     async with httpx.AsyncClient(base_url=fake.base_url) as client:
@@ -396,7 +379,9 @@ async def test_images_of_a_polled_sms_come_from_its_conversation(
     files = (("photo.jpg", "image/jpeg", photo),)
     sms = fake.receive_sms(CUSTOMER, "look", files=files, at=time.time() - 60)
     plain = fake.receive_sms(CUSTOMER, "look")  # the same text a minute later, no image
-    messages, _ = await gateway.poll_inbound(None)
+    listed = await gateway.poll_inbound(hours_ago(1))
+    assert all(m.attachments == () for m in listed)  # the listing has no images
+    messages = await gateway.complete_polled(listed)
     with_image = next(m for m in messages if m.provider_id == sms.id)
     assert next(m for m in messages if m.provider_id == plain.id).attachments == ()
     [attachment] = with_image.attachments
@@ -421,8 +406,18 @@ async def test_a_conversation_refusal_does_not_hold_up_the_text(
 ) -> None:
     fake.receive_sms(CUSTOMER, "hello", files=(("a.png", "image/png", b"png"),))
     fake.fail_next("/v1/conversation/", status=404, body={"error": "133", "errorMsg": "nope"})
-    messages, _ = await gateway.poll_inbound(None)
+    messages = await gateway.complete_polled(await gateway.poll_inbound(hours_ago(1)))
     assert [(m.text, m.attachments) for m in messages] == [("hello", ())]
+
+
+async def test_without_fetch_attachments_no_conversation_is_asked(
+    fake: FakeSmstools, make: Callable[..., Any]
+) -> None:
+    gateway = await make(fetch_attachments=False)
+    fake.receive_sms(CUSTOMER, "hello", files=(("a.png", "image/png", b"png"),))
+    messages = await gateway.complete_polled(await gateway.poll_inbound(hours_ago(1)))
+    assert [(m.text, m.attachments) for m in messages] == [("hello", ())]
+    assert not any(r.path.startswith("/v1/conversation/") for r in fake.requests)
 
 
 # status and history --------------------------------------------------------------------------
@@ -607,7 +602,8 @@ async def test_inbox_message_keys_are_stable_with_a_vendor_date_or_id(
     keys = [e.inbound[0].provider_id for e in hook.events]
     assert keys[0] == keys[1] != keys[2]
     assert keys[3] == sms.id
-    assert hook.events[0].inbound[0].received_at == datetime(2025, 6, 5, 8, 44, 46, tzinfo=UTC)
+    # A zone-less date is read in the configured zone: UTC unless told otherwise.
+    assert hook.events[0].inbound[0].received_at == datetime(2025, 6, 5, 10, 44, 46, tzinfo=UTC)
 
 
 async def test_a_redelivered_sample_without_id_or_date_is_one_sms(gateway: Smstools) -> None:
@@ -699,8 +695,8 @@ async def test_other_webhook_types_are_ignored(fake: FakeSmstools, hook: Receive
 # configuration -------------------------------------------------------------------------------
 
 
-def parse(section: dict[str, Any]) -> None:
-    parse_config(
+def parse(section: dict[str, Any]) -> SmstoolsConfig:
+    config = parse_config(
         {
             "store": {"url": "sqlite:///x.db"},
             "gateways": [section],
@@ -709,6 +705,9 @@ def parse(section: dict[str, Any]) -> None:
         },
         environ={},
     )
+    gateway = config.gateway("tools")
+    assert isinstance(gateway, SmstoolsConfig)
+    return gateway
 
 
 GOOD = {
@@ -735,6 +734,10 @@ GOOD = {
             {"receive": "both", "webhook_token": TOKEN},
             "receive: both is not possible with Smstools",
         ),
+        (
+            {"receive": "webhook", "webhook_token": TOKEN, "safety_poll_interval": 600},
+            "safety_poll_interval must be 0 with Smstools",
+        ),
         ({"page_size": 5000}, "gateways[0].page_size"),
         ({"clientid": "typo"}, "gateways[0].clientid"),
     ],
@@ -748,5 +751,9 @@ async def test_config_errors_name_the_key(change: dict[str, Any], problem: str) 
 
 
 async def test_a_good_config_parses() -> None:
-    parse(GOOD)
-    parse({**GOOD, "sender": "Shop", "receive": "webhook", "webhook_token": TOKEN})
+    polled = parse(GOOD)
+    assert (polled.sender, polled.receive, polled.webhook_token) == ("+32460260667", "poll", None)
+    assert polled.client_secret.get_secret_value() == "s3cr3t-value-xyz"
+    hooked = parse({**GOOD, "sender": "Shop", "receive": "webhook", "webhook_token": TOKEN})
+    assert (hooked.sender, hooked.receive) == ("Shop", "webhook")
+    assert hooked.webhook_token is not None and hooked.webhook_token.get_secret_value() == TOKEN

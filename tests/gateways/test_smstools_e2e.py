@@ -11,8 +11,8 @@ from conftest import AGENT, CUSTOMER, GROUP, Harness, telegram_section
 
 from bridge.app import Bridge
 from bridge.testing.fake_harness import Started, bridge_config
-from bridge.testing.fake_smstools import INBOX_NUMBER, FakeSmstools
-from bridge.testing.fake_telegram import FakeTelegram
+from connectors.chat.telegram.fake import FakeTelegram
+from connectors.sms.smstools.fake import INBOX_NUMBER, FakeSmstools
 
 TOKEN = "smstools-hook-0123456789"
 

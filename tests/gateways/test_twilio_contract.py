@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from harness import per_module
 from pydantic import SecretStr
 from starlette.responses import Response
 
@@ -28,10 +29,10 @@ from bridge.errors import (
     Unprocessable,
 )
 from bridge.models import OutboundSms, Outbox, Status, WebhookRequest
-from bridge.testing.fake_harness import WebhookReceiver, per_module
-from bridge.testing.fake_twilio import AUTH_TOKEN, NUMBER, SERVICE_SID, FakeTwilio, signature
-from connectors.sms import twilio_webhooks as hooks
-from connectors.sms.twilio import Twilio, TwilioConfig
+from bridge.testing.fake_harness import WebhookReceiver
+from connectors.sms.twilio import webhooks as hooks
+from connectors.sms.twilio.client import Twilio, TwilioConfig
+from connectors.sms.twilio.fake import AUTH_TOKEN, NUMBER, SERVICE_SID, FakeTwilio, signature
 
 PAYLOADS = Path(__file__).parent / "payloads" / "twilio"
 CUSTOMER = "+14155552345"
@@ -76,6 +77,10 @@ async def gw(fake: FakeTwilio, receiver: WebhookReceiver) -> AsyncIterator[Twili
 async def started(gateway: Twilio) -> Twilio:
     await gateway.start()
     return gateway
+
+
+def hour_ago() -> datetime:
+    return datetime.now(UTC) - timedelta(hours=1)
 
 
 def sms(text: str = "on my way", to: str = CUSTOMER, id: int = 1, **kw: Any) -> OutboundSms:
@@ -528,32 +533,32 @@ async def test_documented_undelivered_callback_and_unknown_codes() -> None:
 # -- polling -----------------------------------------------------------------------------------
 
 
-async def test_polling_inbound_moves_a_cursor_and_lists_media(fake: FakeTwilio, gw: Twilio) -> None:
+async def test_polling_lists_whole_days_and_media_only_for_what_is_completed(
+    fake: FakeTwilio, gw: Twilio
+) -> None:
     now = time.time()
-    fake.receive_sms(CUSTOMER, "too old", at=now - 7200)
+    fake.receive_sms(CUSTOMER, "days ago", at=now - 3 * 86400)
     first = fake.receive_sms(CUSTOMER, "first", at=now - 60)
     mms = fake.receive_sms("+14155550000", "look", media=[("image/png", b"\x89PNG")], at=now - 30)
     fake.receive_sms(CUSTOMER, "to another number", to="+15559990000", at=now - 20)
     await gw.send(sms("outbound is not inbound"))
     fake.max_page_size = 2
-    messages, cursor = await gw.poll_inbound(None)
-    assert [m.provider_id for m in messages] == [first.sid, mms.sid]
-    assert messages[1].attachments[0].content_type == "image/png"
-    assert await gw.fetch_media(str(messages[1].attachments[0].url)) == (b"\x89PNG", "image/png")
-    assert cursor is not None
+    since = hour_ago()
+    messages = await gw.poll_inbound(since)
+    assert {m.provider_id for m in messages} == {first.sid, mms.sid}
+    assert fake.requests[-1].params["DateSent>"] == since.strftime("%Y-%m-%d")
+    assert all(m.attachments == () for m in messages)
+    media_paths = [r for r in fake.requests if r.path.endswith("/Media.json")]
+    assert media_paths == []  # a listing costs no media calls: most rows are not new
+    [plain] = await gw.complete_polled([m for m in messages if m.provider_id == first.sid])
+    assert plain.attachments == ()
+    assert not any(r.path.endswith("/Media.json") for r in fake.requests)
+    [photo] = await gw.complete_polled([m for m in messages if m.provider_id == mms.sid])
+    assert photo.attachments[0].content_type == "image/png"
+    assert await gw.fetch_media(str(photo.attachments[0].url)) == (b"\x89PNG", "image/png")
     later = fake.receive_sms(CUSTOMER, "later")
-    again, cursor2 = await gw.poll_inbound(cursor)
-    # The cursor's own second is asked again (whole-second dates); the core drops repeats.
-    assert later.sid in [m.provider_id for m in again] and first.sid not in [
-        m.provider_id for m in again
-    ]
-    assert cursor2 is not None and cursor2 >= cursor
-    # A quiet day later the cursor has moved on with the clock, not stayed on the last SMS.
-    fake.reset()
-    _, cursor3 = await gw.poll_inbound("2020-01-01T00:00:00+00:00")
-    assert cursor3 is not None
-    assert datetime.fromisoformat(cursor3) > datetime.now(UTC) - timedelta(minutes=11)
-    assert fake.requests[0].params["DateSent>"] == "2020-01-01"
+    again = await gw.poll_inbound(since)
+    assert {m.provider_id for m in again} == {first.sid, mms.sid, later.sid}
 
 
 async def test_polling_through_a_messaging_service_takes_its_numbers(fake: FakeTwilio) -> None:
@@ -563,7 +568,7 @@ async def test_polling_through_a_messaging_service_takes_its_numbers(fake: FakeT
     try:
         ours = fake.receive_sms(CUSTOMER, "via service", to="+15550001111", service=True)
         fake.receive_sms(CUSTOMER, "not ours", to="+15550002222")
-        messages, _ = await gateway.poll_inbound(None)
+        messages = await gateway.poll_inbound(hour_ago())
     finally:
         await gateway.stop()
     assert [(m.provider_id, m.device) for m in messages] == [(ours.sid, "+15550001111")]
@@ -572,14 +577,14 @@ async def test_polling_through_a_messaging_service_takes_its_numbers(fake: FakeT
 async def test_polling_errors_are_retryable(fake: FakeTwilio, gw: Twilio) -> None:
     fake.fail_next("list", status=502)
     with pytest.raises(Retryable):
-        await gw.poll_inbound(None)
+        await gw.poll_inbound(hour_ago())
     fake.fail_next("list", status=200, raw=b'{"messages": [{"sid"')
     with pytest.raises(Retryable) as caught:
-        await gw.poll_inbound(None)
+        await gw.poll_inbound(hour_ago())
     assert "malformed" in caught.value.reason
     fake.fail_next("list", status=200, body={"unexpected": True})
     with pytest.raises(Retryable):
-        await gw.poll_inbound(None)
+        await gw.poll_inbound(hour_ago())
 
 
 async def test_poll_status_reports_changes_and_reasons(fake: FakeTwilio, gw: Twilio) -> None:

@@ -11,8 +11,8 @@ from conftest import AGENT, GROUP, Harness, telegram_section
 
 from bridge.app import Bridge
 from bridge.testing.fake_harness import Started, bridge_config, free_port
-from bridge.testing.fake_telegram import FakeTelegram
-from bridge.testing.fake_twilio import NUMBER, FakeTwilio
+from connectors.chat.telegram.fake import FakeTelegram
+from connectors.sms.twilio.fake import NUMBER, FakeTwilio
 
 CUSTOMER = "+14155552345"
 TOKEN = "twilio-hook-token-0123456789"

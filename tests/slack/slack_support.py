@@ -10,8 +10,8 @@ from typing import Any
 from conftest import Harness
 
 from bridge.models import Attachment, ChatMessage, InboundSms, WebhookEvents
-from bridge.testing.fake_slack import FakeSlack
-from connectors.chat.slack import SlackChat, SlackConfig
+from connectors.chat.slack.client import SlackChat, SlackConfig
+from connectors.chat.slack.fake import FakeSlack
 
 CHANNEL = "C0SUPPORT"
 AGENT_ID = "U0AGENT"  # on the allow-list

@@ -20,10 +20,15 @@ from slack_support import (
 )
 
 from bridge.models import ChatMessage
-from bridge.testing.fake_slack import FakeSlack
-from connectors.chat.slack import SlackChat, SlackConfig
+from connectors.chat.slack.client import SlackChat, SlackConfig
+from connectors.chat.slack.fake import FakeSlack
 
 ACK_TIMEOUT = 1.5  # Slack's is 3 s; the bridge's look-ups give up well before either
+SLOW = 2.0  # a look-up that takes this long is never waited for
+# The connector waits QUICK (0.5 s) for a look-up, then answers. The bound proves it did not wait
+# for the slow look-up (SLOW); the rest of the room between QUICK and SLOW is for a busy
+# machine, where a tighter bound would fail for the scheduler's delays, not the bridge's.
+IN_TIME = ACK_TIMEOUT
 
 
 @pytest.fixture
@@ -59,15 +64,15 @@ async def test_a_slow_users_info_does_not_hold_up_the_answer(
     chat: SlackChat, slack: FakeSlack, seen: list[ChatMessage]
 ) -> None:
     slack.request_url = "http://127.0.0.1:9/never"  # deliveries below are made by hand
-    slack.slow("users.info", 2.0)
+    slack.slow("users.info", SLOW)
     parent = await chat.open_thread("+1 555-123-4567")
     first = slack.user_message(CHANNEL, AGENT_ID, "one", thread_ts=parent, deliver=False)
-    assert await answer_time(chat, slack, slack.event_of(CHANNEL, first)) < 1.0
+    assert await answer_time(chat, slack, slack.event_of(CHANNEL, first)) < IN_TIME
     assert seen[-1].user.name == AGENT_ID  # not known yet: the id stands in
     # The look-up went on after the answer; the next event has the name without asking again.
     await slack.wait_for(lambda: slack.count("users.info") == 1)
     second = slack.user_message(CHANNEL, AGENT_ID, "two", thread_ts=parent, deliver=False)
-    assert await answer_time(chat, slack, slack.event_of(CHANNEL, second)) < 1.0
+    assert await answer_time(chat, slack, slack.event_of(CHANNEL, second)) < IN_TIME
     assert seen[-1].user.name == "Alex Agent"
     assert slack.count("users.info") == 1
 
@@ -76,9 +81,9 @@ async def test_a_slash_command_falls_back_to_the_user_name_slack_sent(
     chat: SlackChat, slack: FakeSlack, seen: list[ChatMessage]
 ) -> None:
     slack.request_url = "http://127.0.0.1:9/never"
-    slack.slow("users.info", 2.0)
+    slack.slow("users.info", SLOW)
     command = slack.slash_command(CHANNEL, AGENT_ID, "/sms", "+1 555 987 6543 hi")
-    assert await answer_time(chat, slack, command) < 1.0
+    assert await answer_time(chat, slack, command) < IN_TIME
     assert (seen[-1].text, seen[-1].user.name) == ("/sms +1 555 987 6543 hi", "alex.agent")
 
 
@@ -86,7 +91,7 @@ async def test_who_the_bot_is_is_asked_at_start_not_on_the_first_event(
     slack: FakeSlack, seen: list[ChatMessage]
 ) -> None:
     slack.request_url = "http://127.0.0.1:9/never"
-    slack.slow("auth.test", 1.0)
+    slack.slow("auth.test", SLOW)
     platform = SlackChat(SlackConfig.model_validate(slack_section(slack)), None)
 
     async def collect(message: ChatMessage) -> None:
@@ -97,7 +102,7 @@ async def test_who_the_bot_is_is_asked_at_start_not_on_the_first_event(
         assert slack.count("auth.test") == 1  # answered before start() returned
         parent = await platform.open_thread("+1 555-123-4567")
         reply = slack.user_message(CHANNEL, AGENT_ID, "hi", thread_ts=parent, deliver=False)
-        assert await answer_time(platform, slack, slack.event_of(CHANNEL, reply)) < 0.8
+        assert await answer_time(platform, slack, slack.event_of(CHANNEL, reply)) < IN_TIME
         assert [m.text for m in seen] == ["hi"]
         assert slack.count("auth.test") == 1
     finally:

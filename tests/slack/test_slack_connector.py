@@ -14,9 +14,9 @@ from slack_support import AGENT_ID, CHANNEL, slack_section, started_chat, world
 from bridge.config import parse_config
 from bridge.errors import ConfigError, RateLimited, Retryable, Terminal, ThreadGone, Unavailable
 from bridge.models import ChatMessage, Status
-from bridge.testing.fake_slack import FakeSlack
-from connectors.chat.slack import SlackChat, SlackConfig
-from connectors.chat.slack_events import plain_text
+from connectors.chat.slack.client import SlackChat, SlackConfig
+from connectors.chat.slack.events import plain_text
+from connectors.chat.slack.fake import FakeSlack
 
 
 @pytest.fixture

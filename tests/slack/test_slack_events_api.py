@@ -18,7 +18,7 @@ from slack_support import (
     world,
 )
 
-from bridge.testing.fake_slack import FakeSlack, Limits
+from connectors.chat.slack.fake import FakeSlack, Limits
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from slack_support import (
     world,
 )
 
-from bridge.testing.fake_slack import FakeSlack
-from bridge.testing.fake_telegram import FakeTelegram
+from connectors.chat.slack.fake import FakeSlack
+from connectors.chat.telegram.fake import FakeTelegram
 
 
 @pytest.fixture

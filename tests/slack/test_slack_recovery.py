@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from slack_support import AGENT_ID, CHANNEL, SlackHarness, start_slack, world
 
 from bridge.store.schema import chat_messages, threads
-from bridge.testing.fake_slack import FakeSlack
+from connectors.chat.slack.fake import FakeSlack
 
 CUSTOMER = "+15551234567"
 

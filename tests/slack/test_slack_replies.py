@@ -15,7 +15,7 @@ from slack_support import (
     world,
 )
 
-from bridge.testing.fake_slack import FakeSlack
+from connectors.chat.slack.fake import FakeSlack
 
 CUSTOMER = "+15551234567"
 

@@ -16,7 +16,7 @@ from slack_support import (
     world,
 )
 
-from bridge.testing.fake_slack import FakeSlack
+from connectors.chat.slack.fake import FakeSlack
 
 
 @pytest.fixture

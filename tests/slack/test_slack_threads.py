@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from slack_support import CHANNEL, SlackHarness, start_slack, world
 
-from bridge.testing.fake_slack import FakeSlack
+from connectors.chat.slack.fake import FakeSlack
 
 
 @pytest.fixture

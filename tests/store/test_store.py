@@ -40,9 +40,18 @@ def _async(url: str) -> str:
 
 
 async def test_migrations_are_idempotent(store_url: str) -> None:
-    for _ in range(2):
-        opened = await SqlStore.open(_async(store_url))
-        await opened.close()
+    first = await SqlStore.open(_async(store_url))
+    try:
+        assert (await first.ingest([item("g1")]))[0] is not None
+    finally:
+        await first.close()
+    second = await SqlStore.open(_async(store_url))  # migrates again, over the data
+    try:
+        assert await second.ingest([item("g1")]) == [None]  # the first SMS is still there
+        job = await second.next_chat_job("support")
+        assert job is not None and job.text == "hello"  # and so is the work it left
+    finally:
+        await second.close()
 
 
 async def test_ingest_drops_duplicates_by_provider_id_and_event(store: SqlStore) -> None:
@@ -53,6 +62,16 @@ async def test_ingest_drops_duplicates_by_provider_id_and_event(store: SqlStore)
     job = await store.next_chat_job("support")
     assert job is not None and job.kind is JobKind.SMS and job.text == "hello"
     assert ("chat", "support") in store.woken  # type: ignore[attr-defined]
+
+
+async def test_known_inbound_names_the_ids_this_gateway_already_has(store: SqlStore) -> None:
+    ids = [f"g{i}" for i in range(1200)]  # more than one bounded IN list
+    await store.ingest([item(i) for i in ids[::2]])
+    other = dataclasses.replace(sms("g1"), gateway="other")
+    await store.ingest([IngestItem(other, (("support", ("hello",)),))])
+    known = await store.known_inbound("office", [*ids, "never"])
+    assert known == set(ids[::2])  # "g1" is another gateway's
+    assert await store.known_inbound("office", []) == set()
 
 
 async def test_cursor_commits_with_the_sms_or_not_at_all(

@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bridge.testing.fake_slack import FakeSlack, Limits
 from bridge.testing.server import serve
+from connectors.chat.slack.fake import FakeSlack, Limits
 
 CHANNEL = "C0GENERAL"
 HUMAN = "U0HUMAN"

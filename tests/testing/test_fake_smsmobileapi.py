@@ -13,9 +13,10 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from harness import per_module
 
-from bridge.testing.fake_harness import WebhookReceiver, per_module
-from bridge.testing.fake_smsmobileapi import FakeSmsMobileApi
+from bridge.testing.fake_harness import WebhookReceiver
+from connectors.sms.smsmobileapi.fake import FakeSmsMobileApi
 
 KEY = "test-key"
 

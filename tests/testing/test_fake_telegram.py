@@ -18,9 +18,9 @@ from starlette.routing import Route
 from telegram import Bot, Message, ReplyParameters
 from telegram.error import BadRequest, Conflict, NetworkError, RetryAfter
 
-from bridge.testing.fake_telegram import ANY_THREAD, FakeLimits, FakeTelegram
 from bridge.testing.server import serve
-from bridge.testing.telegram_spec import check_object
+from connectors.chat.telegram.fake import ANY_THREAD, FakeLimits, FakeTelegram
+from connectors.chat.telegram.spec import check_object
 
 FORUM = -1001234567890
 GROUP = -1009876543210
@@ -303,12 +303,14 @@ async def test_get_updates_and_confirm(fake: FakeTelegram, bot: Bot) -> None:
 
 
 async def test_long_poll_returns_early(fake: FakeTelegram, bot: Bot) -> None:
+    poll = asyncio.create_task(bot.get_updates(timeout=10))
+    await fake.wait_for(lambda: fake.waiting_polls == 1)  # the poll holds on for an update
     started = time.monotonic()
-    poll = asyncio.create_task(bot.get_updates(timeout=5))
-    await asyncio.sleep(0.1)
     fake.user_message(USER, USER, "wake up")
     updates = await poll
-    assert time.monotonic() - started < 1.0
+    # Well before the poll's 10 s: it answered the update, not its timeout. The room is for a
+    # busy machine, where a tight bound would measure the scheduler.
+    assert time.monotonic() - started < 5.0
     assert updates[0].message is not None
     assert updates[0].message.text == "wake up"
 
@@ -351,11 +353,10 @@ async def test_webhook_push_with_secret_and_retry(fake: FakeTelegram, bot: Bot) 
         assert info.pending_update_count == 0
         assert info.last_error_message is not None
 
-        await bot.delete_webhook()
+        await bot.delete_webhook()  # returns once the pusher has stopped
         fake.user_message(FORUM, 7, "polled")
-        await asyncio.sleep(0.05)
-        assert len(received) == 2
         [polled] = await bot.get_updates()
+        assert len(received) == 2  # not pushed, though the poll gave it a chance
         assert polled.message is not None
         assert polled.message.text == "polled"
     with pytest.raises(BadRequest, match="Secret token contains unallowed characters"):

@@ -1,0 +1,383 @@
+"""Smstools "SMS Gateway API" v1: send, inbox polling, status and history by conversation."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, Literal, Self
+from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import httpx
+from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
+
+from bridge import phone
+from bridge.confbase import GatewayConfigBase, UrlTokenMixin
+from bridge.errors import Ambiguous, RateLimited, Retryable, Terminal
+from bridge.listing import ZONE_MARGIN
+from bridge.models import (
+    DeliveryUpdate,
+    HistoryItem,
+    InboundSms,
+    OutboundSms,
+    Outbox,
+    SendResult,
+    Status,
+    WebhookDoc,
+    WebhookEvents,
+    WebhookRequest,
+)
+from bridge.phone import is_dialable, normalize
+from connectors.http import HttpGateway, retry_after
+from connectors.sms.smstools import webhooks as payloads
+
+log = logging.getLogger(__name__)
+
+LABEL = "Smstools"
+MAX_MEDIA_BYTES = 20 * 1024 * 1024
+MAX_PAGES = 20  # per poll: 40,000 inbox rows between two polls is beyond any human inbox
+_AUTH_CODES = frozenset({"104", "200"})
+_SENDER_NAME = re.compile(r"^[A-Za-z0-9]{1,11}$")
+_SENDER_NUMBER = re.compile(r"^\+[0-9]{3,13}$")
+
+
+class SmstoolsConfig(GatewayConfigBase, UrlTokenMixin):
+    type: Literal["smstools"]
+    client_id: SecretStr
+    client_secret: SecretStr
+    # Required by the vendor: "+32460260667" (a number, with its "+") or a name of <= 11 letters
+    # or digits. Replies to an SMS leave from the number it was sent to, when that is a number.
+    sender: str
+    base_url: HttpUrl = HttpUrl("https://api.smsgatewayapi.com")
+    webhook_token: SecretStr | None = None  # POST /webhooks/sms/<name>/<token>
+    inbox: str | None = None  # poll one inbox number only (/v1/message/inbox/<inbox>)
+    # Of the inbox's zone-less dates: undocumented, UTC in the vendor's own example. Only
+    # shown dates depend on it; what is new never does.
+    timezone: str = "UTC"
+    page_size: int = Field(default=1000, ge=1, le=2000)
+    fetch_attachments: bool = True  # look up images of polled SMS in their conversation
+    # Off, and only off: the safety net tells what the webhooks missed by the inbox ID, which
+    # the inbox_message webhook does not carry (see _receive_ok).
+    safety_poll_interval: float = Field(default=0.0, ge=0, le=86400)
+
+    @field_validator("sender")
+    @classmethod
+    def _sender_ok(cls, value: str) -> str:
+        if _SENDER_NUMBER.match(value) or (_SENDER_NAME.match(value) and not value.isdigit()):
+            return value
+        if value.lstrip("+").isdigit():
+            raise ValueError("a sender number must start with '+' and have at most 13 digits")
+        raise ValueError("a sender name is 1 to 11 letters or digits, nothing else")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone_ok(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (e.g. Europe/Brussels)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _receive_ok(self) -> Self:
+        if self.receive == "both":
+            # A polled SMS is keyed by its inbox ID; the inbox_message webhook carries no ID,
+            # so its key is made from content and time. The two keys never agree, and every
+            # SMS would reach the chat twice.
+            raise ValueError(
+                "receive: both is not possible with Smstools (the inbox_message webhook "
+                "carries no inbox ID, so a polled SMS and the same SMS by webhook cannot be "
+                "recognised as one and each would be posted twice): use receive: poll or "
+                "receive: webhook"
+            )
+        if self.receive == "webhook" and self.safety_poll_interval:
+            raise ValueError(
+                "safety_poll_interval must be 0 with Smstools (the inbox_message webhook "
+                "carries no inbox ID, so the safety-net poll could not tell which SMS the "
+                "webhooks delivered and would post each one twice)"
+            )
+        if self.takes_webhooks and self.webhook_token is None:
+            raise ValueError(
+                f"receive: {self.receive} needs webhook_token (Smstools signs nothing, so the "
+                "secret in the webhook URL is what authenticates it)"
+            )
+        return self
+
+
+class Smstools(HttpGateway):
+    """One Smstools API client (X-Client-Id / X-Client-Secret)."""
+
+    # Handset receipts come later than "sent", so sent SMS are still worth asking about.
+    awaits = (Status.QUEUED, Status.SENT)
+    date_margin = ZONE_MARGIN  # inbox dates carry no zone
+
+    def __init__(self, config: SmstoolsConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self.zone = ZoneInfo(config.timezone)
+
+    async def start(self) -> None:
+        self.open_client(str(self.config.base_url), self.config.timeout)
+
+    def _auth(self) -> dict[str, str]:
+        # Per request, never on the client: media on other hosts must not get our keys.
+        return {
+            "X-Client-Id": self.config.client_id.get_secret_value(),
+            "X-Client-Secret": self.config.client_secret.get_secret_value(),
+        }
+
+    async def _call(
+        self, method: str, path: str, what: str, *, sending: bool = False, **kwargs: Any
+    ) -> dict[str, Any]:
+        """One API call; vendor errors (also inside HTTP 200) become ``bridge.errors``."""
+        unsure = Ambiguous if sending else Retryable
+        try:
+            response = await self.client.request(method, path, headers=self._auth(), **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise Retryable(f"{LABEL} unreachable ({type(exc).__name__})") from None
+        except httpx.TimeoutException as exc:
+            raise unsure(f"{LABEL} timed out ({type(exc).__name__})") from None
+        except httpx.HTTPError as exc:
+            raise unsure(f"{LABEL} connection failed ({type(exc).__name__})") from None
+        status = response.status_code
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        code, words = payloads.vendor_error(body)
+        if status == 429:
+            raise RateLimited(f"{LABEL} rate limit (HTTP 429)", retry_after(response))
+        if status >= 500 or code == "105":
+            text = words or response.reason_phrase
+            # 503 (and a 105 answer) come before the work is done; others may come after.
+            error = Ambiguous if sending and status >= 500 and status != 503 else Retryable
+            raise error(f"{LABEL} server error (HTTP {status}): {text}")
+        if code is not None or status >= 400:
+            label = f"error {code}" if code and code.isdigit() else f"HTTP {status}"
+            text = words or response.reason_phrase
+            raw = code or str(status)
+            if code in _AUTH_CODES or status in (401, 403):
+                raise Terminal(f"{LABEL} refused our credentials ({label}): {text}", raw_status=raw)
+            raise Terminal(f"{LABEL} refused {what} ({label}): {text}", raw_status=raw)
+        if not isinstance(body, dict):
+            raise unsure(f"{LABEL} sent a malformed response to {what} (HTTP {status})")
+        return body
+
+    # sending -----------------------------------------------------------------------------
+
+    async def send(self, sms: OutboundSms) -> SendResult:
+        if not is_dialable(sms.to):
+            raise Terminal(f"{LABEL} can only send to phone numbers, not to {sms.to!r}")
+        payload = {
+            "message": sms.text,
+            "to": sms.to.lstrip("+"),  # Smstools takes digits
+            "sender": self._sender(sms),
+            # Ours, stable across retries; the docs say <= 75 chars on one page, 255 on another.
+            "reference": str(sms.id),
+        }
+        body = await self._call("POST", "/v1/message/send", "the SMS", sending=True, json=payload)
+        ids = body.get("messageids")
+        provider_id = body.get("messageid") or (ids[0] if isinstance(ids, list) and ids else None)
+        if not isinstance(provider_id, str | int) or not str(provider_id).strip():
+            # Accepted or not, we cannot tell: reconciliation looks for it before a resend.
+            raise Ambiguous(f"{LABEL} answered the send without a message id")
+        return SendResult(provider_id=str(provider_id), status=Status.QUEUED, raw_status="accepted")
+
+    def _sender(self, sms: OutboundSms) -> str:
+        # A conversation remembers the number the customer wrote to: answer from it.
+        if sms.device and is_dialable(sms.device) and len(sms.device) <= 14:
+            return sms.device
+        return self.config.sender
+
+    async def find_sent(
+        self, sms: OutboundSms, since: datetime, exclude: frozenset[str] = frozenset()
+    ) -> str | None:
+        """The id of an SMS with this text to this number since ``since``, if it went out."""
+        floor = since.timestamp()
+        found = [
+            (payloads.unix(item.get("unixDatetime")) or 0.0, str(item["messageId"]))
+            for item in await self._conversation(sms.to, self.config.page_size, 1)
+            if item.get("direction") == "outbound"
+            and item.get("messageId") not in (None, "")
+            and item.get("message") == sms.text
+            and (payloads.unix(item.get("unixDatetime")) or 0.0) >= floor
+            and str(item["messageId"]) not in exclude
+        ]
+        return min(found)[1] if found else None
+
+    # receiving ---------------------------------------------------------------------------
+
+    async def poll_inbound(self, since: datetime) -> list[InboundSms]:
+        """Inbox rows back to ``since``.
+
+        Vendor: ``GET /v1/message/inbox?limit=&page=&type=sms`` [doc] has no time or id
+        filter and does not document its order or the zone of its ``date``. Assumed: pages
+        run newest first [inferred], dates are UTC [seed] but may be account-local. So we
+        page until a page reaches back past ``since`` (which the core has widened by
+        ``ZONE_MARGIN``, wider than any zone offset), and the core tells new rows by ``ID``,
+        never by date: a wrong ``timezone`` cannot hide an SMS.
+        """
+        path = "/v1/message/inbox" + (
+            f"/{quote(self.config.inbox, safe='')}" if self.config.inbox else ""
+        )
+        bound = since.timestamp()
+        rows: dict[str, dict[str, Any]] = {}
+        for page in range(1, MAX_PAGES + 1):
+            params = {"limit": str(self.config.page_size), "page": str(page), "type": "sms"}
+            body = await self._call("GET", path, "the inbox request", params=params)
+            listed = body.get("messages")
+            if not isinstance(listed, list):
+                raise Retryable(f"{LABEL} sent an inbox without 'messages'")
+            reached = False
+            for row in listed:
+                if (
+                    not isinstance(row, dict)
+                    or row.get("ID") in (None, "")
+                    or not row.get("sender")
+                ):
+                    continue
+                at = payloads.parse_local(row.get("date"), self.zone)
+                reached = reached or (at is not None and at.timestamp() < bound)
+                rows[str(row["ID"])] = row
+            if reached or len(listed) < self.config.page_size:
+                break
+            if page * self.config.page_size >= _int(body.get("total"), default=1 << 30):
+                break
+        return [sms for key, row in rows.items() if (sms := self._inbound(key, row)) is not None]
+
+    def _inbound(self, key: str, row: dict[str, Any]) -> InboundSms | None:
+        sender = phone.listed_sender(self.name, key, row.get("sender"), "sender")
+        if sender is None:
+            return None
+        receiver = row.get("receiver")
+        at = payloads.parse_local(row.get("date"), self.zone)
+        return InboundSms(
+            gateway=self.name,
+            provider_id=key,
+            sender=sender,
+            text=str(row.get("message") or ""),
+            received_at=at or datetime.now(UTC),
+            device=normalize(str(receiver)) if receiver else None,
+        )
+
+    async def complete_polled(self, messages: list[InboundSms]) -> list[InboundSms]:
+        """Images are only listed in the conversation (``file``): match by local time and text.
+
+        Asked for the new rows only, so a wide poll window costs no conversation calls."""
+        if not self.config.fetch_attachments:
+            return messages
+        items: dict[str, list[dict[str, Any]]] = {}
+        result = []
+        for sms in messages:
+            if not is_dialable(sms.sender):
+                result.append(sms)
+                continue
+            if sms.sender not in items:
+                try:
+                    items[sms.sender] = await self._conversation(sms.sender, 100, 1)
+                except Terminal as exc:
+                    # A number the conversation API refuses must not hold up its text.
+                    log.warning("%s: no attachments for an SMS: %s", self.name, exc.reason)
+                    items[sms.sender] = []
+            when = sms.received_at.astimezone(self.zone).replace(tzinfo=None)
+            match = next(
+                (
+                    item
+                    for item in items[sms.sender]
+                    if item.get("direction") == "inbound"
+                    and item.get("message") == sms.text
+                    and (naive := payloads.parse_naive(item.get("datetime"))) is not None
+                    and abs((naive - when).total_seconds()) <= 2
+                ),
+                None,
+            )
+            files = payloads.attachments(match) if match else ()
+            result.append(replace(sms, attachments=files) if files else sms)
+        return result
+
+    def webhook_docs(self) -> tuple[WebhookDoc, ...]:
+        return payloads.DOCS
+
+    def parse_webhook(self, request: WebhookRequest) -> WebhookEvents:
+        return payloads.parse_webhook(self.name, self.config.webhook_token, self.zone, request)
+
+    async def fetch_media(self, url: str) -> tuple[bytes, str]:
+        """An image of a conversation; our keys go only to the API's own host."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise Terminal(f"{LABEL} attachment has no web address")
+        ours = parts.netloc == urlsplit(str(self.config.base_url)).netloc
+        try:
+            response = await self.client.get(url, headers=self._auth() if ours else None)
+        except httpx.HTTPError as exc:
+            raise Retryable(f"{LABEL} attachment download failed ({type(exc).__name__})") from None
+        if response.status_code == 429:
+            raise RateLimited(f"{LABEL} rate limit (HTTP 429)", retry_after(response))
+        if response.status_code >= 500:
+            raise Retryable(f"{LABEL} attachment download failed (HTTP {response.status_code})")
+        if response.status_code >= 400:
+            raise Terminal(f"{LABEL} attachment is not available (HTTP {response.status_code})")
+        if len(response.content) > MAX_MEDIA_BYTES:
+            raise Terminal(f"{LABEL} attachment is over {MAX_MEDIA_BYTES // 2**20} MB")
+        kind = response.headers.get("content-type", "application/octet-stream")
+        return response.content, kind.split(";")[0].strip()
+
+    # status and history ------------------------------------------------------------------
+
+    async def _conversation(self, number: str, limit: int, page: int) -> list[dict[str, Any]]:
+        path = f"/v1/conversation/{quote(number.lstrip('+'), safe='')}"
+        params = {"limit": str(limit), "page": str(page)}
+        body = await self._call("GET", path, "the conversation request", params=params)
+        items = body.get("conversation")
+        if not isinstance(items, list):
+            raise Retryable(f"{LABEL} sent a conversation without 'conversation'")
+        return [item for item in items if isinstance(item, dict)]
+
+    async def poll_status(self, sent: Sequence[Outbox]) -> list[DeliveryUpdate]:
+        """``deliveryStatus`` of our SMS, read from each number's conversation (newest first)."""
+        by_number: dict[str, dict[str, Outbox]] = {}
+        for sms in sent:
+            if sms.provider_id:
+                by_number.setdefault(sms.to, {})[sms.provider_id] = sms
+        updates: list[DeliveryUpdate] = []
+        for number, wanted in by_number.items():
+            missing = dict(wanted)
+            for page in range(1, 4):  # beyond 3 pages the SMS is too old to still change
+                items = await self._conversation(number, self.config.page_size, page)
+                for item in items:
+                    row = missing.pop(str(item.get("messageId")), None)
+                    if row is None or item.get("direction") != "outbound":
+                        continue
+                    status, raw, reason = payloads.map_status(item.get("deliveryStatus"))
+                    if status.rank > row.status.rank:
+                        updates.append(
+                            DeliveryUpdate(self.name, row.provider_id or "", status, raw, reason)
+                        )
+                if not missing or len(items) < self.config.page_size:
+                    break
+        return updates
+
+    async def history(self, number: str, limit: int) -> list[HistoryItem]:
+        items = await self._conversation(number, min(limit, 2000), 1)
+        history = [
+            HistoryItem(
+                outgoing=item.get("direction") == "outbound",
+                text=str(item.get("message") or ""),
+                at=payloads.item_time(item, self.zone),
+                provider_id=payloads.item_key(item),
+            )
+            for item in items
+        ]
+        epoch = datetime.min.replace(tzinfo=UTC)
+        history.sort(key=lambda item: item.at or epoch)
+        return history[-limit:]
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
