@@ -141,11 +141,15 @@ async def test_a_send_answered_too_late_is_ambiguous_and_find_sent_finds_it(
 # polling ---------------------------------------------------------------------------------
 
 
+def an_hour_ago() -> datetime:
+    return datetime.now(UTC) - timedelta(hours=1)
+
+
 async def test_a_poll_returns_new_sms_with_the_vendors_fields(
     fake: FakeSmsMobileApi, gateway: SmsMobileApi
 ) -> None:
     row = fake.receive_sms("+1 (555) 123-4567", "Is it ready?", alias="Taylor")
-    [sms], _cursor = await gateway.poll_inbound(None)
+    [sms] = await gateway.poll_inbound(an_hour_ago())
     assert (sms.gateway, sms.provider_id, sms.sender, sms.text) == (
         "office",
         row.guid,
@@ -158,15 +162,17 @@ async def test_a_poll_returns_new_sms_with_the_vendors_fields(
     assert (request.path, request.params["apikey"]) == ("/getsms/", fake.api_key)
 
 
-async def test_the_next_poll_from_the_cursor_brings_what_arrived_since(
+async def test_a_poll_asks_from_a_second_before_since_and_lists_late_rows(
     fake: FakeSmsMobileApi, gateway: SmsMobileApi
 ) -> None:
     first = fake.receive_sms(CUSTOMER, "one")
-    found, cursor = await gateway.poll_inbound(None)
-    assert [s.provider_id for s in found] == [first.guid]
-    later = fake.receive_sms(CUSTOMER, "two", timestamp_unix=first.timestamp_unix + 5)
-    again, _ = await gateway.poll_inbound(cursor)
-    assert later.guid in {s.provider_id for s in again}
+    since = datetime.fromtimestamp(first.timestamp_unix, UTC)
+    assert [s.provider_id for s in await gateway.poll_inbound(since)] == [first.guid]
+    assert fake.requests[-1].params["after_timestamp_unix"] == str(first.timestamp_unix - 1)
+    # A second phone syncing late: its row is dated before the one already listed.
+    late = fake.receive_sms(CUSTOMER, "late", timestamp_unix=first.timestamp_unix - 600)
+    again = await gateway.poll_inbound(since - timedelta(hours=1))
+    assert {s.provider_id for s in again} == {first.guid, late.guid}
 
 
 async def test_an_account_answering_in_milliseconds_is_read_in_seconds(
@@ -174,14 +180,16 @@ async def test_an_account_answering_in_milliseconds_is_read_in_seconds(
 ) -> None:
     fake.ms_timestamps = True
     row = fake.receive_sms(CUSTOMER, "ms account")
-    [sms], _ = await gateway.poll_inbound(None)
+    await gateway.poll_inbound(an_hour_ago())  # learns the unit from the answer
+    [sms] = await gateway.poll_inbound(an_hour_ago())
+    assert fake.requests[-1].params["after_timestamp_unix"].endswith("000")
     assert sms.received_at == datetime.fromtimestamp(row.timestamp_unix, UTC)
 
 
 async def test_a_failing_poll_is_retryable(fake: FakeSmsMobileApi, gateway: SmsMobileApi) -> None:
     fake.fail_next("/getsms/", status=500)
     with pytest.raises(Retryable):
-        await gateway.poll_inbound(None)
+        await gateway.poll_inbound(an_hour_ago())
 
 
 # delivery status -------------------------------------------------------------------------
