@@ -20,7 +20,7 @@ from bridge.models import (
     WebhookRequest,
 )
 from bridge.openapi import DATE, ID, NUMBER, TEXT, obj, one_or_many
-from connectors.webhook_auth import check_url_token
+from connectors.webhooks import check_url_token
 
 # Names from iP1's status code page; codes the seed lists without a name (404, 408, 409, 5xx)
 # are described by their group.

@@ -6,7 +6,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from bridge import phone
-from bridge.errors import BadRequest, Forbidden, Unauthenticated, Unprocessable
+from bridge.errors import Forbidden, Unauthenticated, Unprocessable
 from bridge.models import (
     Attachment,
     DeliveryUpdate,
@@ -28,7 +27,7 @@ from bridge.models import (
 )
 from bridge.openapi import DATE, ID, NUMBER, TEXT, header_scheme, obj
 from connectors.sms.smsmobileapi.webhooks import parse_time
-from connectors.webhook_auth import check_timestamp
+from connectors.webhooks import check_timestamp, json_object
 
 # Message states of GET /messages/{id} (ProcessingState) and what they mean to us.
 STATES = {
@@ -132,16 +131,6 @@ def verify(
         raise Unauthenticated("bad signature")
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise BadRequest(f"malformed JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise BadRequest("malformed JSON: expected an object")
-    return data
-
-
 def _field(data: dict[str, Any], key: str, *, allow_empty: bool = False) -> str:
     value = data.get(key)
     if value is None:
@@ -181,7 +170,7 @@ class WebhookParser:
     parts: PartsCounter
 
     def parse(self, request: WebhookRequest) -> WebhookEvents:
-        envelope = _json_object(request.body)
+        envelope = json_object(request.body)
         event_id = _field(envelope, "id")
         event = _field(envelope, "event")
         if event in INBOUND_EVENTS:

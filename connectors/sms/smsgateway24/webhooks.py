@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import mimetypes
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -12,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import SecretStr
 
 from bridge import phone
-from bridge.errors import BadRequest, NotFound, Unprocessable
+from bridge.errors import NotFound, Unprocessable
 from bridge.models import (
     Attachment,
     DeliveryUpdate,
@@ -23,7 +22,7 @@ from bridge.models import (
     WebhookRequest,
 )
 from bridge.openapi import DATE, ID, NUMBER, TEXT, obj
-from connectors.webhook_auth import check_url_token
+from connectors.webhooks import check_url_token, json_object
 
 INCOMING = 5  # the status code of a received SMS in the vendor's one table of messages
 
@@ -121,16 +120,6 @@ def vendor_time(value: Any) -> datetime | None:
         return None
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise BadRequest(f"malformed JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise BadRequest("malformed JSON: expected an object")
-    return data
-
-
 def _id(data: dict[str, Any], key: str) -> int:
     if data.get(key) is None:
         raise Unprocessable(f"missing field '{key}'")
@@ -195,7 +184,7 @@ def parse(
     if token is None:
         raise NotFound("this gateway takes no webhooks (set webhook_token)")
     check_url_token(token, request)
-    data = _json_object(request.body)
+    data = json_object(request.body)
     device = as_int(data.get("device_id"))
     if device is not None and str(device) not in devices:
         return WebhookEvents(ignored=f"device {device} is not one of this gateway's devices")

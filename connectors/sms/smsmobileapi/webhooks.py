@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import SecretStr
 
 from bridge import phone
-from bridge.errors import BadRequest, NotFound, Unauthenticated, Unprocessable
+from bridge.errors import NotFound, Unauthenticated, Unprocessable
 from bridge.models import (
     DeliveryUpdate,
     InboundSms,
@@ -21,7 +20,7 @@ from bridge.models import (
     WebhookRequest,
 )
 from bridge.openapi import DATE, ID, TEXT, header_scheme, obj
-from connectors.webhook_auth import check_timestamp, check_url_token
+from connectors.webhooks import check_timestamp, check_url_token, json_object
 
 _V2_STATUS = {
     "sms.api.submitted": Status.QUEUED,
@@ -40,16 +39,6 @@ def parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise BadRequest(f"malformed JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise BadRequest("malformed JSON: expected an object")
-    return data
 
 
 def _text(data: dict[str, Any], key: str, *, where: str = "", allow_empty: bool = False) -> str:
@@ -77,7 +66,7 @@ def parse_plain(gateway: str, token: SecretStr | None, request: WebhookRequest) 
     if token is None:
         raise NotFound("this gateway has no plain webhook (set webhook_token)")
     check_url_token(token, request)
-    data = _json_object(request.body)
+    data = json_object(request.body)
     guid = _text(data, "guid")
     number = phone.sender(data.get("number"), "number")
     message = _text(data, "message", allow_empty=True)
@@ -113,7 +102,7 @@ def parse_v2(
     if secret is None:
         raise NotFound("this gateway has no signed webhook (set webhook_secret)")
     verify_v2(secret, max_skew, request)
-    envelope = _json_object(request.body)
+    envelope = json_object(request.body)
     event_id = _text(envelope, "id")
     kind = _text(envelope, "type")
     data = envelope.get("data")

@@ -22,7 +22,7 @@ from bridge.models import (
 from bridge.models import WebhookRequest as Request
 from bridge.openapi import DATE, ID, TEXT, UNIX, obj, one_or_many
 from bridge.phone import normalize
-from connectors.webhook_auth import check_url_token
+from connectors.webhooks import check_url_token
 
 # The documented delivery codes and the strings the conversation/history show for them.
 _BY_CODE = {

@@ -1,12 +1,15 @@
-"""Checks shared by gateway webhooks: the secret URL token, and a signed timestamp's window."""
+"""What every gateway webhook shares: the secret URL token, a signed timestamp's window, and
+reading a JSON object body."""
 
 from __future__ import annotations
 
 import hmac
+import json
+from typing import Any
 
 from pydantic import SecretStr
 
-from bridge.errors import Forbidden, Unauthenticated
+from bridge.errors import BadRequest, Forbidden, Unauthenticated
 from bridge.models import WebhookRequest
 
 
@@ -30,3 +33,14 @@ def check_timestamp(stamp: str, received_at: float, max_skew: float, header: str
     if abs(received_at - sent_at) > max_skew:
         raise Unauthenticated(f"stale or future {header} (replay protection)")
     return sent_at
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """A webhook's JSON body, which must be an object; ``BadRequest`` (400) otherwise."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise BadRequest(f"malformed JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadRequest("malformed JSON: expected an object")
+    return data
