@@ -188,14 +188,6 @@ class ChatMessage:
 
 
 @dataclass(frozen=True, slots=True)
-class PostedMessage:
-    """A message the bridge posted into a chat, one id per part."""
-
-    message_ids: tuple[str, ...]
-    thread_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class Conversation:
     """One phone number as seen through one gateway."""
 

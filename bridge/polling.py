@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bridge import storable
 from bridge.confbase import GatewayConfigBase
 from bridge.errors import DeliveryError
 from bridge.listing import read_window
@@ -122,7 +123,8 @@ class Poller:
         except DeliveryError as exc:
             self._failed("inbound", exc.reason)
             return None
-        unique = {sms.provider_id: sms for sms in listed}
+        # Keyed as the store keys them (a long id is stored as its digest).
+        unique = {storable.key(sms.provider_id): sms for sms in listed}
         known = await self.store.known_inbound(self.name, list(unique))
         fresh = [
             sms

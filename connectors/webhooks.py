@@ -1,10 +1,11 @@
-"""What every gateway webhook shares: the secret URL token, a signed timestamp's window, and
-reading a JSON object body."""
+"""What every gateway webhook shares: the secret URL token, a signed timestamp's window,
+reading a JSON object body, and ISO 8601 times."""
 
 from __future__ import annotations
 
 import hmac
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import SecretStr
@@ -44,3 +45,15 @@ def json_object(body: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadRequest("malformed JSON: expected an object")
     return data
+
+
+def iso_time(value: Any) -> datetime | None:
+    """ISO 8601 (``…Z`` or an offset); a time without a zone is taken as UTC. ``None`` for
+    anything else."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -24,8 +24,11 @@ import httpx
 import pytest
 from conftest import CUSTOMER, GROUP, HOOK_TOKEN, Harness, telegram_section
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import ValidationError
+from test_every_gateway import webhook_section
 
 from bridge.app import Bridge
+from bridge.ports import PollsInbound
 from bridge.testing.fake_harness import (
     bridge_config,
     free_port,
@@ -34,6 +37,7 @@ from bridge.testing.fake_harness import (
     polls_ok,
     running_bridge,
 )
+from connectors import GATEWAYS
 from connectors.chat.telegram.fake import FakeTelegram
 from connectors.sms.smsgate.fake import FakeSmsGate
 from connectors.sms.smsgateway24.fake import FakeSmsGateway24
@@ -249,6 +253,26 @@ HOOKS: dict[str, Deliver] = {
     "smsgateway24": lambda fake, row, url: fake.deliver_incoming(url, row),
     "twilio": lambda fake, row, url: fake.deliver_inbound(url, row),
 }
+
+
+async def test_every_registered_gateway_that_lists_is_covered_here() -> None:
+    """The registry decides what is tested: a new gateway that lists what it received gets
+    the tests above, and the safety-net one if its config lets the safety net run."""
+    lists: set[str] = set()
+    takes_safety_net: set[str] = set()
+    for name, kind in GATEWAYS.items():
+        async with kind.fake() as fake:
+            section = webhook_section(name, fake)
+            gateway = kind.factory(kind.config.model_validate(section), "http://127.0.0.1:9/x")
+            if isinstance(gateway, PollsInbound):
+                lists.add(name)
+                try:
+                    kind.config.model_validate(section | {"safety_poll_interval": 600})
+                    takes_safety_net.add(name)
+                except ValidationError:
+                    pass  # refused on purpose (its webhook ids cannot match its listing)
+    assert lists <= {k.name.split("-")[0] for k in KINDS}
+    assert takes_safety_net <= set(HOOKS)
 
 
 @pytest.mark.parametrize("kind", [k for k in KINDS if k.name in HOOKS], ids=list(HOOKS))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-_MISSING = object()
 # (path, type, may be absent); bool is checked before int, since a bool is an int to Python.
 _FIELDS: tuple[tuple[str, type | tuple[type, ...], bool], ...] = (
     ("update_id", int, False),

@@ -27,6 +27,7 @@ from bridge.models import (
 from bridge.phone import is_dialable
 from connectors.http import HttpGateway, request_json
 from connectors.sms.ip1 import webhooks as hooks
+from connectors.webhooks import iso_time
 
 log = logging.getLogger(__name__)
 
@@ -272,9 +273,9 @@ def _created(row: dict[str, Any]) -> datetime | None:
     stamps = [
         stamp
         for status in row.get("statuses") or []
-        if isinstance(status, dict) and (stamp := hooks.parse_time(status.get("created")))
+        if isinstance(status, dict) and (stamp := iso_time(status.get("created")))
     ]
-    return min(stamps) if stamps else hooks.parse_time(row.get("modified"))
+    return min(stamps) if stamps else iso_time(row.get("modified"))
 
 
 def _accepted(body: Any) -> tuple[str | None, int | None]:

@@ -20,7 +20,7 @@ from bridge.models import (
     WebhookRequest,
 )
 from bridge.openapi import DATE, ID, NUMBER, TEXT, obj, one_or_many
-from connectors.webhooks import check_url_token
+from connectors.webhooks import check_url_token, iso_time
 
 # Names from iP1's status code page; codes the seed lists without a name (404, 408, 409, 5xx)
 # are described by their group.
@@ -89,17 +89,6 @@ def reason_of(code: int) -> str | None:
     return f"undeliverable (iP1 status {code})"
 
 
-def parse_time(value: Any) -> datetime | None:
-    """ISO 8601 as iP1 writes it (``2018-10-23T17:43:21Z``); naive times are taken as UTC."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def code_of(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
@@ -115,7 +104,7 @@ def latest_status(row: dict[str, Any]) -> int | None:
     statuses = [s for s in row.get("statuses") or [] if isinstance(s, dict)]
     known = [(s, code_of(s.get("code"))) for s in statuses]
     ranked = [
-        (parse_time(s.get("created")) or datetime.min.replace(tzinfo=UTC), index, code)
+        (iso_time(s.get("created")) or datetime.min.replace(tzinfo=UTC), index, code)
         for index, (s, code) in enumerate(known)
         if code is not None
     ]
@@ -145,10 +134,10 @@ def history_item(row: dict[str, Any], participant: str) -> HistoryItem:
         # The seed's numeric encoding is not explained; 0 = MT and 1 = MO is the contract's
         # reading, used only when the numbers do not say it already.
         outgoing = str(row.get("direction", "")).strip().lower() in ("mt", "0")
-    at = parse_time(row.get("modified"))
+    at = iso_time(row.get("modified"))
     statuses = [s for s in row.get("statuses") or [] if isinstance(s, dict)]
     if statuses:
-        at = parse_time(statuses[0].get("created")) or at
+        at = iso_time(statuses[0].get("created")) or at
     return HistoryItem(
         outgoing=outgoing,
         text=str(row.get("body") or ""),
@@ -209,8 +198,8 @@ def _inbound(gateway: str, item: dict[str, Any], received_at: float) -> InboundS
     listed = item.get("statuses")
     statuses = [s for s in listed if isinstance(s, dict)] if isinstance(listed, list) else []
     at = (
-        (parse_time(statuses[0].get("created")) if statuses else None)
-        or parse_time(item.get("modified"))
+        (iso_time(statuses[0].get("created")) if statuses else None)
+        or iso_time(item.get("modified"))
         or datetime.fromtimestamp(received_at, UTC)
     )
     recipient = item.get("recipient")

@@ -35,7 +35,7 @@ from connectors.http import HttpGateway, request_json
 from connectors.sms.smsgate import webhooks as hooks
 from connectors.sms.smsgate.config import LABEL, SmsGateConfig
 from connectors.sms.smsgate.inbox import Inbox
-from connectors.sms.smsmobileapi.webhooks import parse_time
+from connectors.webhooks import iso_time
 
 __all__ = ["SmsGate", "SmsGateConfig", "create", "webhook_id"]
 
@@ -166,7 +166,7 @@ class SmsGate(HttpGateway):
         token = body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             raise Retryable(f"{LABEL} answered the token request without an access_token")
-        expires = parse_time(body.get("expires_at"))
+        expires = iso_time(body.get("expires_at"))
         return token, expires.timestamp() if expires else time.time() + JWT_TTL
 
     async def _call(self, method: str, path: str, *, sending: bool = False, **kw: Any) -> Any:
@@ -337,7 +337,7 @@ class SmsGate(HttpGateway):
             text = (row.get("textMessage") or {}).get("text")
             if number not in numbers or not isinstance(text, str):
                 continue
-            stamps = [parse_time(v) for v in (row.get("states") or {}).values()]
+            stamps = [iso_time(v) for v in (row.get("states") or {}).values()]
             at = min((s for s in stamps if s is not None), default=None)
             items.append(HistoryItem(True, text, at, str(row.get("id") or "") or None))
         if self.config.mode == "local":

@@ -39,6 +39,29 @@ class SmsGateConfig(GatewayConfigBase, UrlTokenMixin):
     priority: int | None = Field(default=None, ge=-128, le=127)
     skip_phone_validation: bool = False
     max_clock_skew: float = Field(default=300.0, gt=0, le=3600)
+    # Off, and only off: see _one_way_in.
+    safety_poll_interval: float = Field(default=0.0, ge=0, le=86400)
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> Self:
+        # The app's webhook `messageId` and its inbox `id` are made differently (and neither
+        # is unique: both derive from the text), and whether the webhook's `receivedAt` is the
+        # inbox's `createdAt` to the millisecond is not documented. So an SMS seen both ways
+        # could not be recognised as one and would be posted twice. The app retries a webhook
+        # for about two days, which is the safety net here.
+        if self.receive == "both":
+            raise ValueError(
+                "receive: both is not possible with SMSGate (a webhook SMS and the same SMS in "
+                "the phone's inbox carry different ids, so each would be posted twice): use "
+                "receive: poll (mode: local) or receive: webhook"
+            )
+        if self.receive == "webhook" and self.safety_poll_interval:
+            raise ValueError(
+                "safety_poll_interval must be 0 with SMSGate (the inbox ids differ from the "
+                "webhook's, so the safety-net poll would post each SMS twice; the app itself "
+                "retries a webhook for about two days)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -60,7 +83,7 @@ class SmsGateConfig(GatewayConfigBase, UrlTokenMixin):
                 f"receive: {self.receive} needs signing_key (recommended) or webhook_token"
             )
         if self.register_webhooks and not self.takes_webhooks:
-            raise ValueError("register_webhooks needs receive: webhook or both")
+            raise ValueError("register_webhooks needs receive: webhook")
         return self
 
     @property

@@ -14,7 +14,7 @@ from bridge.models import Attachment, InboundSms
 from connectors.http import retry_after
 from connectors.sms.smsgate import webhooks as hooks
 from connectors.sms.smsgate.config import LABEL, SmsGateConfig
-from connectors.sms.smsmobileapi.webhooks import parse_time
+from connectors.webhooks import iso_time
 
 PAGE = 500  # the inbox's largest page
 MAX_PAGES = 40
@@ -63,7 +63,7 @@ class Inbox:
         if kind not in ("SMS", "MMS_DOWNLOADED"):
             return None  # data SMS are machine traffic; a bare MMS is downloaded later
         message_id = row.get("id")
-        created = parse_time(row.get("createdAt"))
+        created = iso_time(row.get("createdAt"))
         if not message_id or created is None:
             return None
         number = phone.listed_sender(

@@ -26,8 +26,7 @@ from bridge.models import (
     WebhookRequest,
 )
 from bridge.openapi import DATE, ID, NUMBER, TEXT, header_scheme, obj
-from connectors.sms.smsmobileapi.webhooks import parse_time
-from connectors.webhooks import check_timestamp, json_object
+from connectors.webhooks import check_timestamp, iso_time, json_object
 
 # Message states of GET /messages/{id} (ProcessingState) and what they mean to us.
 STATES = {
@@ -184,7 +183,7 @@ class WebhookParser:
         payload = _payload(envelope)
         key = "sender" if payload.get("sender") else "phoneNumber"
         sender = phone.sender(payload.get(key), f"payload.{key}", self.region)
-        received = parse_time(payload.get("receivedAt"))
+        received = iso_time(payload.get("receivedAt"))
         if payload.get("receivedAt") is not None and received is None:
             raise Unprocessable("field 'payload.receivedAt' is not a date-time")
         received = received or datetime.fromtimestamp(arrived, UTC)

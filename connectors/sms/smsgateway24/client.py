@@ -265,7 +265,8 @@ class SmsGateway24(HttpGateway):
         nothing finer [doc: unknown]; its ``created`` carries an offset [code]. Assumed: the
         day is in the account's zone, which we do not know, so we ask from one day before
         ``since``'s UTC day. A phone that syncs late gets its rows stored (and dated) when it
-        comes back, which the core's overlap window covers; ids are unique per SMS.
+        comes back, which the core's overlap window covers; ids are unique per SMS and the
+        device webhook's ``sms_id`` is the same id (so the safety net recognises it).
         """
         begin = since.date() - _DAY
         params = {"status": str(hooks.INCOMING), "begindate": begin.isoformat(), "orderbydesc": "0"}

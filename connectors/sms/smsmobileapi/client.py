@@ -26,6 +26,7 @@ from bridge.models import (
 from bridge.phone import normalize
 from connectors.http import HttpGateway, request_json
 from connectors.sms.smsmobileapi import webhooks as hooks
+from connectors.webhooks import iso_time
 
 LABEL = "SMSMobileAPI"
 # Status strings seen in /log/sent/sms/ by third-party code; the response shape is undocumented.
@@ -105,7 +106,8 @@ class SmsMobileApi(HttpGateway):
         ``timestamp_unix`` [doc]; whether the bound is inclusive is not documented, and some
         accounts answer (and filter) in milliseconds [seen]. Assumed: ``timestamp_unix`` is
         the phone's own date of the SMS, so a late sync or a wrong phone clock shows up as an
-        old or future date, which the core's overlap window covers; ``guid`` is unique per SMS.
+        old or future date, which the core's overlap window covers; ``guid`` is unique per SMS
+        and the same in the webhooks (so the safety net recognises what they delivered).
         We ask from one second earlier, in the unit the account answers in.
         """
         after = int(since.timestamp()) - 1
@@ -243,7 +245,7 @@ def _log_update(gateway: str, guid: str, row: dict[str, Any]) -> DeliveryUpdate 
 
 
 def _history_item(message: dict[str, Any]) -> HistoryItem:
-    at = hooks.parse_time(message.get("timestamp_utc")) or hooks.parse_time(message.get("date"))
+    at = iso_time(message.get("timestamp_utc")) or iso_time(message.get("date"))
     return HistoryItem(
         outgoing=message.get("direction") == "outgoing",
         text=str(message.get("message") or ""),

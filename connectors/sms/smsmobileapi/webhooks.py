@@ -20,25 +20,13 @@ from bridge.models import (
     WebhookRequest,
 )
 from bridge.openapi import DATE, ID, TEXT, header_scheme, obj
-from connectors.webhooks import check_timestamp, check_url_token, json_object
+from connectors.webhooks import check_timestamp, check_url_token, iso_time, json_object
 
 _V2_STATUS = {
     "sms.api.submitted": Status.QUEUED,
     "sms.sent": Status.SENT,
     "sms.failed": Status.FAILED,
 }
-
-
-def parse_time(value: Any) -> datetime | None:
-    """ISO 8601 (``…Z``) or ``YYYY-MM-DD HH:MM:SS`` (zone undocumented: taken as UTC)."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip().replace("Z", "+00:00")
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _text(data: dict[str, Any], key: str, *, where: str = "", allow_empty: bool = False) -> str:
@@ -70,7 +58,7 @@ def parse_plain(gateway: str, token: SecretStr | None, request: WebhookRequest) 
     guid = _text(data, "guid")
     number = phone.sender(data.get("number"), "number")
     message = _text(data, "message", allow_empty=True)
-    received = parse_time(data.get("time_received")) or datetime.fromtimestamp(
+    received = iso_time(data.get("time_received")) or datetime.fromtimestamp(
         request.received_at, UTC
     )
     sms = InboundSms(gateway, guid, number, message, received)
@@ -114,8 +102,8 @@ def parse_v2(
             provider_id=_text(data, "guid", where="data."),
             sender=phone.sender(data.get("from"), "data.from"),
             text=_text(data, "message", where="data.", allow_empty=True),
-            received_at=parse_time(data.get("received_at"))
-            or parse_time(envelope.get("occurred_at"))
+            received_at=iso_time(data.get("received_at"))
+            or iso_time(envelope.get("occurred_at"))
             or datetime.fromtimestamp(request.received_at, UTC),
             alias=_label(data.get("alias")),
             device=_label(data.get("device_id")),

@@ -231,7 +231,9 @@ class Smstools(HttpGateway):
             listed = body.get("messages")
             if not isinstance(listed, list):
                 raise Retryable(f"{LABEL} sent an inbox without 'messages'")
-            reached = False
+            # Past the bound only when every dated row of the page is: one late row with an
+            # old date must not end the paging before the newer rows behind it.
+            reached: bool | None = None
             for row in listed:
                 if (
                     not isinstance(row, dict)
@@ -240,12 +242,20 @@ class Smstools(HttpGateway):
                 ):
                     continue
                 at = payloads.parse_local(row.get("date"), self.zone)
-                reached = reached or (at is not None and at.timestamp() < bound)
+                if at is not None:
+                    reached = (reached is not False) and at.timestamp() < bound
                 rows[str(row["ID"])] = row
             if reached or len(listed) < self.config.page_size:
                 break
             if page * self.config.page_size >= _int(body.get("total"), default=1 << 30):
                 break
+        else:
+            log.warning(
+                "%s: %d inbox pages did not reach back to the poll window's start; older "
+                "rows were not read this time",
+                self.name,
+                MAX_PAGES,
+            )
         return [sms for key, row in rows.items() if (sms := self._inbound(key, row)) is not None]
 
     def _inbound(self, key: str, row: dict[str, Any]) -> InboundSms | None:

@@ -204,7 +204,10 @@ class Twilio:
         Vendor: ``Messages.json?DateSent>=YYYY-MM-DD`` filters by whole UTC days, pages by
         ``next_page_uri``, and dates each message by Twilio's own clock [doc]. Assumed: a
         message shows in the list within minutes, which the core's overlap window far
-        exceeds; sids are unique. Media are listed for the new ones only (``complete_polled``).
+        exceeds; sids are unique, and a webhook's ``MessageSid`` is the same sid [doc].
+        Media are listed for the new ones only (``complete_polled``). With a Messaging
+        Service every poll lists the account's messages of a day or two (``poll_overlap``):
+        a shorter overlap or a longer ``poll_interval`` costs fewer API calls.
         """
         params = {"DateSent>": since.strftime("%Y-%m-%d")}
         if self.config.from_number and not self.config.messaging_service_sid:
