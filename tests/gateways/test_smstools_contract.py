@@ -21,9 +21,10 @@ from bridge.config import parse_config
 from bridge.errors import Ambiguous, ConfigError, RateLimited, Retryable, Terminal, WebhookRejected
 from bridge.models import OutboundSms, Outbox, Status, WebhookRequest
 from bridge.testing.fake_harness import Started, WebhookReceiver
-from connectors.sms.smstools.client import Smstools, SmstoolsConfig
+from connectors.sms.smstools.client import Smstools
+from connectors.sms.smstools.config import SmstoolsConfig
 from connectors.sms.smstools.fake import INBOX_NUMBER, FakeSmstools
-from connectors.sms.smstools.webhooks import map_status
+from connectors.sms.smstools.payloads import map_status
 
 PAYLOADS = Path(__file__).parent / "payloads" / "smstools"
 TOKEN = "smstools-hook-0123456789"

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Literal, Self
-from urllib.parse import quote, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import httpx
-from pydantic import Field, HttpUrl, SecretStr, field_validator, model_validator
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from bridge import phone
-from bridge.confbase import GatewayConfigBase, UrlTokenMixin
-from bridge.errors import Ambiguous, RateLimited, Retryable, Terminal
+from bridge.errors import Ambiguous, Retryable, Terminal
 from bridge.listing import ZONE_MARGIN
 from bridge.models import (
     DeliveryUpdate,
@@ -31,80 +26,15 @@ from bridge.models import (
     WebhookRequest,
 )
 from bridge.phone import is_dialable, normalize
-from connectors.http import HttpGateway, retry_after
-from connectors.sms.smstools import webhooks as payloads
+from connectors.http import HttpGateway
+from connectors.sms.smstools import api, payloads
+from connectors.sms.smstools import webhooks as hooks
+from connectors.sms.smstools.api import LABEL
+from connectors.sms.smstools.config import SmstoolsConfig
 
 log = logging.getLogger(__name__)
 
-LABEL = "Smstools"
-MAX_MEDIA_BYTES = 20 * 1024 * 1024
 MAX_PAGES = 20  # per poll: 40,000 inbox rows between two polls is beyond any human inbox
-_AUTH_CODES = frozenset({"104", "200"})
-_SENDER_NAME = re.compile(r"^[A-Za-z0-9]{1,11}$")
-_SENDER_NUMBER = re.compile(r"^\+[0-9]{3,13}$")
-
-
-class SmstoolsConfig(GatewayConfigBase, UrlTokenMixin):
-    type: Literal["smstools"]
-    client_id: SecretStr
-    client_secret: SecretStr
-    # Required by the vendor: "+32460260667" (a number, with its "+") or a name of <= 11 letters
-    # or digits. Replies to an SMS leave from the number it was sent to, when that is a number.
-    sender: str
-    base_url: HttpUrl = HttpUrl("https://api.smsgatewayapi.com")
-    webhook_token: SecretStr | None = None  # POST /webhooks/sms/<name>/<token>
-    inbox: str | None = None  # poll one inbox number only (/v1/message/inbox/<inbox>)
-    # Of the inbox's zone-less dates: undocumented, UTC in the vendor's own example. Only
-    # shown dates depend on it; what is new never does.
-    timezone: str = "UTC"
-    page_size: int = Field(default=1000, ge=1, le=2000)
-    fetch_attachments: bool = True  # look up images of polled SMS in their conversation
-    # Off, and only off: the safety net tells what the webhooks missed by the inbox ID, which
-    # the inbox_message webhook does not carry (see _receive_ok).
-    safety_poll_interval: float = Field(default=0.0, ge=0, le=86400)
-
-    @field_validator("sender")
-    @classmethod
-    def _sender_ok(cls, value: str) -> str:
-        if _SENDER_NUMBER.match(value) or (_SENDER_NAME.match(value) and not value.isdigit()):
-            return value
-        if value.lstrip("+").isdigit():
-            raise ValueError("a sender number must start with '+' and have at most 13 digits")
-        raise ValueError("a sender name is 1 to 11 letters or digits, nothing else")
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone_ok(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (e.g. Europe/Brussels)") from None
-        return value
-
-    @model_validator(mode="after")
-    def _receive_ok(self) -> Self:
-        if self.receive == "both":
-            # A polled SMS is keyed by its inbox ID; the inbox_message webhook carries no ID,
-            # so its key is made from content and time. The two keys never agree, and every
-            # SMS would reach the chat twice.
-            raise ValueError(
-                "receive: both is not possible with Smstools (the inbox_message webhook "
-                "carries no inbox ID, so a polled SMS and the same SMS by webhook cannot be "
-                "recognised as one and each would be posted twice): use receive: poll or "
-                "receive: webhook"
-            )
-        if self.receive == "webhook" and self.safety_poll_interval:
-            raise ValueError(
-                "safety_poll_interval must be 0 with Smstools (the inbox_message webhook "
-                "carries no inbox ID, so the safety-net poll could not tell which SMS the "
-                "webhooks delivered and would post each one twice)"
-            )
-        if self.takes_webhooks and self.webhook_token is None:
-            raise ValueError(
-                f"receive: {self.receive} needs webhook_token (Smstools signs nothing, so the "
-                "secret in the webhook URL is what authenticates it)"
-            )
-        return self
 
 
 class Smstools(HttpGateway):
@@ -122,49 +52,10 @@ class Smstools(HttpGateway):
     async def start(self) -> None:
         self.open_client(str(self.config.base_url), self.config.timeout)
 
-    def _auth(self) -> dict[str, str]:
-        # Per request, never on the client: media on other hosts must not get our keys.
-        return {
-            "X-Client-Id": self.config.client_id.get_secret_value(),
-            "X-Client-Secret": self.config.client_secret.get_secret_value(),
-        }
-
     async def _call(
         self, method: str, path: str, what: str, *, sending: bool = False, **kwargs: Any
     ) -> dict[str, Any]:
-        """One API call; vendor errors (also inside HTTP 200) become ``bridge.errors``."""
-        unsure = Ambiguous if sending else Retryable
-        try:
-            response = await self.client.request(method, path, headers=self._auth(), **kwargs)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise Retryable(f"{LABEL} unreachable ({type(exc).__name__})") from None
-        except httpx.TimeoutException as exc:
-            raise unsure(f"{LABEL} timed out ({type(exc).__name__})") from None
-        except httpx.HTTPError as exc:
-            raise unsure(f"{LABEL} connection failed ({type(exc).__name__})") from None
-        status = response.status_code
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        code, words = payloads.vendor_error(body)
-        if status == 429:
-            raise RateLimited(f"{LABEL} rate limit (HTTP 429)", retry_after(response))
-        if status >= 500 or code == "105":
-            text = words or response.reason_phrase
-            # 503 (and a 105 answer) come before the work is done; others may come after.
-            error = Ambiguous if sending and status >= 500 and status != 503 else Retryable
-            raise error(f"{LABEL} server error (HTTP {status}): {text}")
-        if code is not None or status >= 400:
-            label = f"error {code}" if code and code.isdigit() else f"HTTP {status}"
-            text = words or response.reason_phrase
-            raw = code or str(status)
-            if code in _AUTH_CODES or status in (401, 403):
-                raise Terminal(f"{LABEL} refused our credentials ({label}): {text}", raw_status=raw)
-            raise Terminal(f"{LABEL} refused {what} ({label}): {text}", raw_status=raw)
-        if not isinstance(body, dict):
-            raise unsure(f"{LABEL} sent a malformed response to {what} (HTTP {status})")
-        return body
+        return await api.call(self.client, self.config, method, path, what, sending, **kwargs)
 
     # sending -----------------------------------------------------------------------------
 
@@ -309,31 +200,13 @@ class Smstools(HttpGateway):
         return result
 
     def webhook_docs(self) -> tuple[WebhookDoc, ...]:
-        return payloads.DOCS
+        return hooks.DOCS
 
     def parse_webhook(self, request: WebhookRequest) -> WebhookEvents:
-        return payloads.parse_webhook(self.name, self.config.webhook_token, self.zone, request)
+        return hooks.parse_webhook(self.name, self.config.webhook_token, self.zone, request)
 
     async def fetch_media(self, url: str) -> tuple[bytes, str]:
-        """An image of a conversation; our keys go only to the API's own host."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            raise Terminal(f"{LABEL} attachment has no web address")
-        ours = parts.netloc == urlsplit(str(self.config.base_url)).netloc
-        try:
-            response = await self.client.get(url, headers=self._auth() if ours else None)
-        except httpx.HTTPError as exc:
-            raise Retryable(f"{LABEL} attachment download failed ({type(exc).__name__})") from None
-        if response.status_code == 429:
-            raise RateLimited(f"{LABEL} rate limit (HTTP 429)", retry_after(response))
-        if response.status_code >= 500:
-            raise Retryable(f"{LABEL} attachment download failed (HTTP {response.status_code})")
-        if response.status_code >= 400:
-            raise Terminal(f"{LABEL} attachment is not available (HTTP {response.status_code})")
-        if len(response.content) > MAX_MEDIA_BYTES:
-            raise Terminal(f"{LABEL} attachment is over {MAX_MEDIA_BYTES // 2**20} MB")
-        kind = response.headers.get("content-type", "application/octet-stream")
-        return response.content, kind.split(";")[0].strip()
+        return await api.download(self.client, self.config, url)
 
     # status and history ------------------------------------------------------------------
 
