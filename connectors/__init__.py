@@ -96,7 +96,7 @@ GATEWAYS: dict[str, GatewayKind] = {
     ),
     "smsgateway24": GatewayKind(
         "sms.smsgateway24",
-        "client:SmsGateway24Config",
+        "config:SmsGateway24Config",
         "client:SmsGateway24",
         "fake:FakeSmsGateway24",
         takes_url=False,
@@ -110,7 +110,7 @@ GATEWAYS: dict[str, GatewayKind] = {
     ),
     "smstools": GatewayKind(
         "sms.smstools",
-        "client:SmstoolsConfig",
+        "config:SmstoolsConfig",
         "client:Smstools",
         "fake:FakeSmstools",
         takes_url=False,

@@ -34,7 +34,8 @@ from bridge.errors import (
 )
 from bridge.models import OutboundSms, Outbox, Status, WebhookEvents, WebhookRequest
 from bridge.testing.fake_harness import Started, WebhookReceiver
-from connectors.sms.smsgateway24.client import SmsGateway24, SmsGateway24Config
+from connectors.sms.smsgateway24.client import SmsGateway24
+from connectors.sms.smsgateway24.config import SmsGateway24Config
 from connectors.sms.smsgateway24.fake import FakeSmsGateway24
 
 # One fake and one webhook receiver for the module: a uvicorn stop costs ~0.1 s per server.

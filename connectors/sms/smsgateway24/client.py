@@ -7,12 +7,9 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Self
-
-from pydantic import Field, HttpUrl, SecretStr, model_validator
+from typing import Any
 
 from bridge import logs, phone
-from bridge.confbase import GatewayConfigBase, Strict, UrlTokenMixin
 from bridge.errors import Ambiguous, Retryable, Terminal
 from bridge.models import (
     DeliveryUpdate,
@@ -26,82 +23,18 @@ from bridge.models import (
     WebhookEvents,
     WebhookRequest,
 )
-from bridge.phone import InvalidNumber, normalize
 from connectors.http import HttpGateway, request_json
+from connectors.sms.smsgateway24 import answers
 from connectors.sms.smsgateway24 import webhooks as hooks
+from connectors.sms.smsgateway24.answers import LABEL
+from connectors.sms.smsgateway24.config import SmsGateway24Config
 
 log = logging.getLogger(__name__)
 
-LABEL = "SmsGateway24"
 # Dates the API filters by are days in the account's zone, which we do not know: asking from
 # one day earlier than our UTC day never misses one (the core drops what we already have).
 _DAY = timedelta(days=1)
 _CLOCK_SKEW = timedelta(minutes=5)
-
-
-class DeviceConfig(Strict):
-    device_id: int = Field(gt=0)  # "Device ID" on the vendor's device page
-    sim: Literal[1, 2] = 1  # SIM a new conversation uses (the API's slot 0 or 1)
-
-
-class SmsGateway24Config(GatewayConfigBase, UrlTokenMixin):
-    type: Literal["smsgateway24"]
-    base_url: HttpUrl = HttpUrl("https://smsgateway24.com/getdata")
-    email: str | None = None
-    password: SecretStr | None = None
-    token: SecretStr | None = None  # an API token copied from the profile, instead of a login
-    # The first device is the one new conversations (/sms) use; SMS received by a device not
-    # listed here are not bridged.
-    devices: list[DeviceConfig] = Field(min_length=1)
-    webhook_token: SecretStr | None = None  # device webhooks: /webhooks/sms/<name>/<token>
-    token_max_age: float = Field(default=12 * 3600.0, gt=0)  # lifetime undocumented: log in anew
-    urgent: bool = False  # the vendor's priority flag, meant for one-time passwords
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        if (self.email is None) != (self.password is None):
-            raise ValueError("email and password go together (both, or use token)")
-        if self.email is None and self.token is None:
-            raise ValueError("needs email and password (to log in), or token (from the profile)")
-        ids = [d.device_id for d in self.devices]
-        if len(set(ids)) != len(ids):
-            raise ValueError("devices: each device_id may appear only once")
-        if self.takes_webhooks and self.webhook_token is None:
-            raise ValueError(
-                f"receive: {self.receive} needs webhook_token (the vendor signs nothing, so the "
-                "secret in the webhook URL is what authenticates it)"
-            )
-        return self
-
-
-def _refuses_token(body: dict[str, Any]) -> bool:
-    """An ``error: 1`` answer that names the token: after a new login, no retry will help.
-
-    The wording of a token refusal is undocumented, so this only words the final error; any
-    ``error: 1`` is first answered with a new login (see ``SmsGateway24._call``).
-    """
-    return _error(body) is not None and "token" in str(body.get("message") or "").lower()
-
-
-def _error(body: dict[str, Any]) -> str | None:
-    """The vendor's message when an answer is an application error (HTTP 200), else None."""
-    if body.get("error") in (0, "0", None, False):
-        return None
-    return str(body.get("message") or f"error {body.get('error')}")[:200]
-
-
-def _rows(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """``smss`` is an object keyed by id; PHP writes an empty one as ``[]``."""
-    smss = body.get("smss")
-    if isinstance(smss, dict):
-        items = list(smss.values())
-    elif isinstance(smss, list) or smss is None:
-        items = smss or []
-    else:
-        raise Retryable(f"{LABEL} sent an unexpected SMS list")
-    rows = [row for row in items if isinstance(row, dict) and hooks.as_int(row.get("id"))]
-    rows.sort(key=lambda row: hooks.as_int(row["id"]) or 0)
-    return rows
 
 
 class SmsGateway24(HttpGateway):
@@ -138,7 +71,7 @@ class SmsGateway24(HttpGateway):
         body = await request_json(self.client, "POST", "/gettoken", label=LABEL, data=form)
         if not isinstance(body, dict):
             raise Retryable(f"{LABEL} login sent an unexpected answer (not a JSON object)")
-        if (problem := _error(body)) is not None:
+        if (problem := answers.error(body)) is not None:
             raise Terminal(f"{LABEL} login failed: {problem}", raw_status="error:1")
         token = body.get("token")
         if not isinstance(token, str) or not token.strip():
@@ -173,11 +106,12 @@ class SmsGateway24(HttpGateway):
         """
         token = await self._current_token()
         body = await self._post(endpoint, token, params, sending)
-        if _error(body) is not None and self._can_login:
+        if answers.error(body) is not None and self._can_login:
             token = await self._current_token(stale=token)
             body = await self._post(endpoint, token, params, sending)
-        if _refuses_token(body):
-            raise Terminal(f"{LABEL} refused our token: {_error(body)}", raw_status="error:1")
+        if answers.refuses_token(body):
+            problem = answers.error(body)
+            raise Terminal(f"{LABEL} refused our token: {problem}", raw_status="error:1")
         return body
 
     async def _post(
@@ -223,7 +157,7 @@ class SmsGateway24(HttpGateway):
         if self.config.urgent:
             form["urgent"] = "1"
         body = await self._call("addsms", form, sending=True)
-        if (problem := _error(body)) is not None:
+        if (problem := answers.error(body)) is not None:
             raise Terminal(f"{LABEL} refused the SMS: {problem}", raw_status="error:1")
         sms_id = hooks.as_int(body.get("sms_id"))
         if sms_id is None:
@@ -240,15 +174,15 @@ class SmsGateway24(HttpGateway):
             "begindate": (since.astimezone(UTC).date() - _DAY).isoformat(),
         }
         body = await self._call("getallsms", params)
-        if (problem := _error(body)) is not None:
+        if (problem := answers.error(body)) is not None:
             raise Retryable(f"{LABEL} could not list sent SMS: {problem}")
         floor = since - _CLOCK_SKEW
-        for row in _rows(body):
+        for row in answers.rows(body):
             created = hooks.vendor_time(row.get("created"))
             if (
                 hooks.as_int(row.get("customerid")) == sms.id
                 and hooks.as_int(row.get("status")) != hooks.INCOMING
-                and _same_number(row.get("sendto"), sms.to)
+                and answers.same_number(row.get("sendto"), sms.to)
                 and row.get("body") == sms.text
                 and str(row["id"]) not in exclude
                 and (created is None or created >= floor)
@@ -271,11 +205,11 @@ class SmsGateway24(HttpGateway):
         begin = since.date() - _DAY
         params = {"status": str(hooks.INCOMING), "begindate": begin.isoformat(), "orderbydesc": "0"}
         body = await self._call("getallsms", params)
-        if (problem := _error(body)) is not None:
+        if (problem := answers.error(body)) is not None:
             raise Retryable(f"{LABEL} could not list received SMS: {problem}")
         now = datetime.now(UTC)
         messages: list[InboundSms] = []
-        for row in _rows(body):
+        for row in answers.rows(body):
             if hooks.as_int(row.get("status")) != hooks.INCOMING:
                 continue
             sms = self._inbound(row, hooks.vendor_time(row.get("created")) or now)
@@ -318,7 +252,7 @@ class SmsGateway24(HttpGateway):
                 continue
             asked += 1
             body = await self._call("getsmsstatus", {"sms_id": sms.provider_id})
-            if (problem := _error(body)) is not None:
+            if (problem := answers.error(body)) is not None:
                 # One unknown or deleted SMS must not hold up the others' statuses.
                 problems.append(problem)
                 log.warning("%s: no status for SMS %s: %s", self.name, sms.provider_id, problem)
@@ -339,7 +273,7 @@ class SmsGateway24(HttpGateway):
 
     async def history(self, number: str, limit: int) -> list[HistoryItem]:
         body = await self._call("getallsms", {"phone": number, "orderbydesc": "1"})
-        if (problem := _error(body)) is not None:
+        if (problem := answers.error(body)) is not None:
             raise Terminal(f"{LABEL} could not list the conversation: {problem}")
         items = [
             HistoryItem(
@@ -348,16 +282,8 @@ class SmsGateway24(HttpGateway):
                 at=hooks.vendor_time(row.get("created")),
                 provider_id=str(row["id"]),
             )
-            for row in _rows(body)
-            if _same_number(row.get("sendto"), number)
+            for row in answers.rows(body)
+            if answers.same_number(row.get("sendto"), number)
             and str(hooks.as_int(row.get("deviceid"))) in self.devices
         ]
         return items[-limit:] if limit > 0 else []
-
-
-def _same_number(raw: Any, number: str) -> bool:
-    """The API keeps numbers as typed ("+49 157 ..."); compare them as E.164."""
-    try:
-        return normalize(str(raw or "")) == number
-    except InvalidNumber:
-        return False
