@@ -27,9 +27,10 @@ from bridge.errors import (
 )
 from bridge.models import OutboundSms, Outbox, Status, WebhookRequest
 from bridge.ports import PollsInbound
-from connectors.sms.smsgate.client import SmsGate, SmsGateConfig, SmsGateLocal, create, webhook_id
+from connectors.sms.smsgate.client import SmsGate, SmsGateConfig, SmsGateLocal, create
 from connectors.sms.smsgate.fake import FakeSmsGate
 from connectors.sms.smsgate.fake_phone import sign
+from connectors.sms.smsgate.registration import webhook_id
 
 PAYLOADS = Path(__file__).parent / "payloads" / "smsgate"
 SPEC = json.loads((PAYLOADS / "android-sms-gateway.swagger.json").read_text())

@@ -1,23 +1,18 @@
 """SMSGate for Android (capcom6): send with our id, webhooks, status polling, history.
 
-The inbox (polling and MMS media) lives in ``smsgate_inbox``.
+Beside it: the inbox (polling and MMS media) in ``inbox``, credentials in ``auth``, webhook
+registration in ``registration``, message states in ``states``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import contextlib
-import hashlib
-import logging
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
-from bridge.errors import ConfigError, DeliveryError, Retryable, Terminal
+from bridge.errors import ConfigError, Retryable, Terminal
 from bridge.models import (
     DeliveryUpdate,
     HistoryItem,
@@ -30,25 +25,16 @@ from bridge.models import (
     WebhookEvents,
     WebhookRequest,
 )
-from bridge.phone import normalize
 from connectors.http import HttpGateway, request_json
+from connectors.sms.smsgate import states
 from connectors.sms.smsgate import webhooks as hooks
+from connectors.sms.smsgate.auth import Auth
 from connectors.sms.smsgate.config import LABEL, SmsGateConfig
 from connectors.sms.smsgate.inbox import Inbox
+from connectors.sms.smsgate.registration import Registration
 from connectors.webhooks import iso_time
 
-__all__ = ["SmsGate", "SmsGateConfig", "create", "webhook_id"]
-
-log = logging.getLogger(__name__)
-
-JWT_SCOPES = ("messages:send", "messages:read", "messages:list", "inbox:list", "webhooks:write")
-JWT_TTL = 3600
-
-
-def webhook_id(gateway: str, event: str) -> str:
-    """A stable id (≤ 36 chars) per gateway and event: registering again replaces, never adds."""
-    digest = hashlib.sha256(gateway.encode()).hexdigest()[:10]
-    return f"smsbridge-{digest}-{event.replace(':', '-')}"
+__all__ = ["SmsGate", "SmsGateConfig", "create"]
 
 
 def create(config: SmsGateConfig, public_url: str | None) -> SmsGate:
@@ -75,19 +61,16 @@ class SmsGate(HttpGateway):
         self.config = config
         self.name = config.name
         self.api_base = config.api_base
-        self._public_url = public_url
-        self._jwt: tuple[str, float] | None = None  # (token, expires at, unix)
-        self._jwt_lock = asyncio.Lock()
-        self._register_task: asyncio.Task[None] | None = None
+        self._auth = Auth(config)
         self.inbox = Inbox(config, self.api_base, self._call, self._get)
         self._hooks = hooks.WebhookParser(
             config.name,
             config.message_id_prefix,
             config.region,
             self.inbox.media_url,
-            hooks.PartsCounter(),
+            states.PartsCounter(),
         )
-        self.registered: list[str] = []
+        self.webhooks = Registration(config, public_url, self._call)
 
     # lifecycle --------------------------------------------------------------------------------
 
@@ -95,79 +78,16 @@ class SmsGate(HttpGateway):
         self.open_client(self.api_base, self.config.timeout)
         if self.config.register_webhooks:
             try:
-                await self.register_webhooks()
-            except Retryable as exc:
-                # A phone that is offline now must not stop the bridge: keep trying.
-                log.warning("%s: webhooks not registered yet: %s", self.name, exc.reason)
-                self._register_task = asyncio.create_task(self._register_later())
+                await self.webhooks.start()
             except BaseException:
                 await self.stop()  # refused for good (credentials, URL): nothing left open
                 raise
 
     async def stop(self) -> None:
-        if self._register_task is not None:
-            self._register_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._register_task
+        await self.webhooks.stop()
         await super().stop()
 
-    async def _register_later(self) -> None:
-        delay = 10.0
-        while True:
-            await asyncio.sleep(delay)
-            try:
-                await self.register_webhooks()
-            except DeliveryError as exc:
-                log.warning("%s: webhooks not registered yet: %s", self.name, exc.reason)
-                delay = min(delay * 2, 300.0)
-            else:
-                log.info("%s: webhooks registered", self.name)
-                return
-
-    async def register_webhooks(self) -> None:
-        """One webhook per event, with stable ids (``POST /webhooks`` replaces by id)."""
-        assert self._public_url is not None
-        url = self._public_url
-        if self.config.webhook_token is not None:
-            url = f"{url}/{self.config.webhook_token.get_secret_value()}"
-        for event in (*hooks.INBOUND_EVENTS, *hooks.STATUS_EVENTS):
-            hook = {"id": webhook_id(self.name, event), "url": url, "event": event}
-            await self._call("POST", "/webhooks", json=hook)
-            if hook["id"] not in self.registered:
-                self.registered.append(hook["id"])
-
     # HTTP -------------------------------------------------------------------------------------
-
-    async def _auth(self, renew: bool = False) -> dict[str, str]:
-        config = self.config
-        if config.auth == "basic":
-            assert config.username is not None
-            assert config.password is not None
-            raw = f"{config.username}:{config.password.get_secret_value()}".encode()
-            return {"Authorization": f"Basic {base64.b64encode(raw).decode()}"}
-        if config.token is not None:
-            return {"Authorization": f"Bearer {config.token.get_secret_value()}"}
-        async with self._jwt_lock:
-            if renew or self._jwt is None or self._jwt[1] - 60 < time.time():
-                self._jwt = await self._new_jwt()
-            return {"Authorization": f"Bearer {self._jwt[0]}"}
-
-    async def _new_jwt(self) -> tuple[str, float]:
-        assert self.config.username is not None
-        assert self.config.password is not None
-        body = await request_json(
-            self.client,
-            "POST",
-            "/auth/token",
-            label=LABEL,
-            auth=(self.config.username, self.config.password.get_secret_value()),
-            json={"ttl": JWT_TTL, "scopes": list(JWT_SCOPES)},
-        )
-        token = body.get("access_token") if isinstance(body, dict) else None
-        if not isinstance(token, str) or not token:
-            raise Retryable(f"{LABEL} answered the token request without an access_token")
-        expires = iso_time(body.get("expires_at"))
-        return token, expires.timestamp() if expires else time.time() + JWT_TTL
 
     async def _call(self, method: str, path: str, *, sending: bool = False, **kw: Any) -> Any:
         try:
@@ -177,7 +97,7 @@ class SmsGate(HttpGateway):
                 path,
                 label=LABEL,
                 sending=sending,
-                headers=await self._auth(),
+                headers=await self._auth.headers(self.client),
                 **kw,
             )
         except Terminal as exc:
@@ -190,13 +110,13 @@ class SmsGate(HttpGateway):
             path,
             label=LABEL,
             sending=sending,
-            headers=await self._auth(renew=True),
+            headers=await self._auth.headers(self.client, renew=True),
             **kw,
         )
 
     async def _get(self, path: str) -> httpx.Response:
         """A raw GET with our credentials, for answers that are not JSON (media)."""
-        return await self.client.get(path, headers=await self._auth())
+        return await self.client.get(path, headers=await self._auth.headers(self.client))
 
     # send -------------------------------------------------------------------------------------
 
@@ -237,7 +157,7 @@ class SmsGate(HttpGateway):
 
     def _result(self, message_id: str, answer: dict[str, Any]) -> SendResult:
         raw = str(answer.get("state") or "Pending")
-        status = hooks.STATES.get(raw, Status.QUEUED)
+        status = states.STATES.get(raw, Status.QUEUED)
         return SendResult(str(answer.get("id") or message_id), status, raw)
 
     async def _already_there(self, sms: OutboundSms, message_id: str) -> SendResult:
@@ -256,11 +176,7 @@ class SmsGate(HttpGateway):
                 raise
             return SendResult(message_id, Status.QUEUED, "409")
         if isinstance(state, dict) and not state.get("isHashed"):
-            numbers = {
-                normalize(str(r.get("phoneNumber")), self.config.region)
-                for r in state.get("recipients") or []
-                if isinstance(r, dict) and r.get("phoneNumber")
-            }
+            numbers = states.recipients(state, self.config.region)
             stored = state.get("textMessage")
             text = stored.get("text") if isinstance(stored, dict) else None
             other = None
@@ -292,10 +208,10 @@ class SmsGate(HttpGateway):
             if not isinstance(state, dict):
                 raise Retryable(f"{LABEL} answered a status request with an unexpected answer")
             raw = str(state.get("state") or "")
-            status = hooks.STATES.get(raw)
+            status = states.STATES.get(raw)
             if status is None or (status is sms.status and raw == sms.raw_status):
                 continue
-            reason = hooks.state_reason(state) if status is Status.FAILED else None
+            reason = states.state_reason(state) if status is Status.FAILED else None
             if status is Status.FAILED and reason is None:
                 reason = "cancelled" if raw == "Cancelled" else "the phone reported a failure"
             updates.append(DeliveryUpdate(self.name, sms.provider_id, status, raw, reason))
@@ -329,11 +245,7 @@ class SmsGate(HttpGateway):
         for row in sent if isinstance(sent, list) else []:
             if not isinstance(row, dict) or row.get("isHashed"):
                 continue
-            numbers = {
-                normalize(str(r.get("phoneNumber")), self.config.region)
-                for r in row.get("recipients") or []
-                if isinstance(r, dict) and r.get("phoneNumber")
-            }
+            numbers = states.recipients(row, self.config.region)
             text = (row.get("textMessage") or {}).get("text")
             if number not in numbers or not isinstance(text, str):
                 continue

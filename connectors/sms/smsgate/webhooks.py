@@ -1,4 +1,4 @@
-"""SMSGate for Android webhooks: signature check, envelope parsing, status mapping, MMS parts."""
+"""SMSGate for Android webhooks: URL token and signature check, envelope parsing, MMS parts."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,22 +25,12 @@ from bridge.models import (
     WebhookRequest,
 )
 from bridge.openapi import DATE, ID, NUMBER, TEXT, header_scheme, obj
+from connectors.sms.smsgate.states import PartsCounter
 from connectors.webhooks import check_timestamp, iso_time, json_object
 
-# Message states of GET /messages/{id} (ProcessingState) and what they mean to us.
-STATES = {
-    "Pending": Status.QUEUED,
-    "Processed": Status.QUEUED,  # handed to Android's SMS API, not yet sent
-    "Cancelling": Status.QUEUED,
-    "Sent": Status.SENT,
-    "Delivered": Status.DELIVERED,
-    "Failed": Status.FAILED,
-    "Cancelled": Status.FAILED,
-}
 # Events we register and bridge; the others are valid but answered "ignored".
 INBOUND_EVENTS = ("sms:received", "mms:downloaded")
 STATUS_EVENTS = ("sms:sent", "sms:delivered", "sms:failed")
-MAX_TRACKED = 10_000  # messages whose delivered parts we count; old ones fall out first
 
 
 def inbound_key(message_id: str, received_at: datetime, sender: str) -> str:
@@ -52,53 +41,6 @@ def inbound_key(message_id: str, received_at: datetime, sender: str) -> str:
     """
     key = f"{message_id}@{int(received_at.timestamp() * 1000)}/{sender}"
     return key if len(key) <= 200 else hashlib.sha256(key.encode()).hexdigest()
-
-
-def state_reason(body: dict[str, Any]) -> str | None:
-    """The failure reason of a message state: the first recipient's ``error``."""
-    for recipient in body.get("recipients") or []:
-        if isinstance(recipient, dict) and recipient.get("error"):
-            return str(recipient["error"])[:200]
-    return None
-
-
-@dataclass
-class _Parts:
-    total: int | None = None
-    delivered: set[str] = field(default_factory=set)  # event ids, so a redelivery counts once
-
-
-class PartsCounter:
-    """``sms:delivered`` fires once per SMS part: a message is delivered when all of them are.
-
-    Held in memory: after a restart a half-counted message stays "sent" until the status poll
-    (``GET /messages/{id}``, which aggregates the parts) says delivered.
-    """
-
-    def __init__(self, limit: int = MAX_TRACKED) -> None:
-        self._limit = limit
-        self._messages: OrderedDict[str, _Parts] = OrderedDict()
-
-    def _get(self, message_id: str) -> _Parts:
-        parts = self._messages.pop(message_id, None) or _Parts()
-        self._messages[message_id] = parts
-        while len(self._messages) > self._limit:
-            self._messages.popitem(last=False)
-        return parts
-
-    def sent(self, message_id: str, total: int | None) -> None:
-        if total:
-            self._get(message_id).total = total
-
-    def delivered(
-        self, message_id: str, event_id: str, total: int | None
-    ) -> tuple[int, int | None]:
-        """Record one delivered part; (parts delivered so far, parts in all or None)."""
-        parts = self._get(message_id)
-        if total:
-            parts.total = total
-        parts.delivered.add(event_id)
-        return len(parts.delivered), parts.total
 
 
 def verify(
