@@ -16,7 +16,7 @@ from conftest import AGENT, CUSTOMER, GROUP, HOOK_TOKEN, STRANGER, Harness
 from bridge import logs
 from bridge.store.schema import outbox
 from connectors.chat.telegram.fake import FakeTelegram
-from connectors.chat.telegram.fake_state import thread_of
+from connectors.chat.telegram.fake_records import thread_of
 from connectors.sms.smsmobileapi.fake import FakeSmsMobileApi
 
 REFUSAL = "not allowed"

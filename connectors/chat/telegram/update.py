@@ -1,4 +1,5 @@
-"""The fields the bridge reads of a Telegram update, checked: PTB converts without checking.
+"""Reading a Telegram update: its fields checked (PTB converts without checking), and the
+message in it translated for the core.
 
 Telegram itself never sends a wrong type, but a webhook endpoint takes whatever comes with the
 secret, and a list where text belongs would otherwise fail deep in the core (a 5xx).
@@ -6,7 +7,12 @@ secret, and a list where text belongs would otherwise fail deep in the core (a 5
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from bridge.models import ChatMessage, ChatUser
+
+if TYPE_CHECKING:
+    from telegram import Message
 
 # (path, type, may be absent); bool is checked before int, since a bool is an int to Python.
 _FIELDS: tuple[tuple[str, type | tuple[type, ...], bool], ...] = (
@@ -54,3 +60,60 @@ def problem(update: Any) -> str | None:
         if not isinstance(value, kind):
             return path
     return None
+
+
+def translate(
+    message: Message, *, chat: str, bot_id: int, threaded: bool, edited: bool, event_id: str
+) -> ChatMessage | None:
+    """A message as the core sees it; None for service messages (topic created, joins, …)."""
+    has_media = bool(
+        message.photo
+        or message.document
+        or message.sticker
+        or message.voice
+        or message.video
+        or message.video_note
+        or message.animation
+        or message.audio
+        or message.contact
+        or message.location
+    )
+    text = message.text if message.text is not None else message.caption
+    if text is None and not has_media:
+        return None  # service messages: topic created/closed, members joined, …
+    # message_thread_id is also set on plain reply chains: only is_topic_message means a topic.
+    thread = str(message.message_thread_id) if message.is_topic_message else None
+    reply = message.reply_to_message
+    reply_to = context = None
+    if reply is not None:
+        ours = reply.from_user is not None and reply.from_user.id == bot_id
+        if reply.forum_topic_created is not None:
+            # In a topic Telegram points at the topic's first message when there is no
+            # explicit reply; if we created the topic, its name names the number.
+            context = reply.forum_topic_created.name if ours else None
+        else:
+            reply_to = str(reply.message_id)
+            context = (reply.text or None) if ours and not threaded else None
+    sender = message.from_user
+    if sender is not None:
+        user = ChatUser(
+            str(sender.id), sender.full_name or sender.username or str(sender.id), sender.is_bot
+        )
+    else:  # an anonymous admin or a channel: never on an allow-list of user ids
+        origin = message.sender_chat
+        user = ChatUser(
+            f"chat:{origin.id if origin else 0}",
+            origin.title or "anonymous" if origin else "anonymous",
+        )
+    return ChatMessage(
+        chat=chat,
+        message_id=str(message.message_id),
+        thread_id=thread,
+        reply_to=reply_to,
+        user=user,
+        text=text,
+        edited=edited,
+        has_media=has_media,
+        event_id=event_id,
+        context=context,
+    )
