@@ -127,7 +127,7 @@ class SmsWorker(Worker):
         self.name = f"sms:{gateway.name}"
 
     async def step(self) -> float | None:
-        pending = await self.store.next_outbox(self.gateway.name)
+        pending = await self.store.outbound.next_pending(self.gateway.name)
         if pending is None:
             return IDLE_POLL
         wait = pending.next_attempt_at - time.time()
@@ -139,7 +139,7 @@ class SmsWorker(Worker):
             since = sms.attempt_started_at
             assert since is not None
             try:
-                claimed = await self.store.claimed_provider_ids(sms)
+                claimed = await self.store.outbound.claimed_provider_ids(sms)
                 found = await self.gateway.find_sent(
                     sms.to_outbound(), since - timedelta(seconds=30), claimed
                 )
@@ -152,14 +152,14 @@ class SmsWorker(Worker):
                 log.info(
                     "%s: SMS %s had gone out before the restart (%s)", self.name, sms.id, found
                 )
-                await self.store.record_sent(sms.id, self.gateway.name, SendResult(found))
+                await self.store.outbound.record_sent(sms.id, self.gateway.name, SendResult(found))
                 self.metrics.sms_sent.labels(self.gateway.name, "reconciled").inc()
                 return None
-        await self.store.begin_attempt(sms.id)
+        await self.store.outbound.begin_attempt(sms.id)
         try:
             result = await self.gateway.send(sms.to_outbound())
         except Terminal as exc:
-            await self.store.fail_outbound(sms.id, exc.reason, exc.raw_status)
+            await self.store.outbound.fail(sms.id, exc.reason, exc.raw_status)
             self.metrics.sms_sent.labels(self.gateway.name, "failed").inc()
             log.warning("%s: SMS %s failed: %s", self.name, sms.id, exc.reason)
             return None
@@ -183,7 +183,7 @@ class SmsWorker(Worker):
             )
             return None
         self.last_error = None
-        await self.store.record_sent(sms.id, self.gateway.name, result)
+        await self.store.outbound.record_sent(sms.id, self.gateway.name, result)
         self.metrics.sms_sent.labels(self.gateway.name, "accepted").inc()
         return None
 
@@ -199,11 +199,11 @@ class SmsWorker(Worker):
         self.last_error = reason
         if time.time() + delay - created > self.expiry:
             hours = self.expiry / 3600
-            await self.store.fail_outbound(
+            await self.store.outbound.fail(
                 outbox_id, f"gave up after {attempts} attempts in {hours:g} h: {reason}", None
             )
             self.metrics.sms_sent.labels(self.gateway.name, "expired").inc()
             return
         log.info("%s: SMS %s will be retried in %.0f s: %s", self.name, outbox_id, delay, reason)
         self.metrics.sms_sent.labels(self.gateway.name, "retry").inc()
-        await self.store.retry_later(outbox_id, delay, reason, maybe_sent=maybe_sent)
+        await self.store.outbound.retry_later(outbox_id, delay, reason, maybe_sent=maybe_sent)

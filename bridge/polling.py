@@ -115,7 +115,7 @@ class Poller:
         assert isinstance(self.gateway, PollsInbound)
         started = time.time()
         window = read_window(
-            await self.store.get_cursor(cursor_name), started, self.config.first_poll_lookback
+            await self.store.cursors.get(cursor_name), started, self.config.first_poll_lookback
         )
         margin = self.gateway.date_margin
         try:
@@ -125,7 +125,7 @@ class Poller:
             return None
         # Keyed as the store keys them (a long id is stored as its digest).
         unique = {storable.key(sms.provider_id): sms for sms in listed}
-        known = await self.store.known_inbound(self.name, list(unique))
+        known = await self.store.inbound.known(self.name, list(unique))
         fresh = [
             sms
             for key, sms in unique.items()
@@ -151,7 +151,7 @@ class Poller:
 
     async def poll_status(self) -> None:
         assert isinstance(self.gateway, PollsStatus)
-        waiting = await self.store.awaiting_status(
+        waiting = await self.store.outbound.awaiting_status(
             self.name, STATUS_MAX_AGE, self.gateway.awaits, STATUS_PAGE, self._status_after
         )
         # A short page ends the round: the next poll starts again from the oldest.

@@ -81,7 +81,7 @@ class ChatWorker(Worker):
         self._unsaved: set[int] = set()  # threads opened but not yet recorded in the store
         self._running: dict[object, asyncio.Task[bool]] = {}
         # Posts finishing together (one per conversation group) are recorded in one commit.
-        self._record: GroupCommit[PostDone, None] = GroupCommit(store.complete_posts)
+        self._record: GroupCommit[PostDone, None] = GroupCommit(store.jobs.complete_posts)
         self._left_over = False  # the last read found work it could not start yet
         self._halted = asyncio.Event()  # ends pacing waits when the bridge stops
 
@@ -91,7 +91,7 @@ class ChatWorker(Worker):
         # count as running for it.
         for key in [k for k, task in self._running.items() if task.done()]:
             del self._running[key]
-        jobs = await self.store.next_chat_jobs(self.platform.name, PREFETCH)
+        jobs = await self.store.jobs.pending(self.platform.name, PREFETCH)
         now = time.time()
         groups: dict[object, list[ChatJob]] = {}
         waiting: set[object] = set()
@@ -143,7 +143,7 @@ class ChatWorker(Worker):
             # Opened, but the stop came before its post: the next start must post in it
             # rather than open another.
             thread = self._threads[conversation]
-            await self.store.set_thread(conversation, self.platform.name, thread)
+            await self.store.threads.record(conversation, self.platform.name, thread)
             self._unsaved.discard(conversation)
 
     async def _run_group(self, jobs: list[ChatJob]) -> bool:
@@ -163,23 +163,23 @@ class ChatWorker(Worker):
         except Unavailable as exc:
             self.down = exc.reason
             self.last_error = exc.reason
-            await self.store.defer_job(job.id, exc.retry_after, exc.reason)
+            await self.store.jobs.defer(job.id, exc.retry_after, exc.reason)
             self._count(job, "unavailable")
             log.error("%s: chat unavailable, work waits in the store: %s", self.name, exc.reason)
             return False
         except RateLimited as exc:
             self.pacer.hold(exc.key or self.platform.hold_key, exc.retry_after)
-            await self.store.defer_job(job.id, exc.retry_after, exc.reason)
+            await self.store.jobs.defer(job.id, exc.retry_after, exc.reason)
             self._count(job, "rate_limited")
             return False
         except Retryable as exc:
             self.last_error = exc.reason
-            await self.store.defer_job(job.id, backoff(job.attempts), exc.reason)
+            await self.store.jobs.defer(job.id, backoff(job.attempts), exc.reason)
             self._count(job, "retry")
             log.warning("%s: job %s will be retried: %s", self.name, job.id, exc.reason)
             return False
         except (Terminal, ThreadGone, ThreadClosed) as exc:
-            await self.store.fail_job(job.id, str(exc))
+            await self.store.jobs.fail(job.id, str(exc))
             self._count(job, "failed")
             log.error("%s: job %s (%s) failed for good: %s", self.name, job.id, job.kind, exc)
         else:
@@ -251,7 +251,7 @@ class ChatWorker(Worker):
         if job.number is not None:
             return job.number, job.alias
         assert job.conversation_id is not None
-        conversation = await self.store.conversation_by_id(job.conversation_id)
+        conversation = await self.store.threads.conversation_by_id(job.conversation_id)
         return conversation.number, conversation.alias
 
     async def _pace(self, *, message: bool) -> None:
@@ -284,7 +284,7 @@ class ChatWorker(Worker):
     async def _file_sender(self, job: ChatJob) -> Send:
         """How to post an attachment: the file itself, or a line about it if we cannot."""
         assert job.attachment_id is not None
-        gateway, file = await self.store.attachment(job.attachment_id)
+        gateway, file = await self.store.inbound.attachment(job.attachment_id)
         data, content_type = file.data, file.content_type
         problem = None
         if data is None and file.url and self.fetch_media is not None:
@@ -329,11 +329,11 @@ class ChatWorker(Worker):
     async def _status(self, job: ChatJob) -> None:
         assert job.outbox_id is not None
         assert job.message_id is not None
-        sms = await self.store.outbox_by_id(job.outbox_id)
+        sms = await self.store.outbound.by_id(job.outbox_id)
         target = shown(sms.status)
-        current, thread = await self.store.shown_status(self.platform.name, job.message_id)
+        current, thread = await self.store.jobs.shown_status(self.platform.name, job.message_id)
         if current is target:
-            await self.store.complete_status(job, None)
+            await self.store.jobs.complete_status(job, None)
             return
         await self._pace(message=False)
         try:
@@ -344,4 +344,4 @@ class ChatWorker(Worker):
         if target is Status.FAILED:
             await self._pace(message=True)
             await self.platform.post(thread, status_notice(target, sms.reason), job.message_id)
-        await self.store.complete_status(job, target)
+        await self.store.jobs.complete_status(job, target)

@@ -104,19 +104,19 @@ class ChatHandler:
 
     async def _deleted(self, msg: ChatMessage) -> None:
         """A thread's first message deleted retires the thread; a sent reply cannot be undone."""
-        conversation_id = await self.store.forget_thread(msg.chat, msg.message_id)
+        conversation_id = await self.store.threads.forget(msg.chat, msg.message_id)
         if conversation_id is not None:
             self.forget_thread(msg.chat, conversation_id)
             log.info(
                 "chat %s: thread %s deleted; the next SMS opens a new one", msg.chat, msg.message_id
             )
             return
-        sms = await self.store.outbox_by_origin(msg.chat, msg.message_id)
+        sms = await self.store.outbound.by_origin(msg.chat, msg.message_id)
         if sms is not None:
             notice = Notice(
                 msg.chat, DELETED.format(number=pretty(sms.to)), thread_id=msg.thread_id
             )
-            await self.store.enqueue_notices(
+            await self.store.jobs.add_notices(
                 [notice], dedupe=(f"notice:{msg.chat}", f"delete:{msg.message_id}")
             )
 
@@ -124,11 +124,11 @@ class ChatHandler:
         self, msg: ChatMessage, platform: ChatPlatform
     ) -> Conversation | None:
         if platform.threaded and msg.thread_id is not None:
-            found = await self.store.conversation_for_thread(msg.chat, msg.thread_id)
+            found = await self.store.threads.conversation_for_thread(msg.chat, msg.thread_id)
             if found is not None:
                 return found
         if msg.reply_to is not None:
-            found = await self.store.conversation_for_message(msg.chat, msg.reply_to)
+            found = await self.store.threads.conversation_for_message(msg.chat, msg.reply_to)
             if found is not None:
                 return found
         # Our own thread or post, but not (yet) in the store: the post was accepted and the
@@ -139,7 +139,7 @@ class ChatHandler:
         if number is None or gateway is None:
             return None
         log.info("chat %s: %s found by its title, not the store", msg.chat, number)
-        return await self.store.conversation(gateway, number)
+        return await self.store.threads.conversation(gateway, number)
 
     async def _command(
         self,
@@ -217,7 +217,7 @@ class ChatHandler:
         # the SMS's own transaction: a redelivery is dropped by it as well as by the chat
         # message's id, and recording it costs no commit of its own on the reply path.
         event = (f"chat:{msg.chat}", msg.event_id) if msg.event_id else None
-        if await self.store.enqueue_outbound(request, tuple(echoes), event) is None:
+        if await self.store.outbound.enqueue(request, tuple(echoes), event) is None:
             log.debug("chat message %s:%s was already queued", msg.chat, msg.message_id)
 
     async def _history(self, msg: ChatMessage, conversation: Conversation) -> None:
@@ -235,7 +235,7 @@ class ChatHandler:
         notices = [
             Notice(msg.chat, part, conversation_id=conversation.id, reply_to=None) for part in parts
         ]
-        await self.store.enqueue_notices(notices, dedupe=(f"cmd:{msg.chat}", msg.message_id))
+        await self.store.jobs.add_notices(notices, dedupe=(f"cmd:{msg.chat}", msg.message_id))
         log.info("history of %s: %d messages", pretty(conversation.number), len(items))
 
     async def _reply(
@@ -248,7 +248,7 @@ class ChatHandler:
             reply_to=msg.message_id,
             private_to=msg.user.id if private else None,
         )
-        await self.store.enqueue_notices(
+        await self.store.jobs.add_notices(
             [notice], dedupe=(f"notice:{msg.chat}", key or msg.message_id)
         )
 

@@ -35,7 +35,7 @@ class Router:
         self.chats = chats
         self.metrics = metrics
         # Concurrent webhooks share a transaction; each is answered once it has committed.
-        self.batcher: GroupCommit[IngestItem, int | None] = GroupCommit(store.ingest)
+        self.batcher: GroupCommit[IngestItem, int | None] = GroupCommit(store.inbound.ingest)
         self._routes = {g.name: config.chats_for(g.name) for g in config.gateways}
 
     def posts(self, sms: InboundSms) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -76,7 +76,7 @@ class Router:
             results = await self.batcher.submit(items)
             new = self._count(gateway, "webhook", results)
         if events.updates:
-            changed = await self.store.apply_updates(
+            changed = await self.store.outbound.apply_updates(
                 [storable.update(u) for u in events.updates], None if events.inbound else event
             )
             # A status for an SMS we have not matched yet is kept for later: accepted, not a
@@ -95,7 +95,7 @@ class Router:
         items = [self._item(sms) for sms in messages if self._sender_ok(sms)]
         if not items and cursor is None:
             return 0
-        results = await self.store.ingest(items, cursor)
+        results = await self.store.inbound.ingest(items, cursor)
         self._count(gateway, source, results)
         return sum(1 for r in results if r is not None)
 
@@ -112,7 +112,9 @@ class Router:
         return False
 
     async def apply_updates(self, updates: Sequence[DeliveryUpdate]) -> int:
-        return len(await self.store.apply_updates([storable.update(u) for u in updates]) or [])
+        return len(
+            await self.store.outbound.apply_updates([storable.update(u) for u in updates]) or []
+        )
 
     def _count(self, gateway: str, source: str, results: Sequence[int | None]) -> bool:
         new = sum(1 for r in results if r is not None)

@@ -1,4 +1,4 @@
-"""Store operations for the chat side: the per-chat job queue and the messages it posted."""
+"""Store queries for the chat side: the per-chat job queue and the messages it posted."""
 
 from __future__ import annotations
 
@@ -8,20 +8,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from bridge.models import Status
-from bridge.store.base import now
-from bridge.store.outbox import OutboxOps
+from bridge.store.base import Shared, Tx, now
+from bridge.store.cursors import Cursors
 from bridge.store.records import ChatJob, JobKind, Notice, PostDone
-from bridge.store.schema import (
-    attachments,
-    chat_jobs,
-    chat_messages,
-    conversations,
-    inbound,
-    orphan_updates,
-    outbox,
-    seen_events,
-    threads,
-)
+from bridge.store.schema import chat_jobs, chat_messages, conversations
+from bridge.store.schema import threads as thread_rows
+from bridge.store.threads import Threads
 
 
 def job_of(row: Any) -> ChatJob:
@@ -46,64 +38,63 @@ def job_of(row: Any) -> ChatJob:
     )
 
 
-class JobOps(OutboxOps):
-    async def next_chat_job(self, chat: str) -> ChatJob | None:
+class Jobs:
+    """Each chat's queue of posts, edits and reactions, and the chat messages they made."""
+
+    def __init__(self, shared: Shared, threads: Threads, cursors: Cursors) -> None:
+        self.shared = shared
+        self.threads = threads
+        self.cursors = cursors
+
+    async def head(self, chat: str) -> ChatJob | None:
         """The oldest pending job of a chat: FIFO keeps every thread in order."""
-        jobs = await self.next_chat_jobs(chat, 1)
+        jobs = await self.pending(chat, 1)
         return jobs[0] if jobs else None
 
-    async def next_chat_jobs(self, chat: str, limit: int) -> list[ChatJob]:
+    async def pending(self, chat: str, limit: int) -> list[ChatJob]:
         """The oldest pending jobs of a chat, in order, with their number and thread."""
         query = (
             sa.select(
                 chat_jobs,
                 conversations.c.number,
                 conversations.c.alias,
-                threads.c.thread_id.label("known_thread"),
+                thread_rows.c.thread_id.label("known_thread"),
             )
             .outerjoin(conversations, conversations.c.id == chat_jobs.c.conversation_id)
             .outerjoin(
-                threads,
-                (threads.c.conversation_id == chat_jobs.c.conversation_id)
-                & (threads.c.chat == chat_jobs.c.chat),
+                thread_rows,
+                (thread_rows.c.conversation_id == chat_jobs.c.conversation_id)
+                & (thread_rows.c.chat == chat_jobs.c.chat),
             )
             .where(chat_jobs.c.chat == chat, chat_jobs.c.state == "pending")
             .order_by(chat_jobs.c.id)
             .limit(limit)
         )
-        async with self.db.read() as conn:
+        async with self.shared.read() as conn:
             rows = (await conn.execute(query)).all()
         return [job_of(row) for row in rows]
 
-    async def enqueue_notices(
+    async def add_notices(
         self, notices: Sequence[Notice], dedupe: tuple[str, str] | None = None
     ) -> bool:
         """Queue bridge messages; with ``dedupe`` (source, key) only the first call does."""
-        stamp = now()
-        async with self.db.write() as conn:
-            if dedupe is not None and not await self._mark_seen(conn, *dedupe):
+        async with self.shared.write() as tx:
+            if dedupe is not None and not await self.cursors.mark_seen(tx, *dedupe):
                 return False
-            if notices:
-                await conn.execute(
-                    chat_jobs.insert(),
-                    [
-                        {
-                            "chat": n.chat,
-                            "kind": JobKind.NOTICE.value,
-                            "conversation_id": n.conversation_id,
-                            "text": n.text,
-                            "thread_id": n.thread_id,
-                            "message_id": n.reply_to,
-                            "private_to": n.private_to,
-                            "state": "pending",
-                            "next_attempt_at": stamp,
-                            "created_at": stamp,
-                        }
-                        for n in notices
-                    ],
-                )
-        for chat in {n.chat for n in notices}:
-            self._wake("chat", chat)
+            await tx.add_jobs(
+                [
+                    {
+                        "chat": n.chat,
+                        "kind": JobKind.NOTICE.value,
+                        "conversation_id": n.conversation_id,
+                        "text": n.text,
+                        "thread_id": n.thread_id,
+                        "message_id": n.reply_to,
+                        "private_to": n.private_to,
+                    }
+                    for n in notices
+                ]
+            )
         return True
 
     async def complete_post(
@@ -151,33 +142,29 @@ class JobOps(OutboxOps):
                             "conversation_id": job.conversation_id,
                             "outbox_id": job.outbox_id,
                             "message_id": message_id,
-                            "state": "pending",
-                            "next_attempt_at": stamp,
-                            "created_at": stamp,
                         }
                     )
-        async with self.db.write() as conn:
-            await conn.execute(
+        async with self.shared.write() as tx:
+            await tx.conn.execute(
                 chat_jobs.update()
                 .where(chat_jobs.c.id.in_([entry.job.id for entry in done]))
                 .values(state="done", done_at=stamp, attempts=chat_jobs.c.attempts + 1)
             )
             for entry in done:
                 if entry.new_thread and entry.thread_id and entry.job.conversation_id:
-                    await self._set_thread(
-                        conn, entry.job.conversation_id, entry.job.chat, entry.thread_id
+                    await self.threads.record_in(
+                        tx, entry.job.conversation_id, entry.job.chat, entry.thread_id
                     )
             if mapped:
-                await conn.execute(self.insert_ignore(chat_messages), mapped)
-            if statuses:
-                await conn.execute(chat_jobs.insert(), statuses)
+                await tx.conn.execute(self.shared.insert_ignore(chat_messages), mapped)
+            await tx.add_jobs(statuses)  # wakes this chat's worker: the echo's status is due
         return [None] * len(done)
 
     async def complete_status(self, job: ChatJob, shown: Status | None) -> None:
-        async with self.db.write() as conn:
-            await self._done(conn, job.id)
+        async with self.shared.write() as tx:
+            await self._done(tx, job.id)
             if shown is not None and job.message_id is not None:
-                await conn.execute(
+                await tx.conn.execute(
                     chat_messages.update()
                     .where(
                         chat_messages.c.chat == job.chat,
@@ -188,7 +175,7 @@ class JobOps(OutboxOps):
 
     async def shown_status(self, chat: str, message_id: str) -> tuple[Status | None, str | None]:
         """(status shown on a chat message, the thread it is in)."""
-        async with self.db.read() as conn:
+        async with self.shared.read() as conn:
             row = (
                 await conn.execute(
                     sa.select(chat_messages.c.shown_status, chat_messages.c.thread_id).where(
@@ -200,16 +187,16 @@ class JobOps(OutboxOps):
             return None, None
         return (Status(row.shown_status) if row.shown_status else None), row.thread_id
 
-    async def _done(self, conn: Any, job_id: int) -> None:
-        await conn.execute(
+    async def _done(self, tx: Tx, job_id: int) -> None:
+        await tx.conn.execute(
             chat_jobs.update()
             .where(chat_jobs.c.id == job_id)
             .values(state="done", done_at=now(), attempts=chat_jobs.c.attempts + 1)
         )
 
-    async def defer_job(self, job_id: int, delay: float, error: str) -> None:
-        async with self.db.write() as conn:
-            await conn.execute(
+    async def defer(self, job_id: int, delay: float, error: str) -> None:
+        async with self.shared.write() as tx:
+            await tx.conn.execute(
                 chat_jobs.update()
                 .where(chat_jobs.c.id == job_id)
                 .values(
@@ -219,9 +206,9 @@ class JobOps(OutboxOps):
                 )
             )
 
-    async def fail_job(self, job_id: int, error: str) -> None:
-        async with self.db.write() as conn:
-            await conn.execute(
+    async def fail(self, job_id: int, error: str) -> None:
+        async with self.shared.write() as tx:
+            await tx.conn.execute(
                 chat_jobs.update()
                 .where(chat_jobs.c.id == job_id)
                 .values(
@@ -231,57 +218,3 @@ class JobOps(OutboxOps):
                     last_error=error[:2000],
                 )
             )
-
-    async def inbound_text(self, inbound_id: int) -> str:
-        async with self.db.read() as conn:
-            return str(
-                (
-                    await conn.execute(sa.select(inbound.c.text).where(inbound.c.id == inbound_id))
-                ).scalar_one()
-            )
-
-    async def backlog(self) -> dict[str, dict[str, int]]:
-        """Pending work per chat and per gateway (for /healthz and metrics)."""
-        async with self.db.read() as conn:
-            jobs = (
-                await conn.execute(
-                    sa.select(chat_jobs.c.chat, sa.func.count())
-                    .where(chat_jobs.c.state == "pending")
-                    .group_by(chat_jobs.c.chat)
-                )
-            ).all()
-            sms = (
-                await conn.execute(
-                    sa.select(outbox.c.gateway, sa.func.count())
-                    .where(outbox.c.status == Status.PENDING.value)
-                    .group_by(outbox.c.gateway)
-                )
-            ).all()
-        return {
-            "chat_jobs": {row[0]: int(row[1]) for row in jobs},
-            "outbox": {row[0]: int(row[1]) for row in sms},
-        }
-
-    async def purge(self, older_than: float) -> int:
-        """Forget finished jobs and old event ids; messages and mappings are kept."""
-        cutoff = now() - older_than
-        async with self.db.write() as conn:
-            removed = 0
-            for statement in (
-                chat_jobs.delete().where(chat_jobs.c.state == "done", chat_jobs.c.done_at < cutoff),
-                seen_events.delete().where(seen_events.c.created_at < cutoff),
-                orphan_updates.delete().where(orphan_updates.c.created_at < cutoff),
-                # Files posted long ago live on in the chats; their bytes need not stay here.
-                attachments.update()
-                .where(
-                    attachments.c.created_at < cutoff,
-                    attachments.c.data.is_not(None),
-                    ~sa.exists().where(
-                        chat_jobs.c.attachment_id == attachments.c.id,
-                        chat_jobs.c.state == "pending",
-                    ),
-                )
-                .values(data=None),
-            ):
-                removed += (await conn.execute(statement)).rowcount
-        return removed

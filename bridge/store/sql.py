@@ -1,14 +1,35 @@
-"""The store: SQLite by default, PostgreSQL for shared deployments; one class, all operations."""
+"""The store: SQLite by default, PostgreSQL for shared deployments.
+
+One query class per concept, all sharing one database object; each public method is one
+transaction.
+"""
 
 from __future__ import annotations
 
-from bridge.store.base import Wake
+import sqlalchemy as sa
+
+from bridge.models import Status
+from bridge.store.base import Shared, Wake, now
+from bridge.store.cursors import Cursors
 from bridge.store.engine import Database
-from bridge.store.jobs import JobOps
+from bridge.store.inbound import Inbound
+from bridge.store.jobs import Jobs
+from bridge.store.outbound import Outbound
+from bridge.store.schema import attachments, chat_jobs, orphan_updates, outbox, seen_events
+from bridge.store.threads import Threads
 
 
-class SqlStore(JobOps):
-    """Every durable operation of the bridge; each public method is one transaction."""
+class SqlStore:
+    """Every durable operation of the bridge, by concept."""
+
+    def __init__(self, db: Database, wake: Wake | None = None) -> None:
+        self.db = db
+        self._shared = shared = Shared(db, wake)
+        self.cursors = Cursors(shared)
+        self.threads = Threads(shared)
+        self.inbound = Inbound(shared, self.threads, self.cursors)
+        self.outbound = Outbound(shared, self.threads, self.cursors)
+        self.jobs = Jobs(shared, self.threads, self.cursors)
 
     @classmethod
     async def open(cls, url: str, wake: Wake | None = None) -> SqlStore:
@@ -23,3 +44,49 @@ class SqlStore(JobOps):
 
     async def close(self) -> None:
         await self.db.dispose()
+
+    async def backlog(self) -> dict[str, dict[str, int]]:
+        """Pending work per chat and per gateway (for /healthz and metrics)."""
+        async with self._shared.read() as conn:
+            jobs = (
+                await conn.execute(
+                    sa.select(chat_jobs.c.chat, sa.func.count())
+                    .where(chat_jobs.c.state == "pending")
+                    .group_by(chat_jobs.c.chat)
+                )
+            ).all()
+            sms = (
+                await conn.execute(
+                    sa.select(outbox.c.gateway, sa.func.count())
+                    .where(outbox.c.status == Status.PENDING.value)
+                    .group_by(outbox.c.gateway)
+                )
+            ).all()
+        return {
+            "chat_jobs": {row[0]: int(row[1]) for row in jobs},
+            "outbox": {row[0]: int(row[1]) for row in sms},
+        }
+
+    async def purge(self, older_than: float) -> int:
+        """Forget finished jobs and old event ids; messages and mappings are kept."""
+        cutoff = now() - older_than
+        async with self._shared.write() as tx:
+            removed = 0
+            for statement in (
+                chat_jobs.delete().where(chat_jobs.c.state == "done", chat_jobs.c.done_at < cutoff),
+                seen_events.delete().where(seen_events.c.created_at < cutoff),
+                orphan_updates.delete().where(orphan_updates.c.created_at < cutoff),
+                # Files posted long ago live on in the chats; their bytes need not stay here.
+                attachments.update()
+                .where(
+                    attachments.c.created_at < cutoff,
+                    attachments.c.data.is_not(None),
+                    ~sa.exists().where(
+                        chat_jobs.c.attachment_id == attachments.c.id,
+                        chat_jobs.c.state == "pending",
+                    ),
+                )
+                .values(data=None),
+            ):
+                removed += (await tx.conn.execute(statement)).rowcount
+        return removed

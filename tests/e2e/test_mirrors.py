@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from conftest import AGENT, CUSTOMER, GROUP, Harness, telegram_section
 
+from bridge.delivery import IDLE_POLL
 from connectors.chat.telegram.fake import FakeLimits, FakeTelegram
 
 ON_CALL = 222  # a person using the second bot in a private chat
@@ -100,3 +101,34 @@ async def test_a_note_in_a_thread_is_never_sent(
     await second_bot.wait_for(lambda: len(texts(second_bot, ON_CALL)) == 2)
     assert texts(second_bot, ON_CALL)[1].endswith(": Yes, within 30 days")
     assert mirrored.posts(thread) == ["Can I return this?"]
+
+
+async def test_an_echo_posted_after_its_sms_was_sent_shows_the_status_at_once(
+    mirrored: Harness, second_bot: FakeTelegram
+) -> None:
+    tg = mirrored.telegram
+    await mirrored.sms("Is the shop open?")
+    await second_bot.wait_for(lambda: len(texts(second_bot, ON_CALL)) == 1)
+    await mirrored.idle()
+    # The forum refuses the echo's first post for a second, so the SMS is sent before the echo
+    # exists: only the echo's own post can queue the status it shows.
+    tg.fail_next("sendMessage", status=429, description="Too Many Requests", retry_after=1)
+    first = second_bot.sent_messages(ON_CALL)[0]
+    second_bot.user_message(ON_CALL, ON_CALL, "Closed Sundays", reply_to=first["message_id"])
+    await mirrored.gateway.wait_for(lambda: len(mirrored.gateway.sent) == 1)
+    echo_text = "📤 Alice via oncall: Closed Sundays"
+    await tg.wait_for(lambda: echo_text in mirrored.posts())
+    echo = next(m for m in tg.sent_messages(GROUP) if m.get("text") == echo_text)
+    await tg.wait_for(lambda: tg.reaction(GROUP, echo["message_id"]) != [])
+    posted = next(
+        c.at
+        for c in tg.calls
+        if c.method == "sendMessage" and c.params.get("text") == echo_text and c.status == 200
+    )
+    reacted = next(
+        c.at
+        for c in tg.calls
+        if c.method == "setMessageReaction" and c.params.get("message_id") == echo["message_id"]
+    )
+    # The status job wakes the forum's worker: it does not wait for the idle poll.
+    assert reacted - posted < IDLE_POLL / 2

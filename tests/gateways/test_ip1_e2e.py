@@ -109,7 +109,7 @@ async def _round_trip(harness: Harness[FakeIp1], hook: str) -> None:
     late = await ip1.report(sent, 112)
     assert late is not None and late.status == 200
     assert bridge.store is not None
-    row = await bridge.store.outbox_by_origin("support", str(reply["message_id"]))
+    row = await bridge.store.outbound.by_origin("support", str(reply["message_id"]))
     assert row is not None
     assert (row.status, row.raw_status, row.provider_id) == (
         Status.DELIVERED,

@@ -148,7 +148,7 @@ def test_a_sqlite_store_loads_neither_alembic_the_orm_nor_the_postgresql_dialect
         async def main():
             for _ in range(2):  # a new database, then a start where it is at head
                 store = await SqlStore.open("sqlite+aiosqlite:///{tmp_path / "store.db"}")
-                await store.next_chat_job("support")
+                await store.jobs.head("support")
                 await store.close()
 
         asyncio.run(main())

@@ -1,45 +1,35 @@
-"""Store operations for SMS leaving through gateways: the outbox and its attempts."""
+"""Store queries for SMS leaving through gateways: the outbox, its attempts and its status."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from bridge.models import Outbox, SendResult, Status
-from bridge.store.base import Learned, now
-from bridge.store.inbox import InboxOps
+from bridge.models import DeliveryUpdate, Outbox, SendResult, Status
+from bridge.store.base import Shared, now
+from bridge.store.cursors import Cursors
 from bridge.store.records import JobKind, OutboundRequest, PendingSms
-from bridge.store.schema import chat_jobs, chat_messages, outbox
+from bridge.store.schema import chat_messages, outbox
+from bridge.store.status import (
+    adopt_orphans,
+    advance,
+    keep_orphan,
+    outbox_of,
+    queue_status_jobs,
+)
+from bridge.store.threads import Threads
 
 
-def outbox_of(row: Any, mirrors: tuple[tuple[str, str], ...] = ()) -> Outbox:
-    started = row.attempt_started_at
-    return Outbox(
-        id=row.id,
-        conversation_id=row.conversation_id,
-        gateway=row.gateway,
-        to=row.number,
-        text=row.text,
-        status=Status(row.status),
-        provider_id=row.provider_id,
-        attempts=row.attempts,
-        device=row.device,
-        sim=row.sim,
-        raw_status=row.raw_status,
-        reason=row.reason,
-        attempt_started_at=None if started is None else _as_datetime(started),
-        mirrors=mirrors,
-    )
+class Outbound:
+    """Outbound SMS from the chat message they came from to their last delivery status."""
 
+    def __init__(self, shared: Shared, threads: Threads, cursors: Cursors) -> None:
+        self.shared = shared
+        self.threads = threads
+        self.cursors = cursors
 
-def _as_datetime(stamp: float) -> datetime:
-    return datetime.fromtimestamp(stamp, UTC)
-
-
-class OutboxOps(InboxOps):
-    async def enqueue_outbound(
+    async def enqueue(
         self,
         request: OutboundRequest,
         echoes: tuple[tuple[str, str], ...] = (),
@@ -52,14 +42,13 @@ class OutboxOps(InboxOps):
         ``event`` (source, key) is the delivery that brought it, a duplicate if seen before.
         """
         stamp = now()
-        learned: Learned = {}
-        async with self.db.write() as conn:
-            if event is not None and not await self._mark_seen(conn, *event):
+        async with self.shared.write() as tx:
+            if event is not None and not await self.cursors.mark_seen(tx, *event):
                 return None
-            conversation = await self._conversation(conn, learned, request.gateway, request.number)
+            conversation = await self.threads.conversation_in(tx, request.gateway, request.number)
             outbox_id = (
-                await conn.execute(
-                    self.insert_ignore(outbox)
+                await tx.conn.execute(
+                    self.shared.insert_ignore(outbox)
                     .values(
                         conversation_id=conversation.id,
                         gateway=request.gateway,
@@ -80,8 +69,8 @@ class OutboxOps(InboxOps):
             ).scalar()
             if outbox_id is None:
                 return None
-            await conn.execute(
-                self.insert_ignore(chat_messages).values(
+            await tx.conn.execute(
+                self.shared.insert_ignore(chat_messages).values(
                     chat=request.origin_chat,
                     message_id=request.origin_message_id,
                     thread_id=request.origin_thread_id,
@@ -90,34 +79,25 @@ class OutboxOps(InboxOps):
                     created_at=stamp,
                 )
             )
-            await self._queue_status_jobs(conn, outbox_id)
-            if echoes:
-                await conn.execute(
-                    chat_jobs.insert(),
-                    [
-                        {
-                            "chat": chat,
-                            "kind": JobKind.ECHO.value,
-                            "conversation_id": conversation.id,
-                            "outbox_id": outbox_id,
-                            "text": text,
-                            "state": "pending",
-                            "next_attempt_at": stamp,
-                            "created_at": stamp,
-                        }
-                        for chat, text in echoes
-                    ],
-                )
-        self._remember(learned)
-        self._wake("gateway", request.gateway)
-        self._wake("chat", request.origin_chat)
-        for chat, _text in echoes:
-            self._wake("chat", chat)
+            tx.wake("gateway", request.gateway)
+            await queue_status_jobs(tx, outbox_id)
+            await tx.add_jobs(
+                [
+                    {
+                        "chat": chat,
+                        "kind": JobKind.ECHO.value,
+                        "conversation_id": conversation.id,
+                        "outbox_id": outbox_id,
+                        "text": text,
+                    }
+                    for chat, text in echoes
+                ]
+            )
         return int(outbox_id)
 
-    async def next_outbox(self, gateway: str) -> PendingSms | None:
+    async def next_pending(self, gateway: str) -> PendingSms | None:
         """The oldest SMS still to send through ``gateway`` (FIFO keeps a conversation in order)."""
-        async with self.db.read() as conn:
+        async with self.shared.read() as conn:
             row = (
                 await conn.execute(
                     sa.select(outbox)
@@ -133,8 +113,8 @@ class OutboxOps(InboxOps):
         )
 
     async def begin_attempt(self, outbox_id: int) -> None:
-        async with self.db.write() as conn:
-            await conn.execute(
+        async with self.shared.write() as tx:
+            await tx.conn.execute(
                 outbox.update()
                 .where(outbox.c.id == outbox_id)
                 .values(
@@ -148,8 +128,8 @@ class OutboxOps(InboxOps):
     async def record_sent(self, outbox_id: int, gateway: str, result: SendResult) -> None:
         """The gateway accepted it: keep its id, apply updates that raced ahead of us."""
         status = result.status if result.status.rank > Status.PENDING.rank else Status.QUEUED
-        async with self.db.write() as conn:
-            await conn.execute(
+        async with self.shared.write() as tx:
+            await tx.conn.execute(
                 outbox.update()
                 .where(outbox.c.id == outbox_id)
                 .values(
@@ -162,17 +142,15 @@ class OutboxOps(InboxOps):
                 )
             )
             if result.provider_id:
-                await self._adopt_orphans(conn, outbox_id, gateway, result.provider_id)
-            woken = await self._queue_status_jobs(conn, outbox_id)
-        for chat in woken:
-            self._wake("chat", chat)
+                await adopt_orphans(tx, outbox_id, gateway, result.provider_id)
+            await queue_status_jobs(tx, outbox_id)
 
     async def retry_later(
         self, outbox_id: int, delay: float, reason: str, *, maybe_sent: bool
     ) -> None:
         """Try again after ``delay``; ``maybe_sent`` keeps it marked for reconciliation."""
-        async with self.db.write() as conn:
-            await conn.execute(
+        async with self.shared.write() as tx:
+            await tx.conn.execute(
                 outbox.update()
                 .where(outbox.c.id == outbox_id)
                 .values(
@@ -182,11 +160,11 @@ class OutboxOps(InboxOps):
                     updated_at=now(),
                 )
             )
-        self._wake("gateway", "*")
+            tx.wake("gateway", "*")
 
-    async def fail_outbound(self, outbox_id: int, reason: str, raw_status: str | None) -> None:
-        async with self.db.write() as conn:
-            await conn.execute(
+    async def fail(self, outbox_id: int, reason: str, raw_status: str | None) -> None:
+        async with self.shared.write() as tx:
+            await tx.conn.execute(
                 outbox.update()
                 .where(outbox.c.id == outbox_id)
                 .values(
@@ -197,18 +175,44 @@ class OutboxOps(InboxOps):
                     updated_at=now(),
                 )
             )
-            woken = await self._queue_status_jobs(conn, outbox_id)
-        for chat in woken:
-            self._wake("chat", chat)
+            await queue_status_jobs(tx, outbox_id)
 
-    async def outbox_by_id(self, outbox_id: int) -> Outbox:
-        async with self.db.read() as conn:
+    async def apply_updates(
+        self, updates: Sequence[DeliveryUpdate], event: tuple[str, str] | None = None
+    ) -> list[int] | None:
+        """Move outbound SMS forward (never back) and queue the new status for every mirror.
+
+        Returns the ids of the outbox rows that changed, or ``None`` when ``event`` was seen
+        before (a redelivery).
+        """
+        changed: list[int] = []
+        async with self.shared.write() as tx:
+            if event is not None and not await self.cursors.mark_seen(tx, *event):
+                return None
+            for update in updates:
+                row = (
+                    await tx.conn.execute(
+                        sa.select(outbox.c.id, outbox.c.status).where(
+                            outbox.c.gateway == update.gateway,
+                            outbox.c.provider_id == update.provider_id,
+                        )
+                    )
+                ).first()
+                if row is None:
+                    await keep_orphan(tx, update)
+                elif await advance(tx, row.id, Status(row.status), update):
+                    await queue_status_jobs(tx, row.id)
+                    changed.append(row.id)
+        return changed
+
+    async def by_id(self, outbox_id: int) -> Outbox:
+        async with self.shared.read() as conn:
             row = (await conn.execute(sa.select(outbox).where(outbox.c.id == outbox_id))).one()
         return outbox_of(row)
 
-    async def outbox_by_origin(self, chat: str, message_id: str) -> Outbox | None:
+    async def by_origin(self, chat: str, message_id: str) -> Outbox | None:
         """The SMS a chat message became, if it became one."""
-        async with self.db.read() as conn:
+        async with self.shared.read() as conn:
             row = (
                 await conn.execute(
                     sa.select(outbox).where(
@@ -220,7 +224,7 @@ class OutboxOps(InboxOps):
 
     async def claimed_provider_ids(self, sms: Outbox) -> frozenset[str]:
         """Provider ids already recorded for other SMS with the same number and text."""
-        async with self.db.read() as conn:
+        async with self.shared.read() as conn:
             rows = await conn.execute(
                 sa.select(outbox.c.provider_id).where(
                     outbox.c.gateway == sms.gateway,
@@ -241,7 +245,7 @@ class OutboxOps(InboxOps):
         after: int = 0,
     ) -> list[Outbox]:
         """Accepted SMS still in one of ``statuses``, oldest first from id ``after``."""
-        async with self.db.read() as conn:
+        async with self.shared.read() as conn:
             rows = (
                 await conn.execute(
                     sa.select(outbox)

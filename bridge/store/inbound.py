@@ -1,0 +1,179 @@
+"""Store queries for SMS arriving from gateways: intake, a poll's overlap, their media."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from bridge.models import Attachment
+from bridge.store.base import Shared, Tx, now
+from bridge.store.cursors import Cursors
+from bridge.store.records import IngestItem, JobKind
+from bridge.store.schema import attachments, inbound
+from bridge.store.threads import Threads
+
+
+class Inbound:
+    """Inbound SMS, stored once each together with the chat posts they become."""
+
+    def __init__(self, shared: Shared, threads: Threads, cursors: Cursors) -> None:
+        self.shared = shared
+        self.threads = threads
+        self.cursors = cursors
+
+    async def ingest(
+        self, items: Sequence[IngestItem], cursor: tuple[str, str] | None = None
+    ) -> list[int | None]:
+        """Store SMS and their chat posts in one transaction; ``None`` marks a duplicate.
+
+        ``cursor`` (name, value) commits with them, so a poll is never half-remembered.
+        """
+        async with self.shared.write() as tx:
+            results = await self._ingest_batch(tx, items)
+            if cursor is not None:
+                await self.cursors.set_in(tx, *cursor)
+        return results
+
+    async def _ingest_batch(self, tx: Tx, items: Sequence[IngestItem]) -> list[int | None]:
+        """A handful of statements for the whole batch, whatever its size.
+
+        With aiosqlite every statement is a round trip to the database thread, which costs far
+        more than the insert itself, so rows go in bulk rather than one SMS at a time.
+        """
+        results: list[int | None] = [None] * len(items)
+        live = list(range(len(items)))
+        first_of: dict[tuple[str, str], int] = {}
+        for index in live:
+            event = items[index].event
+            if event is not None:
+                first_of.setdefault(event, index)
+        if first_of:
+            new = await self.cursors.mark_seen_many(tx, list(first_of))
+
+            def fresh(index: int) -> bool:
+                event = items[index].event
+                return event is None or (first_of[event] == index and event in new)
+
+            live = [i for i in live if fresh(i)]
+        if not live:
+            return results
+        stamp = now()
+        conversation_ids: dict[int, int] = {}
+        for index in live:
+            sms = items[index].sms
+            conversation = await self.threads.conversation_in(
+                tx, sms.gateway, sms.sender, alias=sms.alias, device=sms.device, sim=sms.sim
+            )
+            conversation_ids[index] = conversation.id
+        returned = (
+            await tx.conn.execute(
+                self.shared.insert_ignore(inbound).returning(
+                    inbound.c.id, inbound.c.gateway, inbound.c.provider_id
+                ),
+                [
+                    {
+                        "gateway": items[i].sms.gateway,
+                        "provider_id": items[i].sms.provider_id,
+                        "conversation_id": conversation_ids[i],
+                        "text": items[i].sms.text,
+                        "received_at": items[i].sms.received_at.timestamp(),
+                        "created_at": stamp,
+                    }
+                    for i in live
+                ],
+            )
+        ).all()
+        new_ids = {(row.gateway, row.provider_id): int(row.id) for row in returned}
+        for index in live:
+            sms = items[index].sms
+            # pop: the same SMS twice in one batch is new only the first time
+            results[index] = new_ids.pop((sms.gateway, sms.provider_id), None)
+        files = await self._store_attachments(tx, items, results, stamp)
+        jobs: list[dict[str, object]] = []
+        for index in live:
+            inbound_id = results[index]
+            if inbound_id is None:
+                continue
+            # Every row has every key: one executemany needs one shape.
+            common = {
+                "text": None,
+                "attachment_id": None,
+                "conversation_id": conversation_ids[index],
+                "inbound_id": inbound_id,
+            }
+            for chat, parts in items[index].posts:
+                jobs.extend(
+                    {**common, "chat": chat, "kind": JobKind.SMS.value, "text": part}
+                    for part in parts
+                )
+                jobs.extend(
+                    {**common, "chat": chat, "kind": JobKind.FILE.value, "attachment_id": file}
+                    for file in files.get(inbound_id, ())
+                )
+        await tx.add_jobs(jobs)
+        return results
+
+    async def _store_attachments(
+        self, tx: Tx, items: Sequence[IngestItem], results: Sequence[int | None], stamp: float
+    ) -> dict[int, list[int]]:
+        """Store the media of new SMS; their ids by inbound id, in order."""
+        rows = [
+            {
+                "inbound_id": inbound_id,
+                "position": position,
+                "content_type": file.content_type[:255],
+                "name": file.name[:255] if file.name else None,
+                "data": file.data,
+                "url": file.url,
+                "created_at": stamp,
+            }
+            for item, inbound_id in zip(items, results, strict=True)
+            if inbound_id is not None
+            for position, file in enumerate(item.sms.attachments)
+        ]
+        if not rows:
+            return {}
+        returned = (
+            await tx.conn.execute(
+                attachments.insert().returning(
+                    attachments.c.id, attachments.c.inbound_id, attachments.c.position
+                ),
+                rows,
+            )
+        ).all()
+        found: dict[int, list[tuple[int, int]]] = {}
+        for row in returned:
+            found.setdefault(int(row.inbound_id), []).append((int(row.position), int(row.id)))
+        return {key: [i for _p, i in sorted(value)] for key, value in found.items()}
+
+    async def attachment(self, attachment_id: int) -> tuple[str, Attachment]:
+        """A stored attachment and the gateway its SMS came through."""
+        query = (
+            sa.select(attachments, inbound.c.gateway)
+            .join(inbound, inbound.c.id == attachments.c.inbound_id)
+            .where(attachments.c.id == attachment_id)
+        )
+        async with self.shared.read() as conn:
+            row = (await conn.execute(query)).one()
+        file = Attachment(
+            content_type=row.content_type,
+            name=row.name,
+            data=bytes(row.data) if row.data is not None else None,
+            url=row.url,
+        )
+        return str(row.gateway), file
+
+    async def known(self, gateway: str, provider_ids: Sequence[str]) -> set[str]:
+        """Which of ``provider_ids`` this gateway's SMS already has (a poll's overlap)."""
+        found: set[str] = set()
+        async with self.shared.read() as conn:
+            for start in range(0, len(provider_ids), 500):  # bounded IN lists
+                chunk = list(provider_ids[start : start + 500])
+                rows = await conn.execute(
+                    sa.select(inbound.c.provider_id).where(
+                        inbound.c.gateway == gateway, inbound.c.provider_id.in_(chunk)
+                    )
+                )
+                found.update(str(row[0]) for row in rows)
+        return found
