@@ -51,8 +51,9 @@ class Poller:
         # Status polls take a page of waiting SMS at a time, going round: SMS that never get a
         # receipt (many carriers send none) must not keep newer ones from being asked about.
         self._status_after = 0
-        # Safety net: ids left for the next round because a webhook might still bring them.
-        self._deferred: set[str] = set()
+        # Safety net: when each id left for later (a webhook might still bring it) was first
+        # listed, by our clock.
+        self._deferred: dict[str, float] = {}
 
     def schedule(self, scheduler: Scheduler) -> None:
         if isinstance(self.gateway, PollsInbound):
@@ -75,17 +76,20 @@ class Poller:
         """``receive: webhook``: what the webhooks of the last ``safety_poll_window`` missed.
 
         A row the webhooks may still be delivering (dated within ``WEBHOOK_GRACE`` or ahead of
-        our clock) is left for the next round if it is still missing then, so a webhook that
-        is merely in flight is not counted as lost.
+        our clock) is left for later rounds until it has been listed for ``WEBHOOK_GRACE`` by
+        our clock, so a webhook that is merely in flight is not counted as lost, however short
+        the interval (and a clock running ahead cannot hold a row back for long).
         """
-        deferring: set[str] = set()
+        deferring: dict[str, float] = {}
 
         def settled(sms: InboundSms, started: float) -> bool:
-            young = sms.received_at.timestamp() > started - WEBHOOK_GRACE
-            if young and sms.provider_id not in self._deferred:
-                deferring.add(sms.provider_id)
-                return False
-            return True
+            if sms.received_at.timestamp() <= started - WEBHOOK_GRACE:
+                return True
+            first = self._deferred.get(sms.provider_id, started)
+            if started - first >= WEBHOOK_GRACE:
+                return True
+            deferring[sms.provider_id] = first
+            return False
 
         found = await self._list(
             f"safety:{self.name}", self.config.safety_poll_window, "safety", settled

@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
@@ -157,6 +157,9 @@ class FakeSlack(EventDelivery, SlackApiMethods):
             status, body = exc.status, {"ok": False, "error": exc.code}
             if exc.retry_after is not None:
                 headers["Retry-After"] = str(exc.retry_after)
+        except ClientDisconnect:
+            # The client went away before its request was whole: Slack never saw a call.
+            return Response(status_code=400)
         except Exception as exc:  # a bug in the fake must fail the test, not hang the client
             _log.exception("fake Slack crashed in %s", name)
             self.violations.append(f"fake Slack crashed in {name}: {exc!r}")
