@@ -40,7 +40,14 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 def bridge_config(
-    db: Path, port: int, gateway: Any, telegram: Any, *, fast_pacing: bool, receive: str = "webhook"
+    db: Path,
+    port: int,
+    gateway: Any,
+    telegram: Any,
+    *,
+    fast_pacing: bool,
+    receive: str = "webhook",
+    store_url: str | None = None,
 ) -> dict[str, Any]:
     chat: dict[str, Any] = {
         "name": "support",
@@ -56,7 +63,7 @@ def bridge_config(
         fast = {"messages": 100000, "seconds": 1}
         chat["pacing"] = {"chat": fast, "group": fast, "overall": fast}
     return {
-        "store": {"url": f"sqlite:///{db}"},
+        "store": {"url": store_url or f"sqlite:///{db}"},  # store_url: e.g. PostgreSQL
         "server": {"host": "127.0.0.1", "port": port},
         "log_level": "WARNING",
         "gateways": [

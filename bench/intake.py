@@ -27,13 +27,11 @@ from connectors.sms.smsmobileapi.fake import FakeSmsMobileApi
 from connectors.sms.smsmobileapi.fake_webhooks import sign
 
 
-def plain_requests(count: int) -> list[bytes]:
-    return [
-        plain_webhook(f"+1555{index % 500:07d}", f"bench message {index}") for index in range(count)
-    ]
+def plain_requests(count: int, text: str = "bench message") -> list[bytes]:
+    return [plain_webhook(f"+1555{index % 500:07d}", f"{text} {index}") for index in range(count)]
 
 
-def signed_requests(count: int, secret: str) -> list[bytes]:
+def signed_requests(count: int, secret: str, text: str = "signed bench message") -> list[bytes]:
     requests = []
     stamp = int(time.time())
     for index in range(count):
@@ -48,7 +46,7 @@ def signed_requests(count: int, secret: str) -> list[bytes]:
                 "data": {
                     "guid": uuid.uuid4().hex,
                     "from": f"+1555{index % 500:07d}",
-                    "message": f"signed bench message {index}",
+                    "message": f"{text} {index}",
                     "received_at": "2026-11-23T10:00:00Z",
                     "alias": None,
                     "device_id": "office-phone-1",
