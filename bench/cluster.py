@@ -20,7 +20,7 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench.common import ROOT
+from bench.common import ROOT, blast
 
 # The machine's PostgreSQL (trust auth); the bench creates and drops its own databases there.
 PG_ADMIN = os.environ.get("SMSBRIDGE_BENCH_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -67,6 +67,17 @@ async def query(url: str, sql: str) -> tuple[Any, ...]:
             return tuple((await conn.execute(sa.text(sql))).one())
     finally:
         await engine.dispose()
+
+
+async def spread(ports: list[int], requests: list[bytes], connections: int) -> tuple[float, int]:
+    """Request i to instance i mod n, as a round-robin load balancer does; (seconds, not 2xx)."""
+    per_instance = max(1, connections // len(ports))
+    start = time.perf_counter()
+    results = await asyncio.gather(
+        *(blast(port, requests[i :: len(ports)], per_instance) for i, port in enumerate(ports))
+    )
+    seconds = time.perf_counter() - start
+    return seconds, sum(1 for _, statuses in results for s in statuses if not 200 <= s < 300)
 
 
 class Instance:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import time
 from dataclasses import dataclass
 
-from bench.cluster import query, running, store, table
-from bench.common import GROUP, blast, bridge_config, free_port, workdir
+from bench.cluster import query, running, spread, store, table
+from bench.common import GROUP, bridge_config, free_port, workdir
 from bench.intake import plain_requests, signed_requests
 from connectors.chat.telegram.fake import FakeTelegram
 from connectors.sms.smsmobileapi.fake import FakeSmsMobileApi
@@ -33,17 +32,6 @@ class IntakeRun:
     rejected: int  # answers other than 2xx
     rows: int  # inbound rows of the measured webhooks
     distinct: int  # distinct texts among them (a duplicate would repeat one)
-
-
-async def spread(ports: list[int], requests: list[bytes], connections: int) -> tuple[float, int]:
-    """Request i to instance i mod n, as a round-robin load balancer does; (seconds, not 2xx)."""
-    per_instance = max(1, connections // len(ports))
-    start = time.perf_counter()
-    results = await asyncio.gather(
-        *(blast(port, requests[i :: len(ports)], per_instance) for i, port in enumerate(ports))
-    )
-    seconds = time.perf_counter() - start
-    return seconds, sum(1 for _, statuses in results for s in statuses if not 200 <= s < 300)
 
 
 async def intake_run(
