@@ -173,16 +173,14 @@ async def running(
             instance.stop()
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A plain fixed-width table: first column left-aligned, the figures right-aligned."""
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]], left: int = 1) -> str:
+    """A plain fixed-width table: the first ``left`` columns left-aligned, the figures right."""
     cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
 
     def line(row: list[str]) -> str:
-        first = row[0].ljust(widths[0])
-        return "  " + "  ".join(
-            [first, *(c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True))]
-        )
+        cols = enumerate(zip(row, widths, strict=True))
+        return "  " + "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in cols)
 
     rule = "  " + "  ".join("-" * w for w in widths)
     return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])

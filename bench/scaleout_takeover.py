@@ -114,7 +114,7 @@ async def takeover(repeat: int) -> list[str]:
         f" every {POLL_INTERVAL:g} s, Telegram long polling; seconds from the kill"
     )
     headers = ["round", "killed (held)", "duties active", "reply sent", "SMS posted", "takeover"]
-    print(table(headers, rounds))
+    print(table(headers, rounds, left=2))
     print(f"  target: takeover (the slowest of the three) <= {TARGET:g} s")
     return failures
 
