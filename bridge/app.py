@@ -8,6 +8,7 @@ import gc
 import logging
 import socket
 import time
+from functools import partial
 from importlib import metadata
 from typing import Any
 
@@ -16,16 +17,19 @@ import uvicorn
 from bridge import logs
 from bridge.config import Config, secrets_of
 from bridge.delivery import Drainer, SmsWorker
+from bridge.duties import Duty, LeaseKeeper, instance_id
+from bridge.health import report_health
 from bridge.lifecycle import Deadline
 from bridge.media import MediaFetcher
 from bridge.metrics import Metrics
 from bridge.pacing import Pacer
 from bridge.polling import Poller
-from bridge.ports import ChatPlatform, FetchesMedia, SmsGateway
+from bridge.ports import ChatPlatform, ConsumesUpdates, FetchesMedia, SmsGateway
 from bridge.posting import ChatWorker
 from bridge.replies import ChatHandler
 from bridge.router import Router
 from bridge.scheduler import Scheduler
+from bridge.store.listen import Listener
 from bridge.store.sql import SqlStore
 from bridge.web import build_web
 from connectors import CHATS, GATEWAYS
@@ -65,8 +69,11 @@ class Bridge:
         }
         self.store: SqlStore | None = None
         self.router: Router | None = None
-        self.workers: dict[str, Drainer] = {}
+        self.workers: dict[str, Drainer] = {}  # the duties' workers running here
         self.pollers: list[Poller] = []
+        self.instance = instance_id()
+        self.keeper: LeaseKeeper | None = None
+        self._listener: Listener | None = None
         self._server: uvicorn.Server | None = None
         self._server_task: asyncio.Task[None] | None = None
         self._handler: ChatHandler | None = None
@@ -77,24 +84,25 @@ class Bridge:
     async def start(self, *, serve: bool = True) -> None:
         self.started_at = time.time()
         self.store = store = await SqlStore.open(self.config.store.async_url, self._wake)
-        self.router = router = Router(self.config, store, self.chats, self.metrics)
+        self.router = Router(self.config, store, self.chats, self.metrics)
         for gateway in self.gateways.values():
             await gateway.start()
-        for name, gateway in self.gateways.items():
-            self.workers[f"gateway:{name}"] = SmsWorker(
-                gateway, store, self.metrics, self.outbound_expiry
-            )
-        for name, chat in self.chats.items():
-            self.workers[f"chat:{name}"] = ChatWorker(
-                chat, store, self.pacer, self.metrics, self._fetch_media
-            )
-        for worker in self.workers.values():
-            worker.start()
+        self.keeper = keeper = LeaseKeeper(
+            store.leases, self.config.store.lease_ttl, self.metrics, self.instance
+        )
         for config in self.config.gateways:
-            poller = Poller(self.gateways[config.name], config, store, router, self.metrics)
-            self.pollers.append(poller)
-            poller.schedule(self.scheduler)
-        self.scheduler.every("purge", PURGE_EVERY, self._purge, now=False)
+            self._gateway_duties(
+                Poller(self.gateways[config.name], config, store, self.router, self.metrics)
+            )
+        for name in self.chats:
+            keeper.add(
+                Duty(
+                    f"chat:{name}",
+                    partial(self._take_chat, name),
+                    partial(self._give_up_chat, name),
+                )
+            )
+        keeper.add(Duty("housekeeping", self._take_housekeeping, self._give_up_housekeeping))
         self.scheduler.every("checkpoint", CHECKPOINT_EVERY, store.db.checkpoint, now=False)
         self.scheduler.every("backlog", 15.0, self._measure_backlog)
         self.scheduler.start()
@@ -103,6 +111,14 @@ class Bridge:
         )
         for chat in self.chats.values():
             await chat.start(self._handler)
+        if store.db.dialect == "sqlite":
+            # The SQLite file is locked to this process: leases left by a crash are stale.
+            await store.leases.forget_all()
+        else:
+            store.shared.elsewhere = self._elsewhere
+            self._listener = Listener(self.config.store.async_url, self._wake)
+            self._listener.start()
+        await keeper.start()  # a lone instance owns every duty once this returns
         if serve:
             await self._serve()
         # Everything built so far lives as long as the process. Freezing it takes it out of the
@@ -111,11 +127,73 @@ class Bridge:
         gc.collect()
         gc.freeze()
         log.info(
-            "smsbridge started: %d gateway(s), %d chat(s)%s",
+            "smsbridge started as %s: %d gateway(s), %d chat(s), %d of %d duties here%s",
+            self.instance,
             len(self.gateways),
             len(self.chats),
+            len(keeper.held),
+            len(keeper.duties),
             f", listening on {self.config.server.host}:{self.port}" if serve else "",
         )
+
+    # Duties: each runs on one instance of a deployment at a time (bridge/duties.py). --------
+
+    def _gateway_duties(self, poller: Poller) -> None:
+        assert self.keeper is not None
+        self.pollers.append(poller)
+        name = poller.name
+        self.keeper.add(
+            Duty(
+                f"gateway:{name}",
+                partial(poller.take, self.scheduler),
+                lambda _grace: poller.give_up(self.scheduler),
+            )
+        )
+        self.keeper.add(
+            Duty(
+                f"send:{name}",
+                partial(self._take_sending, name),
+                partial(self._stop_worker, f"send:{name}"),
+            )
+        )
+
+    async def _take_sending(self, gateway: str) -> None:
+        assert self.store is not None
+        worker = SmsWorker(self.gateways[gateway], self.store, self.metrics, self.outbound_expiry)
+        self.workers[f"send:{gateway}"] = worker
+        worker.start()
+
+    async def _take_chat(self, name: str) -> None:
+        assert self.store is not None
+        worker = ChatWorker(
+            self.chats[name], self.store, self.pacer, self.metrics, self._fetch_media
+        )
+        self.workers[f"chat:{name}"] = worker
+        worker.start()
+        chat = self.chats[name]
+        if isinstance(chat, ConsumesUpdates):
+            await chat.start_consuming()
+
+    async def _give_up_chat(self, name: str, grace: float) -> None:
+        chat = self.chats[name]
+        if isinstance(chat, ConsumesUpdates):
+            await chat.stop_consuming()
+        await self._stop_worker(f"chat:{name}", grace)
+
+    async def _stop_worker(self, key: str, grace: float) -> None:
+        worker = self.workers.pop(key, None)
+        if worker is not None:
+            await worker.stop(grace)
+
+    async def _take_housekeeping(self) -> None:
+        self.scheduler.every("purge", PURGE_EVERY, self._purge, now=False)
+
+    async def _give_up_housekeeping(self, _grace: float) -> None:
+        self.scheduler.remove("purge")
+
+    def _elsewhere(self, kind: str, name: str) -> bool:
+        """Whether a queue's worker may run in another instance (so a NOTIFY must wake it)."""
+        return name == "*" or f"{kind}:{name}" not in self.workers
 
     async def _fetch_media(self, gateway: str, url: str) -> tuple[bytes, str] | None:
         found = self.gateways.get(gateway)
@@ -190,15 +268,17 @@ class Bridge:
             return
         self._stopped = True
         deadline = Deadline()
-        # At once, nothing new starts: no webhook, no poll, no job; pacing waits end.
+        # At once, nothing new starts: no webhook, no poll, no job, no duty; pacing waits end.
         if self._server is not None:
             self._server.should_exit = True
+        if self.keeper is not None:
+            await self.keeper.halt()
         for worker in self.workers.values():
             worker.halt()
         stopped = await asyncio.gather(
             self.scheduler.stop(deadline.left()),
-            *(worker.stop(deadline.left()) for worker in self.workers.values()),
             *([self._server_task] if self._server_task is not None else []),
+            *([self.keeper.stop(deadline.left())] if self.keeper is not None else []),
             return_exceptions=True,
         )
         for problem in stopped:
@@ -212,38 +292,15 @@ class Bridge:
         for gateway in self.gateways.values():
             await gateway.stop()
         await self.media.close()
+        if self._listener is not None:
+            await self._listener.stop()
         if self.store is not None:
             await self.store.close()
         log.info("smsbridge stopped")
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
-        """Store, scheduler, workers and connectors; not ok when any of them is down."""
-        report: dict[str, Any] = {"uptime": round(time.time() - self.started_at, 1)}
-        ok = True
-        try:
-            assert self.store is not None
-            await asyncio.wait_for(self.store.db.ping(), timeout=5)
-            backlog = await self.store.backlog()
-            report["store"] = {"state": "ok", "backlog": backlog}
-        except Exception as exc:
-            report["store"] = {"state": "down", "error": type(exc).__name__}
-            ok = False
-        report["scheduler"] = {"state": "ok" if self.scheduler.running else "down"}
-        ok = ok and self.scheduler.running
-        workers = {}
-        for name, worker in self.workers.items():
-            up = worker.alive and worker.down is None
-            workers[name] = {"state": "ok" if up else "down", "last_error": worker.last_error}
-            ok = ok and up
-        report["workers"] = workers
-        chats = {name: chat.health() for name, chat in self.chats.items()}
-        report["chats"] = chats
-        ok = ok and all(c.get("state") == "ok" for c in chats.values())
-        gateways = {p.name: p.health() for p in self.pollers}
-        report["gateways"] = gateways
-        ok = ok and all(g.get("state") != "down" for g in gateways.values())
-        report["status"] = "ok" if ok else "down"
-        return ok, report
+        """Store, scheduler, duties, workers and connectors; not ok when any of them is down."""
+        return await report_health(self)
 
     async def _purge(self) -> None:
         assert self.store is not None

@@ -48,6 +48,13 @@ class Metrics:
         self.backlog = Gauge(
             "smsbridge_backlog", "Pending work in the store", ["queue", "name"], registry=r
         )
+        self.duty_active = Gauge(
+            "smsbridge_duty_active",
+            "1 where this instance owns the duty (a gateway's polling, a chat's posting …), "
+            "0 on standby; across a deployment each duty sums to 1",
+            ["duty"],
+            registry=r,
+        )
         self.post_latency = Histogram(
             "smsbridge_chat_post_seconds",
             "From an SMS being stored to its post being accepted by the chat",

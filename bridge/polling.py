@@ -14,7 +14,13 @@ from bridge.errors import DeliveryError
 from bridge.listing import read_window
 from bridge.metrics import Metrics
 from bridge.models import InboundSms
-from bridge.ports import CompletesPolled, PollsInbound, PollsStatus, SmsGateway
+from bridge.ports import (
+    CompletesPolled,
+    PollsInbound,
+    PollsStatus,
+    RegistersWebhooks,
+    SmsGateway,
+)
 from bridge.router import Router
 from bridge.scheduler import Scheduler
 from bridge.store.sql import SqlStore
@@ -54,19 +60,43 @@ class Poller:
         # Safety net: when each id left for later (a webhook might still bring it) was first
         # listed, by our clock.
         self._deferred: dict[str, float] = {}
+        self._jobs: list[str] = []
+        self.refused: str | None = None  # why the gateway refused our webhooks, for good
 
-    def schedule(self, scheduler: Scheduler) -> None:
+    async def take(self, scheduler: Scheduler) -> None:
+        """This instance now owns the gateway's polling and its webhook registration."""
+        if isinstance(self.gateway, RegistersWebhooks):
+            try:
+                await self.gateway.register_webhooks()
+                self.refused = None
+            except DeliveryError as exc:
+                # A config problem (credentials, URL): polls still run, /healthz says down.
+                self.refused = f"webhook registration refused: {exc.reason}"
+                log.error("%s: %s", self.name, self.refused)
+        self._jobs = []
         if isinstance(self.gateway, PollsInbound):
             if self.config.polls:
-                scheduler.every(f"poll:{self.name}", self.config.poll_interval, self.poll_inbound)
+                self._every(scheduler, "poll", self.config.poll_interval, self.poll_inbound)
             elif self.config.safety_poll_interval:
-                scheduler.every(
-                    f"safety:{self.name}", self.config.safety_poll_interval, self.safety_poll
-                )
+                self._every(scheduler, "safety", self.config.safety_poll_interval, self.safety_poll)
         if isinstance(self.gateway, PollsStatus):
-            scheduler.every(
-                f"status:{self.name}", self.config.status_poll_interval, self.poll_status
-            )
+            self._every(scheduler, "status", self.config.status_poll_interval, self.poll_status)
+
+    def _every(
+        self, scheduler: Scheduler, kind: str, seconds: float, job: Callable[[], Any]
+    ) -> None:
+        name = f"{kind}:{self.name}"
+        scheduler.every(name, seconds, job)
+        self._jobs.append(name)
+
+    async def give_up(self, scheduler: Scheduler) -> None:
+        """Another instance owns the polling now (a poll under way ends by itself: what it
+        stores is de-duplicated like any redelivery)."""
+        for name in self._jobs:
+            scheduler.remove(name)
+        self._jobs = []
+        if isinstance(self.gateway, RegistersWebhooks):
+            await self.gateway.stop_registering()
 
     async def poll_inbound(self) -> None:
         """``receive: poll`` (or ``both``): every new row of the listing since the last poll."""
@@ -186,9 +216,9 @@ class Poller:
     def health(self) -> dict[str, Any]:
         state = "down" if self.failures >= DOWN_AFTER else "degraded" if self.failures else "ok"
         return {
-            "state": state,
+            "state": "down" if self.refused else state,
             "receive": self.config.receive,
             "failures_in_a_row": self.failures,
-            "last_error": self.last_error,
+            "last_error": self.refused or self.last_error,
             "last_ok": self.last_ok,
         }

@@ -126,6 +126,19 @@ class HasHistory(Protocol):
     async def history(self, number: str, limit: int) -> list[HistoryItem]: ...
 
 
+@runtime_checkable
+class RegistersWebhooks(Protocol):
+    """Tells the gateway where to push (SMSGate): one instance of a deployment does it, as a
+    duty, so several never register over each other."""
+
+    async def register_webhooks(self) -> None:
+        """Register now, or keep trying in the background while the gateway is unreachable;
+        raises ``DeliveryError`` when refused for good."""
+        ...
+
+    async def stop_registering(self) -> None: ...
+
+
 OnChatMessage = Callable[[ChatMessage], Awaitable[None]]
 
 
@@ -197,4 +210,17 @@ class ReceivesChatWebhooks(Protocol):
 
     def webhook_doc(self) -> WebhookDoc | None:
         """The webhook for GET /openapi.json; None when updates come another way (polling)."""
+        ...
+
+
+@runtime_checkable
+class ConsumesUpdates(Protocol):
+    """A chat whose updates one consumer per account must fetch (Telegram's getUpdates: a
+    second consumer gets 409 Conflict). Only the instance owning the chat's duty consumes;
+    ``start`` readies the client everywhere, so any instance can post and take webhooks."""
+
+    async def start_consuming(self) -> None: ...
+
+    async def stop_consuming(self) -> None:
+        """Stop fetching; returns once no fetch is open (the next owner's would conflict)."""
         ...

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -60,6 +62,11 @@ class Scheduler:
             replace_existing=True,
             **first,
         )
+
+    def remove(self, name: str) -> None:
+        """Run ``name`` no more (a run under way finishes)."""
+        with contextlib.suppress(JobLookupError):
+            self._scheduler.remove_job(name)
 
     def start(self) -> None:
         self._scheduler.start()

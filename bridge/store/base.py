@@ -15,7 +15,10 @@ from bridge.store.aio import AsyncConnection
 from bridge.store.engine import Database
 from bridge.store.schema import chat_jobs
 
-Wake = Callable[[str, str], None]  # (queue kind: "chat" | "gateway", name)
+# PostgreSQL's channel for wake-ups between the instances of a deployment (bridge/store/listen.py).
+CHANNEL = "smsbridge_wake"
+# (queue kind, name): "chat" is a chat's posts, "send" a gateway's outbox; "*" names them all.
+Wake = Callable[[str, str], None]
 Learned = dict[tuple[str, str], Conversation]
 
 
@@ -80,6 +83,10 @@ class Shared:
         self.insert: Callable[[sa.Table], Any] = importlib.import_module(
             f"sqlalchemy.dialects.{db.dialect}"
         ).insert
+        # Whether a queue's worker runs in another instance (set by the app on PostgreSQL):
+        # its wake-up goes out as a NOTIFY of the same transaction, so it arrives with the
+        # commit, never before. A lone instance runs every worker and notifies nobody.
+        self.elsewhere: Callable[[str, str], bool] | None = None
 
     def insert_ignore(self, table: sa.Table) -> Any:
         """INSERT … ON CONFLICT DO NOTHING for the store's dialect."""
@@ -91,6 +98,11 @@ class Shared:
         async with self.db.write() as conn:
             tx = Tx(conn)
             yield tx
+            elsewhere = self.elsewhere
+            if elsewhere is not None and tx.wakes:
+                far = [f"{kind}:{name}" for kind, name in tx.wakes if elsewhere(kind, name)]
+                if far:
+                    await conn.execute(sa.select(sa.func.pg_notify(CHANNEL, " ".join(far))))
         self.conversations.update(tx.learned)
         for kind, name in tx.wakes:
             self._wake(kind, name)

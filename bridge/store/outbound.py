@@ -79,7 +79,7 @@ class Outbound:
                     created_at=stamp,
                 )
             )
-            tx.wake("gateway", request.gateway)
+            tx.wake("send", request.gateway)
             await queue_status_jobs(tx, outbox_id)
             await tx.add_jobs(
                 [
@@ -160,7 +160,7 @@ class Outbound:
                     updated_at=now(),
                 )
             )
-            tx.wake("gateway", "*")
+            tx.wake("send", "*")
 
     async def fail(self, outbox_id: int, reason: str, raw_status: str | None) -> None:
         async with self.shared.write() as tx:

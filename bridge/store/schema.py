@@ -168,3 +168,15 @@ orphan_updates = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Index("ix_orphan_updates_provider", "gateway", "provider_id"),
 )
+
+# Singleton duties of a deployment (a gateway's polling, a chat's posting …): the instance named
+# in ``holder`` owns one until ``expires_at``, by the database's clock, and renews it well
+# before; a dead owner's duties pass to another instance once its lease runs out.
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("holder", sa.String(128), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("acquired_at", sa.Float, nullable=False),
+)

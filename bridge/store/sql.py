@@ -14,6 +14,7 @@ from bridge.store.cursors import Cursors
 from bridge.store.engine import Database
 from bridge.store.inbound import Inbound
 from bridge.store.jobs import Jobs
+from bridge.store.leases import Leases
 from bridge.store.outbound import Outbound
 from bridge.store.schema import attachments, chat_jobs, orphan_updates, outbox, seen_events
 from bridge.store.threads import Threads
@@ -24,12 +25,13 @@ class SqlStore:
 
     def __init__(self, db: Database, wake: Wake | None = None) -> None:
         self.db = db
-        self._shared = shared = Shared(db, wake)
+        self.shared = shared = Shared(db, wake)
         self.cursors = Cursors(shared)
         self.threads = Threads(shared)
         self.inbound = Inbound(shared, self.threads, self.cursors)
         self.outbound = Outbound(shared, self.threads, self.cursors)
         self.jobs = Jobs(shared, self.threads, self.cursors)
+        self.leases = Leases(shared)
 
     @classmethod
     async def open(cls, url: str, wake: Wake | None = None) -> SqlStore:
@@ -47,7 +49,7 @@ class SqlStore:
 
     async def backlog(self) -> dict[str, dict[str, int]]:
         """Pending work per chat and per gateway (for /healthz and metrics)."""
-        async with self._shared.read() as conn:
+        async with self.shared.read() as conn:
             jobs = (
                 await conn.execute(
                     sa.select(chat_jobs.c.chat, sa.func.count())
@@ -70,7 +72,7 @@ class SqlStore:
     async def purge(self, older_than: float) -> int:
         """Forget finished jobs and old event ids; messages and mappings are kept."""
         cutoff = now() - older_than
-        async with self._shared.write() as tx:
+        async with self.shared.write() as tx:
             removed = 0
             for statement in (
                 chat_jobs.delete().where(chat_jobs.c.state == "done", chat_jobs.c.done_at < cutoff),

@@ -80,9 +80,17 @@ async def test_healthz_reports_every_part_ok(harness: Harness, client: httpx.Asy
     assert set(body["store"]["backlog"]) == {"chat_jobs", "outbox"}
     assert body["scheduler"] == {"state": "ok"}
     assert body["workers"] == {
-        "gateway:office": {"state": "ok", "last_error": None},
+        "send:office": {"state": "ok", "last_error": None},
         "chat:support": {"state": "ok", "last_error": None},
     }
+    # A lone instance owns every duty of the deployment.
+    assert body["duties"] == {
+        "chat:support": {"state": "active"},
+        "gateway:office": {"state": "active"},
+        "housekeeping": {"state": "active"},
+        "send:office": {"state": "active"},
+    }
+    assert body["instance"] == harness.bridge.instance
     support = body["chats"]["support"]
     assert support["state"] == "ok" and support["last_error"] is None
     assert support["transport"] == "polling" and support["threads"] is True

@@ -313,7 +313,7 @@ async def test_every_queued_chat_job_wakes_its_chat_once_committed(store: SqlSto
     request = OutboundRequest("office", NUMBER, "on my way", "support", "900", "Sam")
     outbox_id = await store.outbound.enqueue(request, echoes=(("oncall", "📤 Sam: on my way"),))
     assert outbox_id is not None
-    assert woken == [("gateway", "office"), ("chat", "support"), ("chat", "oncall")]
+    assert woken == [("send", "office"), ("chat", "support"), ("chat", "oncall")]
     await store.outbound.record_sent(outbox_id, "office", SendResult("p1"))
     echo = next(job for job in await store.jobs.pending("oncall", 5) if job.kind is JobKind.ECHO)
     woken.clear()

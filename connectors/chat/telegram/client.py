@@ -92,6 +92,12 @@ class TelegramChat:
     async def start(self, on_message: OnChatMessage) -> None:
         await self._receiver.start(on_message)
 
+    async def start_consuming(self) -> None:
+        await self._receiver.start_consuming()
+
+    async def stop_consuming(self) -> None:
+        await self._receiver.stop_consuming()
+
     async def stop(self) -> None:
         await self._receiver.stop()
         try:

@@ -55,7 +55,9 @@ class UpdateReceiver:
         self._webhook_url = webhook_url  # None: long polling
         self._secret = secret
         self._on_message: OnChatMessage | None = None
-        self._poller: asyncio.Task[None] | None = None
+        self._connector: asyncio.Task[None] | None = None
+        self._consumer: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
         self._stopping = asyncio.Event()
         self._state: dict[str, object] = {"state": "starting", "last_error": None}
 
@@ -65,22 +67,39 @@ class UpdateReceiver:
 
     async def start(self, on_message: OnChatMessage) -> None:
         self._on_message = on_message
-        self._poller = asyncio.create_task(self._receive(), name=f"telegram:{self.name}")
+        self._connector = asyncio.create_task(self._receive(), name=f"telegram:{self.name}")
 
     async def stop(self) -> None:
         self._stopping.set()
-        if self._poller is not None:
-            self._poller.cancel()
-            await asyncio.gather(self._poller, return_exceptions=True)
+        await self.stop_consuming()
+        if self._connector is not None:
+            self._connector.cancel()
+            await asyncio.gather(self._connector, return_exceptions=True)
+
+    async def start_consuming(self) -> None:
+        """Long-poll getUpdates from here on (this instance owns the chat's duty). In webhook
+        mode there is nothing to fetch: Telegram pushes to whichever instance it reaches."""
+        if self._webhook_url is None and self._consumer is None:
+            self._consumer = asyncio.create_task(self._consume(), name=f"telegram:{self.name}")
+
+    async def stop_consuming(self) -> None:
+        """Cancel the long poll, closing its connection: the next owner's would conflict."""
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            consumer.cancel()
+            await asyncio.gather(consumer, return_exceptions=True)
 
     def health(self) -> dict[str, object]:
-        return {**self._state, "transport": self.transport}
+        report = {**self._state, "transport": self.transport}
+        if self._webhook_url is None:
+            report["consumer"] = "active" if self._consumer is not None else "standby"
+        return report
 
     def webhook_doc(self) -> WebhookDoc | None:
         return WEBHOOK_DOC if self._webhook_url is not None else None
 
     async def _receive(self) -> None:
-        """Connect (retrying until Telegram answers), then long-poll unless a webhook feeds us."""
+        """Connect (retrying until Telegram answers): getMe, and set or delete our webhook."""
         delay = 1.0
         while not self._stopping.is_set():
             try:
@@ -90,8 +109,10 @@ class UpdateReceiver:
                 self._down(exc)
                 await self._pause(delay)
                 delay = min(delay * 2, CHAT_DOWN_RETRY)
-        if self._webhook_url is not None:
-            return
+        self._connected.set()
+
+    async def _consume(self) -> None:
+        await self._connected.wait()
         await self._poll()
 
     async def _connect(self) -> None:

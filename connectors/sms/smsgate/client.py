@@ -76,16 +76,18 @@ class SmsGate(HttpGateway):
 
     async def start(self) -> None:
         self.open_client(self.api_base, self.config.timeout)
-        if self.config.register_webhooks:
-            try:
-                await self.webhooks.start()
-            except BaseException:
-                await self.stop()  # refused for good (credentials, URL): nothing left open
-                raise
 
     async def stop(self) -> None:
         await self.webhooks.stop()
         await super().stop()
+
+    async def register_webhooks(self) -> None:
+        """Our webhooks on the phone or account (``register_webhooks``), by one instance."""
+        if self.config.register_webhooks:
+            await self.webhooks.start()
+
+    async def stop_registering(self) -> None:
+        await self.webhooks.stop()
 
     # HTTP -------------------------------------------------------------------------------------
 

@@ -46,6 +46,7 @@ class Registration:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+            self._task = None
 
     async def _register_later(self) -> None:
         delay = 10.0
