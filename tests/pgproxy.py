@@ -30,8 +30,10 @@ class PgProxy:
 
     def url(self, database_url: str) -> str:
         """``database_url`` with its host and port replaced by the proxy's."""
-        return make_url(database_url).set(host="127.0.0.1", port=self.port).render_as_string(
-            hide_password=False
+        return (
+            make_url(database_url)
+            .set(host="127.0.0.1", port=self.port)
+            .render_as_string(hide_password=False)
         )
 
     async def __aenter__(self) -> PgProxy:
