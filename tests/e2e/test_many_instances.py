@@ -54,9 +54,7 @@ class Pair:
         while True:
             alive = [p for p in self.processes if p.proc is not None and p.proc.poll() is None]
             reports = await asyncio.gather(*(p.health() for p in alive))
-            active = [
-                p for p, r in zip(alive, reports, strict=True) if state(r, duty) == "active"
-            ]
+            active = [p for p, r in zip(alive, reports, strict=True) if state(r, duty) == "active"]
             assert len(active) <= 1, f"{duty} active on {len(active)} instances at once"
             if active:
                 return active[0]
@@ -220,24 +218,29 @@ async def test_kill_9_of_either_instance_mid_burst_loses_nothing_and_sends_sms_o
 
     telegram.latency = 0.05
     gateway.latency = 0.05
-    burst = [gateway.receive_sms(numbers[i % 6], f"burst #{i:02d}") for i in range(30)]
+    burst = [gateway.receive_sms(numbers[i % 6], f"burst #{i:02d}") for i in range(40)]
     urls = [hook(p) for p in pair.processes]
-    deliveries = [
-        asyncio.create_task(deliver_until_taken(gateway, urls[i % 2 :] + urls[: i % 2], sms))
-        for i, sms in enumerate(burst)
-    ]
+
+    async def spread(i: int, sms: ReceivedSms) -> str:
+        await asyncio.sleep((i // 2) * 0.05)  # over a second, so the kill falls inside
+        return await deliver_until_taken(gateway, urls[i % 2 :] + urls[: i % 2], sms)
+
+    deliveries = [asyncio.create_task(spread(i, sms)) for i, sms in enumerate(burst)]
     replies = []
     for i in range(8):
         text = f"reply #{i} to {numbers[i % 6]}"
         telegram.user_message(GROUP, AGENT, text, thread_id=by_topic[pretty(numbers[i % 6])])
         replies.append(text)
         await asyncio.sleep(0.03)
-    await asyncio.sleep(random.uniform(0.1, 0.4))  # noqa: S311 - a kill moment, not a secret
+    await asyncio.sleep(random.uniform(0.1, 0.4))  # a kill moment, not a secret
     killed.kill()
     killed_at = time.monotonic()
+    texts = [sms.message for sms in burst]
+    owed = len(set(texts) - set(posts(telegram)))
+    print(f"at the kill of the {victim}, {owed} of {len(texts)} SMS were still to post")
+    assert owed > 0, "the kill came after all the work: it hit nothing in flight"
     await asyncio.gather(*deliveries)
 
-    texts = [sms.message for sms in burst]
     await telegram.wait_for(lambda: set(texts) <= set(posts(telegram)), timeout=LEASE_TTL + 15)
     await gateway.wait_for(
         lambda: set(replies) <= {s.message for s in gateway.sent}, timeout=LEASE_TTL + 15

@@ -102,6 +102,7 @@ async def test_keepers_share_duties_and_a_clean_stop_hands_them_over_at_once(
         started = time.monotonic()
         await first.stop(1.0)
         while second.held != set(DUTIES):
+            assert time.monotonic() - started < 5, second.state()
             await asyncio.sleep(0.05)
         assert time.monotonic() - started < 2.0 / 4 + 0.5  # one renew tick, no expiry wait
         assert all(n == 1 for n in recorder.running.values())
