@@ -20,6 +20,9 @@ _ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 class StoreConfig(Strict):
     url: str = "sqlite:///smsbridge.db"
+    # How long a dead instance's duties (a gateway's polling, a chat's posting) wait before
+    # another instance sharing the PostgreSQL store takes them over; renewed every quarter.
+    lease_ttl: float = Field(default=10.0, ge=2.0, le=300.0)
 
     @field_validator("url")
     @classmethod
