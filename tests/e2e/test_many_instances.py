@@ -34,11 +34,15 @@ LEASE_TTL = 3.0  # short, so that takeovers are quick to test; the default is 10
 class Pair:
     """Two bridge processes with one config (but their own ports) and one database."""
 
-    def __init__(self, tmp_path: Path, data: dict[str, Any]) -> None:
+    def __init__(self, tmp_path: Path, data: dict[str, Any], *, public: bool = False) -> None:
+        """``public``: the first instance's URL is the public URL of both (Telegram pushes
+        there), as a load balancer's would be."""
         self.processes: list[BridgeProcess] = []
-        for name in ("a", "b"):
-            port = free_port()
+        ports = [free_port(), free_port()]
+        for name, port in zip(("a", "b"), ports, strict=True):
             mine = {**data, "server": {"host": "127.0.0.1", "port": port}}
+            if public:
+                mine["server"]["public_url"] = f"http://127.0.0.1:{ports[0]}"
             config = tmp_path / f"{name}.yaml"
             config.write_text(yaml.safe_dump(mine), encoding="utf-8")
             self.processes.append(BridgeProcess(config, tmp_path / f"{name}.log", port))
@@ -303,3 +307,48 @@ async def test_a_rolling_restart_loses_nothing_and_repeats_nothing(
     assert sorted(topics(telegram).values()) == sorted(pretty(n) for n in numbers)
     assert conflicts(telegram) == 0
     print(f"{len(texts)} SMS through a rolling restart of both instances")
+
+
+async def test_a_telegram_update_pushed_to_both_instances_sends_its_reply_once(
+    tmp_path: Path, pg_url: str, gateway: FakeSmsMobileApi, telegram: FakeTelegram
+) -> None:
+    data = config_dict(pg_url, gateway, telegram)
+    data["store"]["lease_ttl"] = LEASE_TTL
+    pair = Pair(tmp_path, data, public=True)
+    a, b = pair.processes
+    try:
+        await pair.start()
+        await telegram.wait_for(lambda: telegram.webhook is not None)
+        assert telegram.webhook is not None
+        secret = telegram.webhook["secret_token"]
+        sms = gateway.receive_sms("+15550700001", "hello by webhook")
+        await deliver_until_taken(gateway, [hook(b)], sms)
+        await telegram.wait_for(lambda: len(topics(telegram)) == 1, timeout=15)
+        [thread] = topics(telegram)
+        texts = []
+        async with httpx.AsyncClient(timeout=10.0, trust_env=False) as client:
+            for i in range(5):
+                text = f"webhook reply #{i}"
+                texts.append(text)
+                message = telegram.user_message(GROUP, AGENT, text, thread_id=thread)
+                [update] = [
+                    u
+                    for u in telegram.pending_updates()
+                    if u.get("message", {}).get("message_id") == message["message_id"]
+                ]
+                # Telegram pushes it to the first instance; the same update reaches the second
+                # too (a retry through the load balancer).
+                answer = await client.post(
+                    f"{b.url}/webhooks/telegram/support",
+                    json=update,
+                    headers={"X-Telegram-Bot-Api-Secret-Token": secret},
+                )
+                assert answer.status_code == 200, answer.text
+        await gateway.wait_for(lambda: set(texts) <= {s.message for s in gateway.sent}, timeout=15)
+        await telegram.wait_for(lambda: not telegram.pending_updates(), timeout=15)
+        await asyncio.sleep(1.0)
+    finally:
+        pair.stop()
+        print(pair.logs())
+    assert Counter(s.message for s in gateway.sent) == Counter(dict.fromkeys(texts, 1))
+    assert conflicts(telegram) == 0
