@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from bridge import logs
 from bridge.config import Config, load_config, secrets_of
-from bridge.errors import ConfigError
+from bridge.errors import ConfigError, StoreInUse
 
 
 def _load(path: str) -> Config | None:
@@ -72,10 +72,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     logs.setup(args.log_level or config.log_level, secrets_of(config))
     try:
         import uvloop
-
-        uvloop.run(_run(config))
     except ImportError:
-        asyncio.run(_run(config))
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    try:
+        runner(_run(config))
+    except StoreInUse as exc:
+        print(f"smsbridge: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, Field, HttpUrl, ValidationError, field_validator
+from sqlalchemy.engine import make_url
 
 from bridge.confbase import ChatConfigBase, GatewayConfigBase, Strict
 from bridge.errors import ConfigError
@@ -259,4 +260,8 @@ def secrets_of(config: Config) -> list[str]:
                         walk(item)
 
     walk(config)
+    # A PostgreSQL password sits inside the store URL (asyncpg's errors may quote the DSN).
+    password = make_url(config.store.url).password
+    if password:
+        found.append(str(password))
     return found

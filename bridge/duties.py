@@ -115,7 +115,10 @@ class LeaseKeeper:
                 # else may start.
                 async with self._lock:
                     await self._drop(sorted(self.held), 0.0, "lease not renewed in time")
-            await self._round()
+            try:
+                await self._round()
+            except Exception:  # a bug here must not end the renewals of every duty
+                log.exception("lease round failed")
 
     async def _round(self) -> None:
         async with self._lock:
@@ -144,20 +147,26 @@ class LeaseKeeper:
         except Exception:
             # Its work stays in the store; another round (here or elsewhere) tries again.
             log.exception("duty %s failed to start", name)
-            await self.duties[name].stop(0.0)
-            await self.leases.release(self.instance, [name])
+            try:
+                await self.duties[name].stop(0.0)
+                await self.leases.release(self.instance, [name])
+            except Exception:  # the lease runs out by itself
+                log.exception("duty %s: could not give it back", name)
             return
         self.held.add(name)
         self.metrics.duty_active.labels(name).set(1)
         log.info("duty %s: active on this instance (%s)", name, self.instance)
 
     async def _drop(self, names: list[str], grace: float, why: str) -> None:
+        """Stop duties side by side: each one's calls in flight get the same ``grace``."""
         for name in names:
             self.held.discard(name)
             self.metrics.duty_active.labels(name).set(0)
-            try:
-                await self.duties[name].stop(grace)
-            except Exception:
-                log.exception("duty %s did not stop cleanly", name)
             if why != "stopping":
                 log.warning("duty %s: standby (%s)", name, why)
+        stopped = await asyncio.gather(
+            *(self.duties[name].stop(grace) for name in names), return_exceptions=True
+        )
+        for name, problem in zip(names, stopped, strict=True):
+            if isinstance(problem, BaseException):
+                log.error("duty %s did not stop cleanly", name, exc_info=problem)

@@ -2,6 +2,7 @@
 
     BridgeError
     ├── ConfigError                  the config file is wrong; message names the path
+    ├── StoreInUse                   another process runs on this SQLite file
     ├── WebhookRejected              a webhook request we refuse (4xx; never stored)
     │   ├── BadRequest               malformed JSON, missing field, wrong type      -> 400/422
     │   │   └── InvalidSender        a sender that is no address (a skipped row when polled)
@@ -34,6 +35,18 @@ class ConfigError(BridgeError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("\n".join(problems))
+
+
+class StoreInUse(BridgeError):
+    """Another smsbridge process holds this SQLite store; ``path`` is its file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"the store {path} is in use by another smsbridge process. SQLite serves one "
+            "process; to run several instances, use PostgreSQL "
+            "(store.url: postgresql+asyncpg://user@host:5432/db)"
+        )
 
 
 class WebhookRejected(BridgeError):

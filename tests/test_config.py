@@ -153,3 +153,17 @@ def test_check_command_accepts_the_example(
     out = capsys.readouterr().out
     assert "config OK" in out and "gateway office: smsmobileapi" in out
     assert ENV["TELEGRAM_BOT_TOKEN"] not in out
+
+
+def test_the_postgresql_password_in_the_store_url_is_a_secret() -> None:
+    data = minimal()
+    data["store"] = {"url": "postgresql://bridge:${PGPASS}@db.internal:5432/smsbridge"}
+    config = parse_config(data, {"PGPASS": "pg-pass-123"})
+    assert "pg-pass-123" in secrets_of(config)
+    assert config.store.lease_ttl == 10.0  # a dead instance's duties move within 10 s
+
+
+def test_lease_ttl_out_of_range_is_an_error() -> None:
+    data = minimal()
+    data["store"] = {"url": "postgresql://db/x", "lease_ttl": 0.5}
+    assert problems(data) == ["store.lease_ttl: input should be greater than or equal to 2"]

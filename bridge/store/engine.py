@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,6 +15,7 @@ from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from bridge.errors import StoreInUse
 from bridge.store.aio import AsyncConnection, AsyncEngine, create_async_engine
 from bridge.store.schema import metadata
 
@@ -30,6 +33,8 @@ _alembic_version = sa.Table(
     sa.Column("version_num", sa.String(32), nullable=False),
     sa.PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
 )
+# (device, inode) of the SQLite files this process holds: see _hold_sqlite.
+_HELD: set[tuple[int, int]] = set()
 
 
 class Database:
@@ -39,19 +44,21 @@ class Database:
     connection) so they queue in memory instead of failing with "database is locked", while
     reads run in parallel on other connections thanks to WAL. Every aiosqlite statement is a
     round trip to a thread, and the lock is held for all of them, so the writer keeps
-    pysqlite's implicit BEGIN (no round trip of its own). One process writes; several
-    processes sharing a store should use PostgreSQL.
+    pysqlite's implicit BEGIN (no round trip of its own). One process holds a SQLite store
+    (a second is refused: StoreInUse); several processes share a store on PostgreSQL.
     """
 
     def __init__(self, url: str) -> None:
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
         self._lock: asyncio.Lock | None = None
+        self._held: tuple[int, tuple[int, int]] | None = None
         if self.dialect == "sqlite":
             database = parsed.database or ""
             if database in ("", ":memory:"):
                 raise ValueError("SQLite needs a file path, e.g. sqlite:///smsbridge.db")
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            self._held = _hold_sqlite(Path(database))
             # No ROLLBACK when a connection goes back to the pool: reads never open a
             # transaction and writes always end theirs, and each ROLLBACK is another round trip.
             self.writer = create_async_engine(
@@ -123,6 +130,43 @@ class Database:
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()
+        if self._held is not None:
+            # Only now: closing any descriptor of the file drops this process's POSIX locks on
+            # it, SQLite's included, so not while a connection of ours may still be open.
+            fd, key = self._held
+            self._held = None
+            _HELD.discard(key)
+            os.close(fd)
+
+
+def _hold_sqlite(path: Path) -> tuple[int, tuple[int, int]]:
+    """Hold the SQLite file for the life of the store, or raise StoreInUse.
+
+    Two processes writing one SQLite store would both post everything they read from it, so
+    a second one is refused at once. An exclusive flock on the database file itself (no lock
+    file to leave behind): on Linux it is independent of SQLite's own POSIX locks, and the
+    kernel drops it with the process, so a kill -9 never blocks the next start. Another store
+    of this process on the same file is refused before any descriptor is opened, because
+    closing one (as a refusal must) would drop the first store's SQLite locks with it.
+    """
+    shown = os.path.abspath(path)
+    with contextlib.suppress(FileNotFoundError):
+        stat = path.stat()
+        if (stat.st_dev, stat.st_ino) in _HELD:
+            raise StoreInUse(shown)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StoreInUse(shown) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    stat = os.fstat(fd)
+    key = (stat.st_dev, stat.st_ino)
+    _HELD.add(key)
+    return fd, key
 
 
 def _bring_to_head(connection: Connection) -> None:

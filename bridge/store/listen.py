@@ -46,26 +46,35 @@ class Listener:
     async def _run(self) -> None:
         failing = False
         while True:
-            conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self._dsn, timeout=10)
-                await conn.add_listener(CHANNEL, self._heard)
-                if failing:
-                    log.info("listening for other instances' wake-ups again")
-                failing = False
-                for kind in ("chat", "send"):
-                    self._wake(kind, "*")
-                while not conn.is_closed():
-                    await asyncio.sleep(CHECK_EVERY)
-                    await asyncio.wait_for(conn.execute("SELECT 1"), CHECK_EVERY)
+                await self._listen(failing)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 if not failing:
                     log.warning("wake-ups from other instances lost for now: %s", exc)
                 failing = True
-            finally:
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await conn.close(timeout=2)
             await asyncio.sleep(RETRY_EVERY)
+
+    async def _listen(self, again: bool) -> None:
+        """One connection, for as long as it lives; raises when it is gone."""
+        closed = asyncio.Event()
+        conn = await asyncpg.connect(self._dsn, timeout=10)
+        try:
+            # A restart of the database closes the connection: noticed at once. One that died
+            # quietly (a network cut) is noticed by the check below.
+            conn.add_termination_listener(lambda _conn: closed.set())
+            await conn.add_listener(CHANNEL, self._heard)
+            if again:
+                log.info("listening for other instances' wake-ups again")
+            for kind in ("chat", "send"):
+                self._wake(kind, "*")  # what was announced while we were not listening
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(closed.wait(), CHECK_EVERY)
+                if closed.is_set() or conn.is_closed():
+                    raise ConnectionError("the database closed the connection")
+                await asyncio.wait_for(conn.execute("SELECT 1"), CHECK_EVERY)
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=2)

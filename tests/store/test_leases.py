@@ -1,0 +1,159 @@
+"""Leases on SQLite and real PostgreSQL, and the keeper that turns them into running duties."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bridge.duties import Duty, LeaseKeeper
+from bridge.metrics import Metrics
+from bridge.store.sql import SqlStore
+
+DUTIES = ["chat:support", "gateway:office", "send:office"]
+
+
+def _async(url: str) -> str:
+    return url.replace("sqlite://", "sqlite+aiosqlite://").replace(
+        "postgresql://", "postgresql+asyncpg://"
+    )
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[SqlStore]:
+    opened = await SqlStore.open(_async(store_url))
+    yield opened
+    await opened.close()
+
+
+async def test_a_lease_has_one_holder_until_it_runs_out(store: SqlStore) -> None:
+    assert await store.leases.claim("a", DUTIES, 1.0) == set(DUTIES)
+    assert await store.leases.claim("b", DUTIES, 1.0) == set()
+    assert await store.leases.claim("a", DUTIES[:1], 1.0) == {DUTIES[0]}  # renewed
+    holders = {h.name: h for h in await store.leases.holders()}
+    assert {h.holder for h in holders.values()} == {"a"}
+    assert all(0 < h.left <= 1.0 for h in holders.values())
+    await asyncio.sleep(1.1)
+    assert await store.leases.claim("b", DUTIES, 1.0) == set(DUTIES)  # ran out: taken over
+    assert await store.leases.claim("a", DUTIES, 1.0) == set()
+
+
+async def test_a_released_lease_is_free_at_once(store: SqlStore) -> None:
+    assert await store.leases.claim("a", DUTIES, 60.0) == set(DUTIES)
+    await store.leases.release("a", DUTIES[:2])
+    await store.leases.release("b", DUTIES[2:])  # not b's to release
+    assert await store.leases.claim("b", DUTIES, 60.0) == set(DUTIES[:2])
+
+
+async def test_claims_at_the_same_moment_give_each_lease_to_one_instance(pg_url: str) -> None:
+    stores = [await SqlStore.open(_async(pg_url)) for _ in range(4)]
+    try:
+        names = [f"duty:{i}" for i in range(20)]
+        for _ in range(5):
+            won = await asyncio.gather(
+                *(s.leases.claim(f"i{n}", names, 0.3) for n, s in enumerate(stores))
+            )
+            assert sorted(name for w in won for name in w) == sorted(names)
+            await asyncio.sleep(0.35)
+    finally:
+        for s in stores:
+            await s.close()
+
+
+class Recorder:
+    """Duties that note when they run, to see two keepers share them."""
+
+    def __init__(self) -> None:
+        self.running: dict[str, int] = {}
+        self.events: list[tuple[str, str]] = []
+
+    def duty(self, name: str, who: str) -> Duty:
+        async def start() -> None:
+            self.running[name] = self.running.get(name, 0) + 1
+            self.events.append((who, f"start {name}"))
+
+        async def stop(_grace: float) -> None:
+            self.running[name] -= 1
+            self.events.append((who, f"stop {name}"))
+
+        return Duty(name, start, stop)
+
+
+async def keeper(store: SqlStore, recorder: Recorder, who: str, ttl: float) -> LeaseKeeper:
+    kept = LeaseKeeper(store.leases, ttl, Metrics(), who)
+    for name in DUTIES:
+        kept.add(recorder.duty(name, who))
+    await kept.start()
+    return kept
+
+
+async def test_keepers_share_duties_and_a_clean_stop_hands_them_over_at_once(
+    pg_url: str,
+) -> None:
+    recorder = Recorder()
+    one, two = [await SqlStore.open(_async(pg_url)) for _ in range(2)]
+    try:
+        first = await keeper(one, recorder, "first", ttl=2.0)
+        second = await keeper(two, recorder, "second", ttl=2.0)
+        assert first.held == set(DUTIES) and second.held == set()
+        assert second.state() == {name: {"state": "standby"} for name in DUTIES}
+        started = time.monotonic()
+        await first.stop(1.0)
+        while second.held != set(DUTIES):
+            assert time.monotonic() - started < 5, second.state()
+            await asyncio.sleep(0.05)
+        assert time.monotonic() - started < 2.0 / 4 + 0.5  # one renew tick, no expiry wait
+        assert all(n == 1 for n in recorder.running.values())
+        await second.stop(1.0)
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_a_dead_keepers_duties_move_within_the_ttl_never_overlapping(pg_url: str) -> None:
+    recorder = Recorder()
+    one, two = [await SqlStore.open(_async(pg_url)) for _ in range(2)]
+    try:
+        first = await keeper(one, recorder, "first", ttl=2.0)
+        second = await keeper(two, recorder, "second", ttl=2.0)
+        await first.halt()  # dies: no renewal, no release, its duties "run" on
+        died = time.monotonic()
+        while second.held != set(DUTIES):
+            assert time.monotonic() - died < 2.0 + 2.0 / 4 + 0.5
+            await asyncio.sleep(0.05)
+        assert time.monotonic() - died >= 2.0 - 2.0 / 4 - 0.1  # not before it could run out
+        await second.stop(1.0)
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_an_owner_that_cannot_renew_stops_before_another_may_start(pg_url: str) -> None:
+    recorder = Recorder()
+    one, two = [await SqlStore.open(_async(pg_url)) for _ in range(2)]
+    try:
+        first = await keeper(one, recorder, "first", ttl=2.0)
+        second = await keeper(two, recorder, "second", ttl=2.0)
+        await one.db.dispose()  # its database is gone: every renewal fails
+
+        async def unreachable(*_args: object) -> set[str]:
+            raise ConnectionError("database unreachable")
+
+        first.leases.claim = unreachable  # type: ignore[method-assign]
+        while second.held != set(DUTIES):
+            # Never both: the first has stopped its duties by the time the second starts them.
+            assert all(n <= 1 for n in recorder.running.values()), recorder.events
+            await asyncio.sleep(0.02)
+        assert first.held == set()
+        order = [e for e in recorder.events if e[1].endswith(DUTIES[0])]
+        assert order == [
+            ("first", f"start {DUTIES[0]}"),
+            ("first", f"stop {DUTIES[0]}"),
+            ("second", f"start {DUTIES[0]}"),
+        ]
+        await first.halt()
+        await second.stop(1.0)
+    finally:
+        await two.close()
