@@ -1,9 +1,9 @@
 """The config's ``routes:``: their YAML shape, and the pure ``Routes`` (bridge/rules.py) they build.
 
-Every problem names its path (``routes[2].match.text[1]: invalid regex: …``). A config written
-before rules existed (``{gateway, chat, default}``) builds routes that behave as it did: a
-route without ``match`` that posts continues by default, so every catch-all route of a
-gateway gets its SMS, as every route did then.
+Every problem names its path (``routes[2].match.text[1]: invalid regex: …``). ``continue``
+defaults to false: the first route that matches takes the SMS. A config without ``match``
+anywhere (as every config was before rules existed) behaves as it did then: each of its routes
+gets every SMS of its gateway.
 """
 
 from __future__ import annotations
@@ -77,9 +77,10 @@ def build_routes(
     problems: list[str] = []
     rules: list[Rule] = []
     broken: set[int] = set()  # a match that did not parse is no catch-all: no duplicate
+    legacy = all(route.match is None for route in routes)
     for index, route in enumerate(routes):
         before = len(problems)
-        rules.append(_rule(index, route, set(gateways), set(chats), region, problems))
+        rules.append(_rule(index, route, set(gateways), set(chats), region, problems, legacy))
         if len(problems) > before:
             broken.add(index)
     names: set[str] = set()
@@ -107,6 +108,7 @@ def _rule(
     chats: set[str],
     region: str | None,
     problems: list[str],
+    legacy: bool = False,
 ) -> Rule:
     where = f"routes[{index}]"
     if route.gateway is not None and route.gateway not in gateways:
@@ -140,7 +142,7 @@ def _rule(
     action = route.action
     continues = route.continue_
     if continues is None:
-        continues = match.empty and action == "post"
+        continues = legacy and action == "post"
     return Rule(
         name=route.name or where,
         gateway=route.gateway,

@@ -201,7 +201,8 @@ class Routes:
 def decide(rules: Iterable[Rule], facts: Facts, at: datetime) -> Decision:
     matched: list[Rule] = []
     skipped: list[tuple[Rule, str]] = []
-    deliveries: dict[str, Delivery] = {}
+    # One post per chat and thread: two routes may fan an SMS out to two topics of one forum.
+    deliveries: dict[tuple[str, str | None], Delivery] = {}
     for rule in rules:
         reason = rule.match.failed(facts, at)
         if reason is not None:
@@ -212,7 +213,7 @@ def decide(rules: Iterable[Rule], facts: Facts, at: datetime) -> Decision:
             return Decision(tuple(matched), tuple(deliveries.values()), True, tuple(skipped))
         for chat in rule.chats:
             # One post per chat: the first rule that sends the SMS there decides how.
-            deliveries.setdefault(chat, Delivery(chat, rule))
+            deliveries.setdefault((chat, rule.thread), Delivery(chat, rule))
         if not rule.continue_:
             break
     return Decision(tuple(matched), tuple(deliveries.values()), False, tuple(skipped))
@@ -258,7 +259,8 @@ class _Step:
 def _decide_fast(steps: tuple[_Step, ...], text: str, at: datetime) -> Decision:
     """``decide`` for steps whose ``from`` and ``to`` hold (a test checks they agree)."""
     matched: list[Rule] = []
-    deliveries: dict[str, Delivery] = {}
+    # One post per chat and thread: two routes may fan an SMS out to two topics of one forum.
+    deliveries: dict[tuple[str, str | None], Delivery] = {}
     folded: str | None = None
     local: dict[ZoneInfo, tuple[int, int]] = {}
     for step in steps:
@@ -278,7 +280,7 @@ def _decide_fast(steps: tuple[_Step, ...], text: str, at: datetime) -> Decision:
         if rule.action == "drop":
             return Decision(tuple(matched), tuple(deliveries.values()), True)
         for chat in rule.chats:
-            deliveries.setdefault(chat, Delivery(chat, rule))
+            deliveries.setdefault((chat, rule.thread), Delivery(chat, rule))
         if not rule.continue_:
             break
     return Decision(tuple(matched), tuple(deliveries.values()), False)
