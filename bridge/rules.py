@@ -97,7 +97,11 @@ class Routes:
     _constant: dict[str, Decision] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
-    _by_address: dict[tuple[str, str, str | None, int | None], tuple[_Step, ...]] = field(
+    _by_address: dict[tuple[str, str, str | None, int | None], _Candidates] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+    # One text gate per set of candidate rules (many senders share one), by the rules' names.
+    _gates: dict[tuple[str, ...], _Gate | None] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
 
@@ -128,7 +132,8 @@ class Routes:
             # decision is the same for all of this gateway's SMS; intake pays a lookup.
             self._constant[gateway] = decide(rules, _NO_FACTS, at)
             return self._constant[gateway]
-        return _decide_fast(self._candidates(gateway, sender, device, sim), text, at)
+        steps, gate = self._candidates(gateway, sender, device, sim)
+        return _decide_fast(steps, gate, text, at)
 
     def _facts(
         self, gateway: str, sender: str, text: str, device: str | None, sim: int | None
@@ -144,18 +149,24 @@ class Routes:
 
     def _candidates(
         self, gateway: str, sender: str, device: str | None, sim: int | None
-    ) -> tuple[_Step, ...]:
-        """The rules whose ``from`` and ``to`` hold for this sender and receiver. They depend on
-        nothing else, and the same numbers write again and again: cached."""
+    ) -> _Candidates:
+        """The rules whose ``from`` and ``to`` hold for this sender and receiver, and the gate
+        of their text patterns. They depend on nothing else, and the same numbers write again
+        and again: cached."""
         key = (gateway, sender, device, sim)
         found = self._by_address.get(key)
         if found is None:
             facts = self._facts(gateway, sender, "", device, sim)
-            found = tuple(
+            steps = tuple(
                 _Step.of(rule)
                 for rule in self.for_gateway(gateway)
                 if _addresses_hold(rule.match, facts)
             )
+            names = tuple(step.rule.name for step in steps)
+            if names not in self._gates:
+                texts = sum(1 for step in steps if step.texts)
+                self._gates[names] = _Gate.of(steps) if texts > 1 else None
+            found = (steps, self._gates[names])
             if len(self._by_address) >= _CACHED_ADDRESSES:
                 self._by_address.clear()  # crude, but bounded; refilled by the next SMS
             self._by_address[key] = found
@@ -256,19 +267,69 @@ class _Step:
         return False
 
 
-def _decide_fast(steps: tuple[_Step, ...], text: str, at: datetime) -> Decision:
+@dataclass(frozen=True, slots=True)
+class _Gate:
+    """One search for all the candidates' text patterns together. Most SMS match none of
+    them, and then no rule's patterns need be tried one by one (the slow part of intake with
+    many rules). Only group-free regexes are joined: joining renumbers groups, which would
+    change what a backreference means."""
+
+    needles: re.Pattern[str] | None
+    joined: re.Pattern[str] | None
+    alone: tuple[re.Pattern[str], ...]
+    textless: tuple[_Step, ...]  # the candidates without text conditions, in order
+
+    @classmethod
+    def of(cls, steps: tuple[_Step, ...]) -> _Gate:
+        needles = {n for step in steps for n in step.needles}
+        regexes = [r for step in steps for r in step.regexes]
+        joinable = [r for r in regexes if r.groups == 0]
+        alone = [r for r in regexes if r.groups]
+        joined = None
+        if joinable:
+            try:
+                joined = re.compile("|".join(_scoped(r) for r in joinable))
+            except re.error:  # flags that cannot be scoped: each on its own, as before
+                alone.extend(joinable)
+        needle = re.compile("|".join(map(re.escape, needles))) if needles else None
+        textless = tuple(step for step in steps if not step.texts)
+        return cls(needle, joined, tuple(alone), textless)
+
+    def open(self, text: str, folded: str) -> bool:
+        """Whether any text pattern may match (False: every one fails)."""
+        if self.needles is not None and self.needles.search(folded):
+            return True
+        if self.joined is not None and self.joined.search(text):
+            return True
+        for regex in self.alone:  # noqa: SIM110
+            if regex.search(text):
+                return True
+        return False
+
+
+_GLOBAL_FLAGS = re.compile(r"^\(\?([aiLmsux]+)\)")
+
+
+def _scoped(regex: re.Pattern[str]) -> str:
+    """The pattern as one alternative of a larger one: leading global flags become scoped."""
+    found = _GLOBAL_FLAGS.match(regex.pattern)
+    if found is None:
+        return f"(?:{regex.pattern})"
+    return f"(?{found.group(1)}:{regex.pattern[found.end() :]})"
+
+
+def _decide_fast(steps: tuple[_Step, ...], gate: _Gate | None, text: str, at: datetime) -> Decision:
     """``decide`` for steps whose ``from`` and ``to`` hold (a test checks they agree)."""
     matched: list[Rule] = []
     # One post per chat and thread: two routes may fan an SMS out to two topics of one forum.
     deliveries: dict[tuple[str, str | None], Delivery] = {}
-    folded: str | None = None
+    folded = text.casefold()
+    if gate is not None and not gate.open(text, folded):
+        steps = gate.textless  # no text condition holds: only the rules without one are left
     local: dict[ZoneInfo, tuple[int, int]] = {}
     for step in steps:
-        if step.texts:
-            if folded is None:
-                folded = text.casefold()
-            if not step.text_holds(text, folded):
-                continue
+        if step.texts and not step.text_holds(text, folded):
+            continue
         if step.hours is not None:
             zone = step.hours.zone
             if zone not in local:
@@ -286,6 +347,7 @@ def _decide_fast(steps: tuple[_Step, ...], text: str, at: datetime) -> Decision:
     return Decision(tuple(matched), tuple(deliveries.values()), False)
 
 
+_Candidates = tuple[tuple[_Step, ...], _Gate | None]
 _NO_FACTS = Facts("", address(""), address(""), "", "")
 
 
