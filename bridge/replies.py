@@ -16,7 +16,7 @@ from bridge.lifecycle import STOP_GRACE, settle
 from bridge.models import ChatMessage, Conversation
 from bridge.phone import InvalidNumber, is_dialable, parse_dialable, pretty
 from bridge.ports import ChatPlatform, HasHistory, SmsGateway
-from bridge.render import history_text, number_from_title, split_text
+from bridge.render import history_text, split_text
 from bridge.router import Router
 from bridge.store.records import Notice
 from bridge.store.sql import SqlStore
@@ -91,7 +91,7 @@ class ChatHandler:
         if msg.deleted:
             await self._deleted(msg)
             return
-        conversation = await self._conversation_of(msg, platform)
+        conversation = await self.router.conversation_of(msg)
         if msg.edited:
             if conversation is not None:
                 digest = hashlib.sha256((msg.text or "").encode()).hexdigest()[:16]
@@ -115,7 +115,7 @@ class ChatHandler:
         if not platform.allows(msg.user):
             await self._reply(msg, REFUSED, private=True)
             return
-        if not await self._replies_allowed(msg, conversation):
+        if not await self.router.may_answer(msg, conversation):
             await self._reply(msg, ALERTS_ONLY)
             return
         if msg.has_media or not text:
@@ -140,40 +140,6 @@ class ChatHandler:
             await self.store.jobs.add_notices(
                 [notice], dedupe=(f"notice:{msg.chat}", f"delete:{msg.message_id}")
             )
-
-    async def _replies_allowed(self, msg: ChatMessage, conversation: Conversation) -> bool:
-        """Not for what an alerts-only route posted, nor in a chat only such routes feed."""
-        if msg.reply_to is not None:
-            allowed = await self.store.threads.replies_allowed(msg.chat, msg.reply_to)
-            if not allowed:
-                return False
-        return self.router.replies_allowed(msg.chat, conversation.gateway)
-
-    async def _conversation_of(
-        self, msg: ChatMessage, platform: ChatPlatform
-    ) -> Conversation | None:
-        if platform.threaded and msg.thread_id is not None:
-            # A route's fixed thread gathers many numbers: only a reply says which one.
-            if await self.store.threads.is_named(msg.chat, msg.thread_id):
-                if msg.reply_to is None:
-                    return None
-                return await self.store.threads.conversation_for_message(msg.chat, msg.reply_to)
-            found = await self.store.threads.conversation_for_thread(msg.chat, msg.thread_id)
-            if found is not None:
-                return found
-        if msg.reply_to is not None:
-            found = await self.store.threads.conversation_for_message(msg.chat, msg.reply_to)
-            if found is not None:
-                return found
-        # Our own thread or post, but not (yet) in the store: the post was accepted and the
-        # process stopped before recording it. Its title names the number; the answer must
-        # not be lost for that.
-        number = number_from_title(msg.context) if msg.context else None
-        gateway = self.router.default_gateway(msg.chat)
-        if number is None or gateway is None:
-            return None
-        log.info("chat %s: %s found by its title, not the store", msg.chat, number)
-        return await self.store.threads.conversation(gateway, number)
 
     async def _command(
         self,

@@ -11,10 +11,10 @@ from bridge import storable
 from bridge.batching import GroupCommit
 from bridge.errors import InvalidSender
 from bridge.metrics import Metrics
-from bridge.models import ChatMessage, InboundSms, WebhookEvents
+from bridge.models import ChatMessage, Conversation, InboundSms, WebhookEvents
 from bridge.phone import is_sender
 from bridge.ports import ChatPlatform
-from bridge.render import inbound_header, outbound_echo, split_text
+from bridge.render import inbound_header, number_from_title, outbound_echo, split_text
 from bridge.rules import Routes
 from bridge.store.records import Delivery, IngestItem, OutboundRequest
 from bridge.store.sql import SqlStore
@@ -165,6 +165,41 @@ class Router:
         alerts-only routes (``replies: false``) post there."""
         rules = [r for r in self.routes.for_gateway(gateway) if chat in r.chats]
         return not rules or any(r.replies for r in rules if r.action == "post")
+
+    async def may_answer(self, msg: ChatMessage, conversation: Conversation) -> bool:
+        """Not for what an alerts-only route posted, nor in a chat only such routes feed."""
+        if msg.reply_to is not None:
+            allowed = await self.store.threads.replies_allowed(msg.chat, msg.reply_to)
+            if not allowed:
+                return False
+        return self.replies_allowed(msg.chat, conversation.gateway)
+
+    async def conversation_of(self, msg: ChatMessage) -> Conversation | None:
+        """The number a chat message answers: its thread's, or the bridged message it replies
+        to (in a route's fixed thread, only that); None for chatter outside any."""
+        platform = self.chats[msg.chat]
+        if platform.threaded and msg.thread_id is not None:
+            # A route's fixed thread gathers many numbers: only a reply says which one.
+            if await self.store.threads.is_named(msg.chat, msg.thread_id):
+                if msg.reply_to is None:
+                    return None
+                return await self.store.threads.conversation_for_message(msg.chat, msg.reply_to)
+            found = await self.store.threads.conversation_for_thread(msg.chat, msg.thread_id)
+            if found is not None:
+                return found
+        if msg.reply_to is not None:
+            found = await self.store.threads.conversation_for_message(msg.chat, msg.reply_to)
+            if found is not None:
+                return found
+        # Our own thread or post, but not (yet) in the store: the post was accepted and the
+        # process stopped before recording it. Its title names the number; the answer must
+        # not be lost for that.
+        number = number_from_title(msg.context) if msg.context else None
+        gateway = self.default_gateway(msg.chat)
+        if number is None or gateway is None:
+            return None
+        log.info("chat %s: %s found by its title, not the store", msg.chat, number)
+        return await self.store.threads.conversation(gateway, number)
 
     async def send(
         self, msg: ChatMessage, gateway: str, number: str, text: str, *, echo: bool

@@ -62,6 +62,24 @@ def test_a_config_without_rules_behaves_as_before() -> None:
     assert routes.mirrors_for("office") == ["support", "team"]
 
 
+def test_with_rules_the_first_matching_route_takes_the_sms_catch_alls_included() -> None:
+    routes = load(
+        {"match": {"text": "outage"}, "chat": "alerts", "thread": "Ops"},
+        {"gateway": "office", "chat": "support"},
+        {"gateway": "office", "chat": "team"},  # reached only by `continue` on the one above
+        {"gateway": "office", "chat": "alerts", "continue": True},
+    ).routes_value()
+    assert routes.evaluate("office", "+15551234567", "Outage!", at=AT).chats == ("alerts",)
+    assert routes.evaluate("office", "+15551234567", "hello", at=AT).chats == ("support",)
+    fan_out = load(
+        {"gateway": "office", "chat": "alerts", "thread": "All", "continue": True},
+        {"gateway": "office", "chat": "alerts", "match": {"text": "hello"}},
+    ).routes_value()
+    # Two threads of one chat: one post in each.
+    decision = fan_out.evaluate("office", "+15551234567", "hello", at=AT)
+    assert [(d.chat, d.thread) for d in decision.deliveries] == [("alerts", "All"), ("alerts", None)]
+
+
 def test_the_issue_example_loads_and_routes() -> None:
     cfg = load(
         {
