@@ -77,7 +77,8 @@ def test_with_rules_the_first_matching_route_takes_the_sms_catch_alls_included()
     ).routes_value()
     # Two threads of one chat: one post in each.
     decision = fan_out.evaluate("office", "+15551234567", "hello", at=AT)
-    assert [(d.chat, d.thread) for d in decision.deliveries] == [("alerts", "All"), ("alerts", None)]
+    placed = [(d.chat, d.thread) for d in decision.deliveries]
+    assert placed == [("alerts", "All"), ("alerts", None)]
 
 
 def test_the_issue_example_loads_and_routes() -> None:
