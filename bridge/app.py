@@ -84,7 +84,7 @@ class Bridge:
     async def start(self, *, serve: bool = True) -> None:
         self.started_at = time.time()
         self.store = store = await SqlStore.open(self.config.store.async_url, self._wake)
-        self.router = Router(self.config, store, self.chats, self.metrics)
+        self.router = Router(self.config.routes_value(), store, self.chats, self.metrics)
         for gateway in self.gateways.values():
             await gateway.start()
         self.keeper = keeper = LeaseKeeper(
@@ -107,7 +107,13 @@ class Bridge:
         self.scheduler.every("backlog", 15.0, self._measure_backlog)
         self.scheduler.start()
         self._handler = ChatHandler(
-            self.config, store, self.gateways, self.chats, self._forget_thread
+            self.router,
+            store,
+            self.gateways,
+            self.chats,
+            region=self.config.default_region,
+            history_limit=self.config.history_limit,
+            forget_thread=self._forget_thread,
         )
         for chat in self.chats.values():
             await chat.start(self._handler)

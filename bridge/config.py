@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ from sqlalchemy.engine import make_url
 
 from bridge.confbase import ChatConfigBase, GatewayConfigBase, Strict
 from bridge.errors import ConfigError
+from bridge.routeconf import RouteConfig, build_routes
+from bridge.rules import Routes
 from connectors import CHATS, GATEWAYS
 
 _ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -50,12 +53,6 @@ class ServerConfig(Strict):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
 
-class RouteConfig(Strict):
-    gateway: str
-    chat: str
-    default: bool = False  # the gateway `/sms` uses in this chat when several are routed there
-
-
 class Config(Strict):
     store: StoreConfig = StoreConfig()
     server: ServerConfig = ServerConfig()
@@ -72,13 +69,28 @@ class Config(Strict):
     def chat(self, name: str) -> ChatConfigBase:
         return next(c for c in self.chats if c.name == name)
 
+    def routes_value(self) -> Routes:
+        """The routes as the pure rules engine (bridge/rules.py) evaluates them."""
+        return self._routes
+
+    @cached_property
+    def _routes(self) -> Routes:
+        routes, problems = build_routes(
+            self.routes,
+            [g.name for g in self.gateways],
+            [c.name for c in self.chats],
+            self.default_region,
+        )
+        if problems:  # parse_config reports these first; a Config built by hand can get here
+            raise ConfigError(problems)
+        return routes
+
     def chats_for(self, gateway: str) -> list[str]:
-        return [r.chat for r in self.routes if r.gateway == gateway]
+        """Every chat a route may post ``gateway``'s SMS in."""
+        return self._routes.chats_for(gateway)
 
     def default_gateway(self, chat: str) -> str | None:
-        routes = [r for r in self.routes if r.chat == chat]
-        chosen = next((r for r in routes if r.default), routes[0] if routes else None)
-        return chosen.gateway if chosen else None
+        return self._routes.default_gateway(chat)
 
 
 def expand_env(node: Any, environ: dict[str, str], path: str, problems: list[str]) -> Any:
@@ -200,27 +212,18 @@ def _cross_check(config: Config) -> list[str]:
             if item.name in seen:
                 problems.append(f"{section}[{index}].name: duplicate name {item.name!r}")
             seen.add(item.name)
-    gateway_names = {g.name for g in config.gateways}
-    chat_names = {c.name for c in config.chats}
-    pairs: set[tuple[str, str]] = set()
-    for index, route in enumerate(config.routes):
-        if route.gateway not in gateway_names:
-            problems.append(f"routes[{index}].gateway: no gateway named {route.gateway!r}")
-        if route.chat not in chat_names:
-            problems.append(f"routes[{index}].chat: no chat named {route.chat!r}")
-        if (route.gateway, route.chat) in pairs:
-            problems.append(f"routes[{index}]: duplicate route {route.gateway} -> {route.chat}")
-        pairs.add((route.gateway, route.chat))
+    chat_names = [c.name for c in config.chats]
+    problems.extend(
+        build_routes(
+            config.routes, [g.name for g in config.gateways], chat_names, config.default_region
+        )[1]
+    )
     for kind_name, kind in CHATS.items():
         indexed = [(i, c) for i, c in enumerate(config.chats) if c.type == kind_name]
         if not indexed:
             continue  # a kind the config does not use stays unimported
         for position, message in kind.check([c for _i, c in indexed]):
             problems.append(f"chats[{indexed[position][0]}]: {message}")
-    for chat in chat_names:
-        defaults = [r for r in config.routes if r.chat == chat and r.default]
-        if len(defaults) > 1:
-            problems.append(f"routes: chat {chat!r} has more than one default route")
     return problems
 
 

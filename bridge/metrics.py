@@ -15,6 +15,13 @@ class Metrics:
             ["gateway", "source", "result"],
             registry=r,
         )
+        self.routed = Counter(
+            "smsbridge_routed_sms_total",
+            "Inbound SMS by gateway, route and outcome: posted, dropped (a drop route) or "
+            "unrouted (no route took it; stored, not posted)",
+            ["gateway", "route", "outcome"],
+            registry=r,
+        )
         self.webhook_rejected = Counter(
             "smsbridge_webhook_rejected_total",
             "Webhook requests refused, by HTTP status",

@@ -13,7 +13,7 @@ from bridge.confbase import GatewayConfigBase
 from bridge.errors import DeliveryError
 from bridge.listing import read_window
 from bridge.metrics import Metrics
-from bridge.models import InboundSms
+from bridge.models import InboundSms, WebhookEvents
 from bridge.ports import (
     CompletesPolled,
     PollsInbound,
@@ -177,7 +177,7 @@ class Poller:
         # An older "checked" only widens the next window, so a quiet poll need not write.
         stale = window.checked is None or started - window.checked > CURSOR_REFRESH
         moved = (cursor_name, window.dump(started)) if fresh or stale else None
-        new = await self.router.ingest_polled(self.name, fresh, moved, source)
+        new = await self.router.ingest(self.name, WebhookEvents(tuple(fresh)), moved, source)
         self._succeeded("inbound")
         if new:
             log.info("%s: %d new SMS by %s", self.name, new, source)
@@ -198,7 +198,7 @@ class Poller:
         except DeliveryError as exc:
             self._failed("status", exc.reason)
             return
-        await self.router.apply_updates(updates)
+        await self.router.ingest(self.name, WebhookEvents(updates=tuple(updates)), None, "status")
         self._succeeded("status")
 
     def _failed(self, kind: str, reason: str) -> None:

@@ -191,6 +191,13 @@ class ChatPlatform(Protocol):
 
 
 @runtime_checkable
+class EditsMessages(Protocol):
+    """Can change the text of a message it posted (a collapsed repeat shows its count)."""
+
+    async def edit_text(self, message_id: str, text: str) -> None: ...
+
+
+@runtime_checkable
 class PostsPrivately(Protocol):
     """Can show a notice to one person only (Slack's ephemeral messages)."""
 

@@ -22,7 +22,8 @@ from bridge.lifecycle import STOP_GRACE, Deadline, settle
 from bridge.metrics import Metrics
 from bridge.models import Status
 from bridge.pacing import Interrupted, Pacer
-from bridge.ports import ChatPlatform, PostsPrivately
+from bridge.placing import Placer
+from bridge.ports import ChatPlatform, EditsMessages, PostsPrivately
 from bridge.render import attachment_line, status_notice, thread_title
 from bridge.store.records import ChatJob, JobKind, PostDone
 from bridge.store.sql import SqlStore
@@ -38,7 +39,10 @@ CONCURRENCY = 8  # conversations posted side by side in one chat; all share its 
 
 
 def _group(job: ChatJob) -> object:
-    """What a job must stay in order with: its conversation, or the thread it replies in."""
+    """What a job must stay in order with: a route's fixed thread (opened once, whoever's SMS
+    comes first), its conversation, or the thread it replies in."""
+    if job.fixed_thread is not None:
+        return ("fixed", job.fixed_thread)
     if job.conversation_id is not None:
         return job.conversation_id
     return ("thread", job.thread_id)
@@ -75,10 +79,7 @@ class ChatWorker(Worker):
         self.pacer = pacer
         self.metrics = metrics
         self.name = f"chat:{platform.name}"
-        # This worker is the only one that opens threads in its chat, so what it has seen of
-        # the thread mapping is always current; it saves a read per post.
-        self._threads: dict[int, str] = {}
-        self._unsaved: set[int] = set()  # threads opened but not yet recorded in the store
+        self.placer = Placer(platform, store, lambda: self._pace(message=True))
         self._running: dict[object, asyncio.Task[bool]] = {}
         # Posts finishing together (one per conversation group) are recorded in one commit.
         self._record: GroupCommit[PostDone, None] = GroupCommit(store.jobs.complete_posts)
@@ -139,12 +140,7 @@ class ChatWorker(Worker):
         # Posts in flight finish and are recorded: a stop never leaves one ambiguous. Groups
         # waiting for pacing have ended already, their jobs untouched.
         await settle(list(self._running.values()), deadline.left(), self.name)
-        for conversation in list(self._unsaved):
-            # Opened, but the stop came before its post: the next start must post in it
-            # rather than open another.
-            thread = self._threads[conversation]
-            await self.store.threads.record(conversation, self.platform.name, thread)
-            self._unsaved.discard(conversation)
+        await self.placer.save_opened()
 
     async def _run_group(self, jobs: list[ChatJob]) -> bool:
         """Run a conversation's jobs in order; False if one has to wait (or we stop)."""
@@ -198,6 +194,9 @@ class ChatWorker(Worker):
         if job.kind is JobKind.RENAME:
             await self._rename(job)
             return
+        if job.kind is JobKind.EDIT:
+            await self._edit(job)
+            return
         text = job.text or ""
         if job.private_to is not None and isinstance(self.platform, PostsPrivately):
             # Only its addressee sees it, and nobody can reply to it: nothing to map.
@@ -210,8 +209,7 @@ class ChatWorker(Worker):
             message_id = await self.platform.post(job.thread_id, text, job.message_id)
             await self._record.submit([PostDone(job, (message_id,), job.thread_id)])
             return
-        conversation = job.conversation_id
-        thread = await self._thread(job)
+        thread = await self.placer.thread(job)
         if job.kind is JobKind.FILE:
             send = await self._file_sender(job)
         else:
@@ -220,19 +218,44 @@ class ChatWorker(Worker):
                 return self.platform.post(where, text, job.message_id)
 
         message_id, thread = await self._post_in_thread(thread, job, send)
-        new_thread = conversation in self._unsaved
-        await self._record.submit([PostDone(job, (message_id,), thread, new_thread)])
-        self._unsaved.discard(conversation)
+        await self._record.submit(
+            [PostDone(job, (message_id,), thread, self.placer.opened_for(job))]
+        )
+        self.placer.saved(job)
         if job.kind is JobKind.SMS:
             self.metrics.post_latency.labels(self.platform.name).observe(
                 max(0.0, time.time() - job.next_attempt_at)
             )
 
+    async def _edit(self, job: ChatJob) -> None:
+        """The same SMS again within a route's ``collapse``: its first post shows the count."""
+        assert job.inbound_id is not None
+        message_id = await self.store.jobs.first_message(self.platform.name, job.inbound_id)
+        text = job.text or ""
+        if message_id is not None and isinstance(self.platform, EditsMessages):
+            await self._pace(message=True)
+            try:
+                await self.platform.edit_text(message_id, text)
+                await self._record.submit([PostDone(job, (), None)])
+                return
+            except Terminal as exc:  # deleted by a human, or too old to edit: post anew
+                log.info("%s: cannot edit %s: %s", self.name, message_id, exc.reason)
+        thread = await self.placer.thread(job)
+        posted, thread = await self._post_in_thread(
+            thread, job, lambda where: self.platform.post(where, text, None)
+        )
+        await self._done(job, (posted,), thread)
+
+    async def _done(self, job: ChatJob, message_ids: tuple[str, ...], thread: str | None) -> None:
+        """Record a post (and the number's thread it opened) in the next group commit."""
+        await self._record.submit([PostDone(job, message_ids, thread, self.placer.opened_for(job))])
+        self.placer.saved(job)
+
     async def _rename(self, job: ChatJob) -> None:
         """Give the number's thread the title its alias now calls for."""
-        thread = self._known_thread(job)
+        thread = self.placer.known(job)
         if thread is not None:
-            number, alias = await self._who(job)
+            number, alias = await self.placer.who(job)
             await self._pace(message=True)  # a renamed topic shows a service message
             try:
                 await self.platform.rename_thread(thread, thread_title(number, alias))
@@ -241,45 +264,12 @@ class ChatWorker(Worker):
                 log.info("%s: thread %s is gone, nothing to rename", self.name, thread)
         await self._record.submit([PostDone(job, (), thread)])
 
-    def _known_thread(self, job: ChatJob) -> str | None:
-        if not self.platform.threaded or job.conversation_id is None:
-            return None
-        return self._threads.get(job.conversation_id) or job.known_thread
-
-    async def _who(self, job: ChatJob) -> tuple[str, str | None]:
-        """The job's number and its alias (joined in by the read; looked up if not)."""
-        if job.number is not None:
-            return job.number, job.alias
-        assert job.conversation_id is not None
-        conversation = await self.store.threads.conversation_by_id(job.conversation_id)
-        return conversation.number, conversation.alias
-
     async def _pace(self, *, message: bool) -> None:
         await self.pacer.acquire(self.platform.limits(message), self._halted)
 
-    async def _thread(self, job: ChatJob) -> str | None:
-        if not self.platform.threaded or job.conversation_id is None:
-            return None
-        thread = self._known_thread(job) or await self._open_thread(job)
-        self._threads[job.conversation_id] = thread
-        return thread
-
-    async def _open_thread(self, job: ChatJob) -> str:
-        assert job.conversation_id is not None
-        number, alias = await self._who(job)
-        await self._pace(message=True)  # opening a topic posts a service message
-        thread = await self.platform.open_thread(thread_title(number, alias))
-        # Recorded with the post that follows (one commit); until then it lives here, so a
-        # retried post reuses it instead of opening another.
-        self._threads[job.conversation_id] = thread
-        self._unsaved.add(job.conversation_id)
-        log.info("%s: opened thread %s for %s", self.name, thread, number)
-        return thread
-
     def forget(self, conversation_id: int) -> None:
         """The conversation's thread was deleted: its next post opens a new one."""
-        self._threads.pop(conversation_id, None)
-        self._unsaved.discard(conversation_id)
+        self.placer.forget(conversation_id)
 
     async def _file_sender(self, job: ChatJob) -> Send:
         """How to post an attachment: the file itself, or a line about it if we cannot."""
@@ -316,7 +306,7 @@ class ChatWorker(Worker):
             if thread is None:
                 raise
             log.warning("%s: thread %s is gone, opening a new one", self.name, thread)
-            thread = await self._open_thread(job)
+            thread = await self.placer.open(job)
         except ThreadClosed:
             if thread is None:
                 raise

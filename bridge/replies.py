@@ -1,4 +1,6 @@
-"""Chat messages -> outbox: who may send, which number a message answers, and the commands."""
+"""What people write in chats: who may send, which number a message answers, the commands.
+
+Where an answer goes (gateway, mirrors) is the router's to decide."""
 
 from __future__ import annotations
 
@@ -9,14 +11,14 @@ import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bridge.config import Config
 from bridge.errors import DeliveryError
 from bridge.lifecycle import STOP_GRACE, settle
 from bridge.models import ChatMessage, Conversation
 from bridge.phone import InvalidNumber, is_dialable, parse_dialable, pretty
 from bridge.ports import ChatPlatform, HasHistory, SmsGateway
-from bridge.render import history_text, number_from_title, outbound_echo, split_text
-from bridge.store.records import Notice, OutboundRequest
+from bridge.render import history_text, split_text
+from bridge.router import Router
+from bridge.store.records import Notice
 from bridge.store.sql import SqlStore
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,13 @@ REFUSED = "⛔ You are not allowed to send SMS from this chat. Nothing was sent.
 NOT_TEXT = "Only text can be sent as SMS; this message was not sent."
 EDITED = "✏️ Edits are not sent: an SMS cannot be changed once it has gone. Send a new message."
 DELETED = "🗑 Deleting here does not unsend: the SMS to {number} had already gone to the gateway."
+ALERTS_ONLY = (
+    "🔕 This came through an alerts-only route: replies are not sent as SMS. Nothing was sent."
+)
+GATHERING = (
+    "This thread gathers SMS from several numbers, so a message here goes to nobody. To answer "
+    "one, reply to it, or send /sms <number> <text>. Nothing was sent."
+)
 NOTE_PREFIX = "note:"  # an internal note in a number's thread: never sent
 HELP_THREADED = (
     "Each phone number has its own topic; what you write there is sent to it by SMS.\n"
@@ -57,13 +66,18 @@ class ChatHandler:
 
     def __init__(
         self,
-        config: Config,
+        router: Router,
         store: SqlStore,
         gateways: dict[str, SmsGateway],
         chats: dict[str, ChatPlatform],
+        *,
+        region: str | None = None,
+        history_limit: int = 50,
         forget_thread: Callable[[str, int], None] = lambda _chat, _conversation: None,
     ) -> None:
-        self.config = config
+        self.router = router
+        self.region = region  # how numbers without a country code are read
+        self.history_limit = history_limit
         self.store = store
         self.gateways = gateways
         self.chats = chats
@@ -77,7 +91,7 @@ class ChatHandler:
         if msg.deleted:
             await self._deleted(msg)
             return
-        conversation = await self._conversation_of(msg, platform)
+        conversation = await self.router.conversation_of(msg)
         if msg.edited:
             if conversation is not None:
                 digest = hashlib.sha256((msg.text or "").encode()).hexdigest()[:16]
@@ -90,12 +104,19 @@ class ChatHandler:
                 msg, platform, conversation, command.group(1).lower(), command.group(2) or ""
             )
             return
-        if conversation is None:
-            return  # chatter outside any number's thread
         if text[: len(NOTE_PREFIX)].lower() == NOTE_PREFIX:
             return  # the team talking among themselves
+        if conversation is None:
+            if msg.thread_id is not None and await self.store.threads.is_named(
+                msg.chat, msg.thread_id
+            ):
+                await self._reply(msg, GATHERING)
+            return  # otherwise chatter outside any number's thread
         if not platform.allows(msg.user):
             await self._reply(msg, REFUSED, private=True)
+            return
+        if not await self.router.may_answer(msg, conversation):
+            await self._reply(msg, ALERTS_ONLY)
             return
         if msg.has_media or not text:
             await self._reply(msg, NOT_TEXT)
@@ -119,27 +140,6 @@ class ChatHandler:
             await self.store.jobs.add_notices(
                 [notice], dedupe=(f"notice:{msg.chat}", f"delete:{msg.message_id}")
             )
-
-    async def _conversation_of(
-        self, msg: ChatMessage, platform: ChatPlatform
-    ) -> Conversation | None:
-        if platform.threaded and msg.thread_id is not None:
-            found = await self.store.threads.conversation_for_thread(msg.chat, msg.thread_id)
-            if found is not None:
-                return found
-        if msg.reply_to is not None:
-            found = await self.store.threads.conversation_for_message(msg.chat, msg.reply_to)
-            if found is not None:
-                return found
-        # Our own thread or post, but not (yet) in the store: the post was accepted and the
-        # process stopped before recording it. Its title names the number; the answer must
-        # not be lost for that.
-        number = number_from_title(msg.context) if msg.context else None
-        gateway = self.config.default_gateway(msg.chat)
-        if number is None or gateway is None:
-            return None
-        log.info("chat %s: %s found by its title, not the store", msg.chat, number)
-        return await self.store.threads.conversation(gateway, number)
 
     async def _command(
         self,
@@ -169,11 +169,11 @@ class ChatHandler:
             await self._reply(msg, "Usage: /sms <number> <text>")
             return
         try:
-            number = parse_dialable(raw_number, self.config.default_region)
+            number = parse_dialable(raw_number, self.region)
         except InvalidNumber as exc:
             await self._reply(msg, f"Cannot send: {exc}.")
             return
-        gateway = self.config.default_gateway(msg.chat)
+        gateway = self.router.default_gateway(msg.chat)
         if gateway is None:
             await self._reply(msg, "No gateway is routed to this chat; nothing was sent.")
             return
@@ -185,39 +185,7 @@ class ChatHandler:
         if not is_dialable(number):
             await self._reply(msg, f"Cannot answer {number}: it is not a phone number.")
             return
-        platform = self.chats[msg.chat]
-        echoes: list[tuple[str, str]] = []
-        if echo and platform.threaded:
-            echoes.append((msg.chat, outbound_echo(msg.user.name, text, platform.max_text)))
-        # Every other chat that mirrors this gateway sees the SMS too, and who sent it from where.
-        for other in self.config.chats_for(gateway):
-            if other != msg.chat:
-                mirror = self.chats[other]
-                echoes.append(
-                    (
-                        other,
-                        outbound_echo(
-                            f"{msg.user.name} via {msg.chat}",
-                            text,
-                            mirror.max_text,
-                            to=None if mirror.threaded else number,
-                        ),
-                    )
-                )
-        request = OutboundRequest(
-            gateway=gateway,
-            number=number,
-            text=text,
-            origin_chat=msg.chat,
-            origin_message_id=msg.message_id,
-            origin_thread_id=msg.thread_id,
-            author=msg.user.name,
-        )
-        # The platform's delivery id (Slack's event_id, Telegram's update_id) is recorded in
-        # the SMS's own transaction: a redelivery is dropped by it as well as by the chat
-        # message's id, and recording it costs no commit of its own on the reply path.
-        event = (f"chat:{msg.chat}", msg.event_id) if msg.event_id else None
-        if await self.store.outbound.enqueue(request, tuple(echoes), event) is None:
+        if await self.router.send(msg, gateway, number, text, echo=echo) is None:
             log.debug("chat message %s:%s was already queued", msg.chat, msg.message_id)
 
     async def _history(self, msg: ChatMessage, conversation: Conversation) -> None:
@@ -226,7 +194,7 @@ class ChatHandler:
             await self._reply(msg, f"The gateway {conversation.gateway!r} keeps no history.")
             return
         try:
-            items = await gateway.history(conversation.number, self.config.history_limit)
+            items = await gateway.history(conversation.number, self.history_limit)
         except DeliveryError as exc:
             await self._reply(msg, f"History unavailable: {exc.reason}")
             return

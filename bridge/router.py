@@ -1,103 +1,138 @@
-"""Inbound SMS -> posts in the right chats; status updates -> the outbox; what stays core."""
+"""Routing, both ways: an SMS to the chats and threads its routes choose, and a chat message to
+its number's gateway with the mirrors that show it. Built from ``Routes``, not the config."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 from bridge import storable
 from bridge.batching import GroupCommit
-from bridge.config import Config
 from bridge.errors import InvalidSender
 from bridge.metrics import Metrics
-from bridge.models import DeliveryUpdate, InboundSms, WebhookEvents
+from bridge.models import ChatMessage, Conversation, InboundSms, WebhookEvents
 from bridge.phone import is_sender
 from bridge.ports import ChatPlatform
-from bridge.render import inbound_header, split_text
-from bridge.store.records import IngestItem
+from bridge.render import inbound_header, number_from_title, outbound_echo, split_text
+from bridge.rules import Routes
+from bridge.store.records import Delivery, IngestItem, OutboundRequest
 from bridge.store.sql import SqlStore
 
 log = logging.getLogger(__name__)
 
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
 
 class Router:
-    """Decides where inbound SMS go and stores them with their posts in one transaction."""
+    """The one place that decides where messages go; the store keeps what it decided."""
 
     def __init__(
         self,
-        config: Config,
+        routes: Routes,
         store: SqlStore,
         chats: dict[str, ChatPlatform],
         metrics: Metrics,
+        clock: Clock = utc_now,
     ) -> None:
-        self.config = config
+        self.routes = routes
         self.store = store
         self.chats = chats
         self.metrics = metrics
+        self.clock = clock  # a route's `hours` are read on it (tests move it)
         # Concurrent webhooks share a transaction; each is answered once it has committed.
         self.batcher: GroupCommit[IngestItem, int | None] = GroupCommit(store.inbound.ingest)
-        self._routes = {g.name: config.chats_for(g.name) for g in config.gateways}
 
-    def posts(self, sms: InboundSms) -> tuple[tuple[str, tuple[str, ...]], ...]:
-        """The text parts each routed chat gets for ``sms``."""
+    # Inbound ---------------------------------------------------------------------------------
+
+    def deliveries(self, sms: InboundSms) -> tuple[Delivery, ...]:
+        """The posts each chat its routes choose gets for ``sms``, rendered once, here."""
+        decision = self.routes.evaluate(
+            sms.gateway, sms.sender, sms.text, at=self.clock(), device=sms.device, sim=sms.sim
+        )
+        if decision.dropped and not decision.deliveries:
+            self.metrics.routed.labels(sms.gateway, decision.matched[-1].name, "dropped").inc()
+        elif decision.unrouted:
+            # Stored all the same (nothing is lost): a config without a catch-all says so.
+            self.metrics.routed.labels(sms.gateway, "", "unrouted").inc()
+            log.warning(
+                "%s: SMS %s matched no route: stored, not posted", sms.gateway, sms.provider_id
+            )
         result = []
-        for name in self._routes.get(sms.gateway, ()):
-            platform = self.chats[name]
+        for delivery in decision.deliveries:
+            self.metrics.routed.labels(sms.gateway, delivery.rule.name, "posted").inc()
+            platform = self.chats[delivery.chat]
             text = sms.text
             if not text.strip():
                 # An MMS may be all picture: its files are the message.
                 text = "" if sms.attachments else "(empty message)"
-            if not platform.threaded:
+            if not platform.threaded or delivery.thread is not None:
+                # Outside the number's own thread, each post says who sent it.
                 text = f"{inbound_header(sms.sender, sms.alias)}\n{text}".rstrip("\n")
             parts = tuple(split_text(text, platform.max_text)) if text else ()
-            result.append((name, parts))
+            result.append(
+                Delivery(
+                    delivery.chat,
+                    parts,
+                    thread=delivery.thread,
+                    replies=delivery.replies,
+                    collapse=delivery.collapse,
+                    route=delivery.rule.name,
+                )
+            )
         return tuple(result)
 
     def _item(self, sms: InboundSms, event: tuple[str, str] | None = None) -> IngestItem:
         fit = storable.inbound(sms)
-        return IngestItem(fit, self.posts(fit), event)
+        return IngestItem(fit, self.deliveries(fit), event)
 
-    async def accept_webhook(self, gateway: str, events: WebhookEvents) -> bool:
-        """Store what a webhook carried; True if any of it was new. Raises if not stored."""
-        for sms in events.inbound:
-            # Connectors check senders with phone.sender; this holds even where one forgot.
-            if not is_sender(sms.sender):
-                raise InvalidSender(
-                    "sender", f"sender {sms.sender!r} is not a phone number or sender ID"
-                )
-        event_id = storable.key(events.event_id) if events.event_id else None
-        event = (f"webhook:{gateway}", event_id) if event_id else None
-        new = False
-        if events.inbound:
+    async def ingest(
+        self,
+        gateway: str,
+        events: WebhookEvents,
+        cursor: tuple[str, str] | None = None,
+        source: str = "webhook",
+    ) -> int:
+        """Store what a webhook or a poll (``source``: poll, safety, status) brought; how much
+        of it was new. Raises if not stored.
+
+        A webhook's SMS share group commits; a poll's are stored with the ``cursor`` (name,
+        value) that fetched them, so a poll is never half-remembered. A webhook's bad sender
+        is refused (the gateway hears why); a poll's is skipped with a warning.
+        """
+        polled = source != "webhook"
+        event = None
+        if not polled:
+            for sms in events.inbound:
+                if not is_sender(sms.sender):
+                    raise InvalidSender(
+                        "sender", f"sender {sms.sender!r} is not a phone number or sender ID"
+                    )
+            event_id = storable.key(events.event_id) if events.event_id else None
+            event = (f"webhook:{gateway}", event_id) if event_id else None
+        new = 0
+        if polled:
+            items = [self._item(sms) for sms in events.inbound if self._sender_ok(sms)]
+            if items or cursor is not None:
+                new = self._count(gateway, source, await self.store.inbound.ingest(items, cursor))
+        elif events.inbound:
             items = [
                 self._item(sms, event if index == 0 else None)
                 for index, sms in enumerate(events.inbound)
             ]
-            results = await self.batcher.submit(items)
-            new = self._count(gateway, "webhook", results)
+            new = self._count(gateway, source, await self.batcher.submit(items))
         if events.updates:
             changed = await self.store.outbound.apply_updates(
                 [storable.update(u) for u in events.updates], None if events.inbound else event
             )
             # A status for an SMS we have not matched yet is kept for later: accepted, not a
             # duplicate. Only a redelivered event is.
-            new = new or changed is not None
+            new += 0 if changed is None else max(1, len(changed))
         return new
-
-    async def ingest_polled(
-        self,
-        gateway: str,
-        messages: Sequence[InboundSms],
-        cursor: tuple[str, str] | None,
-        source: str = "poll",
-    ) -> int:
-        """Store polled SMS together with the cursor that fetched them."""
-        items = [self._item(sms) for sms in messages if self._sender_ok(sms)]
-        if not items and cursor is None:
-            return 0
-        results = await self.store.inbound.ingest(items, cursor)
-        self._count(gateway, source, results)
-        return sum(1 for r in results if r is not None)
 
     @staticmethod
     def _sender_ok(sms: InboundSms) -> bool:
@@ -111,15 +146,92 @@ class Router:
         )
         return False
 
-    async def apply_updates(self, updates: Sequence[DeliveryUpdate]) -> int:
-        return len(
-            await self.store.outbound.apply_updates([storable.update(u) for u in updates]) or []
-        )
-
-    def _count(self, gateway: str, source: str, results: Sequence[int | None]) -> bool:
+    def _count(self, gateway: str, source: str, results: Sequence[int | None]) -> int:
         new = sum(1 for r in results if r is not None)
         if new:
             self.metrics.inbound.labels(gateway, source, "new").inc(new)
         if len(results) - new:
             self.metrics.inbound.labels(gateway, source, "duplicate").inc(len(results) - new)
-        return new > 0
+        return new
+
+    # Outbound --------------------------------------------------------------------------------
+
+    def default_gateway(self, chat: str) -> str | None:
+        """The gateway `/sms` uses in ``chat``."""
+        return self.routes.default_gateway(chat)
+
+    def replies_allowed(self, chat: str, gateway: str) -> bool:
+        """Whether a message in a number's thread of ``chat`` may leave as SMS: not when only
+        alerts-only routes (``replies: false``) post there."""
+        rules = [r for r in self.routes.for_gateway(gateway) if chat in r.chats]
+        return not rules or any(r.replies for r in rules if r.action == "post")
+
+    async def may_answer(self, msg: ChatMessage, conversation: Conversation) -> bool:
+        """Not for what an alerts-only route posted, nor in a chat only such routes feed."""
+        if msg.reply_to is not None:
+            allowed = await self.store.threads.replies_allowed(msg.chat, msg.reply_to)
+            if not allowed:
+                return False
+        return self.replies_allowed(msg.chat, conversation.gateway)
+
+    async def conversation_of(self, msg: ChatMessage) -> Conversation | None:
+        """The number a chat message answers: its thread's, or the bridged message it replies
+        to (in a route's fixed thread, only that); None for chatter outside any."""
+        platform = self.chats[msg.chat]
+        if platform.threaded and msg.thread_id is not None:
+            # A route's fixed thread gathers many numbers: only a reply says which one.
+            if await self.store.threads.is_named(msg.chat, msg.thread_id):
+                if msg.reply_to is None:
+                    return None
+                return await self.store.threads.conversation_for_message(msg.chat, msg.reply_to)
+            found = await self.store.threads.conversation_for_thread(msg.chat, msg.thread_id)
+            if found is not None:
+                return found
+        if msg.reply_to is not None:
+            found = await self.store.threads.conversation_for_message(msg.chat, msg.reply_to)
+            if found is not None:
+                return found
+        # Our own thread or post, but not (yet) in the store: the post was accepted and the
+        # process stopped before recording it. Its title names the number; the answer must
+        # not be lost for that.
+        number = number_from_title(msg.context) if msg.context else None
+        gateway = self.default_gateway(msg.chat)
+        if number is None or gateway is None:
+            return None
+        log.info("chat %s: %s found by its title, not the store", msg.chat, number)
+        return await self.store.threads.conversation(gateway, number)
+
+    async def send(
+        self, msg: ChatMessage, gateway: str, number: str, text: str, *, echo: bool
+    ) -> int | None:
+        """Queue ``text`` to ``number`` through ``gateway``; the outbox id, or None if the chat
+        message was queued before. The number's thread in every other chat that mirrors the
+        gateway shows it too, and who sent it from where (``echo``: this chat's as well)."""
+        platform = self.chats[msg.chat]
+        echoes: list[tuple[str, str]] = []
+        if echo and platform.threaded:
+            echoes.append((msg.chat, outbound_echo(msg.user.name, text, platform.max_text)))
+        for other in self.routes.mirrors_for(gateway):
+            if other != msg.chat:
+                mirror = self.chats[other]
+                shown = outbound_echo(
+                    f"{msg.user.name} via {msg.chat}",
+                    text,
+                    mirror.max_text,
+                    to=None if mirror.threaded else number,
+                )
+                echoes.append((other, shown))
+        request = OutboundRequest(
+            gateway=gateway,
+            number=number,
+            text=text,
+            origin_chat=msg.chat,
+            origin_message_id=msg.message_id,
+            origin_thread_id=msg.thread_id,
+            author=msg.user.name,
+        )
+        # The platform's delivery id (Slack's event_id, Telegram's update_id) is recorded in
+        # the SMS's own transaction: a redelivery is dropped by it as well as by the chat
+        # message's id, and recording it costs no commit of its own on the reply path.
+        event = (f"chat:{msg.chat}", msg.event_id) if msg.event_id else None
+        return await self.store.outbound.enqueue(request, tuple(echoes), event)

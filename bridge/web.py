@@ -173,7 +173,7 @@ def build_web(
                 return _answer(answer)
             return JSONResponse({"status": "ignored", "reason": events.ignored})
         try:
-            new = await router.accept_webhook(name, events)
+            new = await router.ingest(name, events) > 0
         except WebhookRejected as exc:
             metrics.webhook_rejected.labels("sms", str(exc.status)).inc()
             log.warning("webhook for %s refused (%s): %s", name, exc.status, exc.reason)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -9,8 +10,8 @@ import sqlalchemy as sa
 from bridge.models import Attachment
 from bridge.store.base import Shared, Tx, now
 from bridge.store.cursors import Cursors
-from bridge.store.records import IngestItem, JobKind
-from bridge.store.schema import attachments, inbound
+from bridge.store.records import Delivery, IngestItem, JobKind
+from bridge.store.schema import attachments, collapses, inbound
 from bridge.store.threads import Threads
 
 
@@ -95,24 +96,78 @@ class Inbound:
             inbound_id = results[index]
             if inbound_id is None:
                 continue
-            # Every row has every key: one executemany needs one shape.
-            common = {
-                "text": None,
-                "attachment_id": None,
-                "conversation_id": conversation_ids[index],
-                "inbound_id": inbound_id,
-            }
-            for chat, parts in items[index].posts:
+            conversation_id = conversation_ids[index]
+            for post in items[index].posts:
+                # Every row has every key: one executemany needs one shape.
+                common = {
+                    "chat": post.chat,
+                    "text": None,
+                    "attachment_id": None,
+                    "conversation_id": conversation_id,
+                    "inbound_id": inbound_id,
+                    "fixed_thread": post.thread,
+                    "replies": post.replies,
+                }
+                if post.collapse and post.parts:
+                    first, count = await self._collapse(
+                        tx, post, conversation_id, inbound_id, items[index].sms.text, stamp
+                    )
+                    if first != inbound_id:  # a repeat: the first post shows the count
+                        text = f"{post.parts[0]}\n(×{count})"
+                        jobs.append(
+                            {
+                                **common,
+                                "kind": JobKind.EDIT.value,
+                                "inbound_id": first,
+                                "text": text,
+                            }
+                        )
+                        continue
                 jobs.extend(
-                    {**common, "chat": chat, "kind": JobKind.SMS.value, "text": part}
-                    for part in parts
+                    {**common, "kind": JobKind.SMS.value, "text": part} for part in post.parts
                 )
                 jobs.extend(
-                    {**common, "chat": chat, "kind": JobKind.FILE.value, "attachment_id": file}
+                    {**common, "kind": JobKind.FILE.value, "attachment_id": file}
                     for file in files.get(inbound_id, ())
                 )
         await tx.add_jobs(jobs)
         return results
+
+    async def _collapse(
+        self,
+        tx: Tx,
+        post: Delivery,
+        conversation_id: int,
+        inbound_id: int,
+        text: str,
+        stamp: float,
+    ) -> tuple[int, int]:
+        """(the SMS whose post shows this text, how many times it came in the window).
+
+        One upsert decides it under the row's lock, so two instances taking the same text at
+        once still make one post and one count.
+        """
+        assert post.collapse is not None
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        statement = self.shared.insert(collapses).values(
+            chat=post.chat,
+            conversation_id=conversation_id,
+            digest=digest,
+            inbound_id=inbound_id,
+            count=1,
+            started_at=stamp,
+        )
+        fresh = collapses.c.started_at > stamp - post.collapse
+        statement = statement.on_conflict_do_update(
+            index_elements=[collapses.c.chat, collapses.c.conversation_id, collapses.c.digest],
+            set_={
+                "count": sa.case((fresh, collapses.c.count + 1), else_=1),
+                "inbound_id": sa.case((fresh, collapses.c.inbound_id), else_=inbound_id),
+                "started_at": sa.case((fresh, collapses.c.started_at), else_=stamp),
+            },
+        ).returning(collapses.c.inbound_id, collapses.c.count)
+        row = (await tx.conn.execute(statement)).one()
+        return int(row[0]), int(row[1])
 
     async def _store_attachments(
         self, tx: Tx, items: Sequence[IngestItem], results: Sequence[int | None], stamp: float

@@ -11,7 +11,7 @@ from bridge.models import Status
 from bridge.store.base import Shared, Tx, now
 from bridge.store.cursors import Cursors
 from bridge.store.records import ChatJob, JobKind, Notice, PostDone
-from bridge.store.schema import chat_jobs, chat_messages, conversations
+from bridge.store.schema import chat_jobs, chat_messages, conversations, named_threads
 from bridge.store.schema import threads as thread_rows
 from bridge.store.threads import Threads
 
@@ -21,7 +21,8 @@ def job_of(row: Any) -> ChatJob:
     return ChatJob(
         number=mapping.get("number"),
         alias=mapping.get("alias"),
-        known_thread=mapping.get("known_thread"),
+        # A fixed thread's id, or the number's own thread's: where the job posts, if known.
+        known_thread=mapping.get("named_thread" if row.fixed_thread else "known_thread"),
         id=row.id,
         chat=row.chat,
         kind=JobKind(row.kind),
@@ -35,6 +36,8 @@ def job_of(row: Any) -> ChatJob:
         next_attempt_at=row.next_attempt_at,
         attachment_id=row.attachment_id,
         private_to=row.private_to,
+        fixed_thread=row.fixed_thread,
+        replies=bool(row.replies),
     )
 
 
@@ -59,12 +62,18 @@ class Jobs:
                 conversations.c.number,
                 conversations.c.alias,
                 thread_rows.c.thread_id.label("known_thread"),
+                named_threads.c.thread_id.label("named_thread"),
             )
             .outerjoin(conversations, conversations.c.id == chat_jobs.c.conversation_id)
             .outerjoin(
                 thread_rows,
                 (thread_rows.c.conversation_id == chat_jobs.c.conversation_id)
                 & (thread_rows.c.chat == chat_jobs.c.chat),
+            )
+            .outerjoin(
+                named_threads,
+                (named_threads.c.chat == chat_jobs.c.chat)
+                & (named_threads.c.name == chat_jobs.c.fixed_thread),
             )
             .where(chat_jobs.c.chat == chat, chat_jobs.c.state == "pending")
             .order_by(chat_jobs.c.id)
@@ -131,6 +140,7 @@ class Jobs:
                         "conversation_id": job.conversation_id,
                         "inbound_id": job.inbound_id,
                         "outbox_id": job.outbox_id if job.kind is JobKind.ECHO else None,
+                        "replies": job.replies,
                         "created_at": stamp,
                     }
                 )
@@ -151,7 +161,8 @@ class Jobs:
                 .values(state="done", done_at=stamp, attempts=chat_jobs.c.attempts + 1)
             )
             for entry in done:
-                if entry.new_thread and entry.thread_id and entry.job.conversation_id:
+                fixed = entry.job.fixed_thread is not None  # recorded when opened
+                if entry.new_thread and entry.thread_id and entry.job.conversation_id and not fixed:
                     await self.threads.record_in(
                         tx, entry.job.conversation_id, entry.job.chat, entry.thread_id
                     )
@@ -172,6 +183,19 @@ class Jobs:
                     )
                     .values(shown_status=shown.value)
                 )
+
+    async def first_message(self, chat: str, inbound_id: int) -> str | None:
+        """The chat message that first showed an inbound SMS (a collapse edits it)."""
+        async with self.shared.read() as conn:
+            value = (
+                await conn.execute(
+                    sa.select(chat_messages.c.message_id)
+                    .where(chat_messages.c.chat == chat, chat_messages.c.inbound_id == inbound_id)
+                    .order_by(chat_messages.c.id)
+                    .limit(1)
+                )
+            ).scalar()
+        return str(value) if value is not None else None
 
     async def shown_status(self, chat: str, message_id: str) -> tuple[Status | None, str | None]:
         """(status shown on a chat message, the thread it is in)."""

@@ -15,6 +15,19 @@ class JobKind(enum.StrEnum):
     NOTICE = "notice"  # a short bridge message (refusal, failure reason, history)
     STATUS = "status"  # show an outbound SMS's status on one of its chat messages
     RENAME = "rename"  # retitle the number's thread: the gateway told us a new alias
+    EDIT = "edit"  # show on an earlier post that the same SMS came again (a route's collapse)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One chat's share of an inbound SMS, as its route placed it."""
+
+    chat: str
+    parts: tuple[str, ...]  # the text, rendered and split for the chat
+    thread: str | None = None  # a route's fixed thread, by title; None: the number's own
+    replies: bool = True  # False: alerts only, a reply is refused
+    collapse: float | None = None  # seconds: the same text from the same sender is one post
+    route: str = ""  # the route's label, for logs
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +35,7 @@ class IngestItem:
     """An inbound SMS and the chat posts it becomes, stored together or not at all."""
 
     sms: InboundSms
-    posts: tuple[tuple[str, tuple[str, ...]], ...]  # (chat, text parts)
+    posts: tuple[Delivery, ...]
     event: tuple[str, str] | None = None  # (source, key) of the delivering envelope
 
 
@@ -58,6 +71,8 @@ class ChatJob:
     known_thread: str | None = None  # the conversation's thread in this chat, if it has one
     attachment_id: int | None = None
     private_to: str | None = None
+    fixed_thread: str | None = None  # a route's thread for all its SMS, by title
+    replies: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,6 +112,10 @@ chat_jobs = sa.Table(
         sa.ForeignKey("attachments.id", name="fk_chat_jobs_attachment_id_attachments"),
     ),
     sa.Column("private_to", sa.String(64)),  # a notice only this chat user should see
+    # a route's fixed thread (by title) instead of the number's own
+    sa.Column("fixed_thread", sa.String(255)),
+    # false: the route is alerts only, so replies to what this job posts are refused
+    sa.Column("replies", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("state", sa.String(16), nullable=False),  # pending | done | failed
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", sa.Float, nullable=False),
@@ -132,6 +136,7 @@ chat_messages = sa.Table(
     sa.Column("inbound_id", sa.ForeignKey("inbound.id")),
     sa.Column("outbox_id", sa.ForeignKey("outbox.id")),
     sa.Column("shown_status", sa.String(16)),
+    sa.Column("replies", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.UniqueConstraint("chat", "message_id", name="uq_chat_messages_chat_message"),
     sa.Index("ix_chat_messages_outbox", "outbox_id"),
@@ -179,4 +184,27 @@ leases = sa.Table(
     sa.Column("holder", sa.String(128), nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
     sa.Column("acquired_at", sa.Float, nullable=False),
+)
+
+# Threads a route gives all its SMS (``thread: "Codes"``), by chat and title.
+named_threads = sa.Table(
+    "named_threads",
+    metadata,
+    sa.Column("chat", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("thread_id", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+# A route's ``collapse``: the same text from the same sender within the window is one post,
+# the first one (``inbound_id``), edited to show ``count``.
+collapses = sa.Table(
+    "collapses",
+    metadata,
+    sa.Column("chat", sa.String(64), primary_key=True),
+    sa.Column("conversation_id", sa.Integer, primary_key=True),
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("inbound_id", sa.Integer, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
 )

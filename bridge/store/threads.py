@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from bridge.models import Conversation
 from bridge.store.base import Shared, Tx, now
 from bridge.store.records import JobKind
-from bridge.store.schema import chat_messages, conversations, threads
+from bridge.store.schema import chat_messages, conversations, named_threads, threads
 
 
 def conversation_of(row: Any) -> Conversation:
@@ -182,9 +182,62 @@ class Threads:
             )
         )
 
+    async def named(self, chat: str, name: str) -> str | None:
+        """A route's fixed thread in ``chat``, if it was opened."""
+        async with self.shared.read() as conn:
+            value = (
+                await conn.execute(
+                    sa.select(named_threads.c.thread_id).where(
+                        named_threads.c.chat == chat, named_threads.c.name == name
+                    )
+                )
+            ).scalar()
+        return str(value) if value is not None else None
+
+    async def record_named(self, chat: str, name: str, thread_id: str) -> None:
+        stamp = now()
+        async with self.shared.write() as tx:
+            await tx.conn.execute(
+                self.shared.insert(named_threads)
+                .values(chat=chat, name=name, thread_id=thread_id, created_at=stamp)
+                .on_conflict_do_update(
+                    index_elements=[named_threads.c.chat, named_threads.c.name],
+                    set_={"thread_id": thread_id, "created_at": stamp},
+                )
+            )
+
+    async def is_named(self, chat: str, thread_id: str) -> bool:
+        """Whether ``thread_id`` is a route's fixed thread (it gathers many numbers)."""
+        async with self.shared.read() as conn:
+            found = (
+                await conn.execute(
+                    sa.select(named_threads.c.name).where(
+                        named_threads.c.chat == chat, named_threads.c.thread_id == thread_id
+                    )
+                )
+            ).first()
+        return found is not None
+
+    async def replies_allowed(self, chat: str, message_id: str) -> bool:
+        """False when the message was posted by an alerts-only route (``replies: false``)."""
+        async with self.shared.read() as conn:
+            value = (
+                await conn.execute(
+                    sa.select(chat_messages.c.replies).where(
+                        chat_messages.c.chat == chat, chat_messages.c.message_id == message_id
+                    )
+                )
+            ).scalar()
+        return value is None or bool(value)
+
     async def forget(self, chat: str, thread_id: str) -> int | None:
         """Drop a deleted thread from its number; the conversation id, if it was one."""
         async with self.shared.write() as tx:
+            await tx.conn.execute(
+                named_threads.delete().where(
+                    named_threads.c.chat == chat, named_threads.c.thread_id == thread_id
+                )
+            )
             value = (
                 await tx.conn.execute(
                     threads.delete()

@@ -347,10 +347,10 @@ async def test_the_core_opens_no_thread_for_a_sender_a_connector_let_through(
     assert router is not None
     bad = InboundSms("office", "G-bad", "9" * 40, "from nobody", datetime.now(UTC))
     with pytest.raises(InvalidSender):
-        await router.accept_webhook("office", WebhookEvents(inbound=(bad,)))
+        await router.ingest("office", WebhookEvents(inbound=(bad,)))
     await assert_nothing_happened(harness)
     good = replace(bad, provider_id="G-good", sender=CUSTOMER, text="from a customer")
-    assert await router.ingest_polled("office", [bad, good], None) == 1
+    assert await router.ingest("office", WebhookEvents((bad, good)), None, "poll") == 1
     await harness.telegram.wait_for(lambda: harness.posts() == ["from a customer"])
     await harness.idle()
     assert len(harness.topics()) == 1

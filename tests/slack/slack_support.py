@@ -95,7 +95,7 @@ class SlackHarness:
             received_at=datetime.now(UTC),
             attachments=(Attachment("image/png", name, data=picture),),
         )
-        await self.bridge.router.accept_webhook("office", WebhookEvents(inbound=(mms,)))
+        await self.bridge.router.ingest("office", WebhookEvents(inbound=(mms,)))
 
     async def thread_for(self, text: str = "hi", number: str = "+15551234567") -> str:
         """The number's thread, once its SMS shows in it (as a person would see it)."""

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bridge.models import Attachment, DeliveryUpdate, InboundSms, SendResult, Status
-from bridge.store.records import IngestItem, JobKind, Notice, OutboundRequest
+from bridge.store.records import Delivery, IngestItem, JobKind, Notice, OutboundRequest
 from bridge.store.sql import SqlStore
 
 NUMBER = "+15551234567"
@@ -21,7 +21,7 @@ def sms(provider_id: str, text: str = "hello", number: str = NUMBER) -> InboundS
 
 
 def item(provider_id: str, event: tuple[str, str] | None = None) -> IngestItem:
-    return IngestItem(sms(provider_id), (("support", ("hello",)),), event)
+    return IngestItem(sms(provider_id), (Delivery("support", ("hello",)),), event)
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ async def test_known_inbound_names_the_ids_this_gateway_already_has(store: SqlSt
     ids = [f"g{i}" for i in range(1200)]  # more than one bounded IN list
     await store.inbound.ingest([item(i) for i in ids[::2]])
     other = dataclasses.replace(sms("g1"), gateway="other")
-    await store.inbound.ingest([IngestItem(other, (("support", ("hello",)),))])
+    await store.inbound.ingest([IngestItem(other, (Delivery("support", ("hello",)),))])
     known = await store.inbound.known("office", [*ids, "never"])
     assert known == set(ids[::2])  # "g1" is another gateway's
     assert await store.inbound.known("office", []) == set()
@@ -258,7 +258,7 @@ async def test_attachments_are_stored_with_their_sms_and_posted_after_its_text(
     picture = Attachment("image/png", "cat.png", data=b"\x89PNG\r\n")
     linked = Attachment("image/jpeg", url="https://media.example/1")
     mms = dataclasses.replace(sms("m1", text="look"), attachments=(picture, linked))
-    posts = (("support", ("look",)), ("oncall", ()))  # a chat may get the files alone
+    posts = (Delivery("support", ("look",)), Delivery("oncall", ()))  # files alone, too
     assert (await store.inbound.ingest([IngestItem(mms, posts)]))[0] is not None
     assert await store.inbound.ingest([IngestItem(mms, posts)]) == [None]  # nothing twice
 

@@ -198,6 +198,12 @@ class SlackChat(SlackReceiver):
         )
         return str(data["ts"])
 
+    async def edit_text(self, message_id: str, text: str) -> None:
+        await call(
+            "chat.update",
+            lambda: self.client.chat_update(channel=self.channel, ts=message_id, text=escape(text)),
+        )
+
     async def post_private(self, thread_id: str | None, user_id: str, text: str) -> None:
         thread = thread_id if thread_id is None or thread_id not in self._gone else None
         await self._ephemeral(thread, user_id, text)

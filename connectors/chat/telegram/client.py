@@ -169,6 +169,14 @@ class TelegramChat:
         )
         return str(sent.message_id)
 
+    async def edit_text(self, message_id: str, text: str) -> None:
+        await call(
+            "editMessageText",
+            lambda: self.bot.edit_message_text(
+                text, chat_id=self.config.chat_id, message_id=int(message_id)
+            ),
+        )
+
     async def post_file(
         self,
         thread_id: str | None,

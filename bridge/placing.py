@@ -1,0 +1,105 @@
+"""Where a chat's posts go: the number's own thread, or a route's fixed thread; each opened once.
+
+The chat's worker is the only one that opens threads in its chat (one instance of a
+deployment owns its posting), so what it has seen of the mapping is always current, and
+keeping it here saves a read per post.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from bridge.ports import ChatPlatform
+from bridge.render import thread_title
+from bridge.store.records import ChatJob
+from bridge.store.sql import SqlStore
+
+log = logging.getLogger(__name__)
+
+Pace = Callable[[], Awaitable[None]]  # waits for a message's turn (opening a topic posts one)
+
+
+class Placer:
+    def __init__(self, platform: ChatPlatform, store: SqlStore, pace: Pace) -> None:
+        self.platform = platform
+        self.store = store
+        self.pace = pace
+        self.name = f"chat:{platform.name}"
+        self._threads: dict[int, str] = {}  # conversation id -> its thread
+        self._named: dict[str, str] = {}  # a fixed thread's title -> its thread
+        self._unsaved: set[int] = set()  # opened, recorded with the post that follows
+
+    def known(self, job: ChatJob) -> str | None:
+        """The thread the job posts in, if it exists already."""
+        if not self.platform.threaded:
+            return None
+        if job.fixed_thread is not None:
+            return self._named.get(job.fixed_thread) or job.known_thread
+        if job.conversation_id is None:
+            return None
+        return self._threads.get(job.conversation_id) or job.known_thread
+
+    async def thread(self, job: ChatJob) -> str | None:
+        """The thread the job posts in, opened first if it has none yet."""
+        if not self.platform.threaded:
+            return None
+        if job.fixed_thread is None and job.conversation_id is None:
+            return None
+        thread = self.known(job) or await self.open(job)
+        self._remember(job, thread)
+        return thread
+
+    def _remember(self, job: ChatJob, thread: str) -> None:
+        if job.fixed_thread is not None:
+            self._named[job.fixed_thread] = thread
+        elif job.conversation_id is not None:
+            self._threads[job.conversation_id] = thread
+
+    async def open(self, job: ChatJob) -> str:
+        """Open the job's thread (again, if a human deleted the old one)."""
+        if job.fixed_thread is not None:
+            await self.pace()
+            thread = await self.platform.open_thread(job.fixed_thread)
+            # Recorded at once: posts of many numbers, in any order, will use it.
+            await self.store.threads.record_named(self.platform.name, job.fixed_thread, thread)
+            log.info("%s: opened thread %s (%s)", self.name, thread, job.fixed_thread)
+        else:
+            assert job.conversation_id is not None
+            number, alias = await self.who(job)
+            await self.pace()
+            thread = await self.platform.open_thread(thread_title(number, alias))
+            # Recorded with the post that follows (one commit); until then it lives here, so a
+            # retried post reuses it instead of opening another.
+            self._unsaved.add(job.conversation_id)
+            log.info("%s: opened thread %s for %s", self.name, thread, number)
+        self._remember(job, thread)
+        return thread
+
+    def opened_for(self, job: ChatJob) -> bool:
+        """Whether the job's post must record the number's thread it opened."""
+        return job.fixed_thread is None and job.conversation_id in self._unsaved
+
+    def saved(self, job: ChatJob) -> None:
+        if job.fixed_thread is None and job.conversation_id is not None:
+            self._unsaved.discard(job.conversation_id)
+
+    async def who(self, job: ChatJob) -> tuple[str, str | None]:
+        """The job's number and its alias (joined in by the read; looked up if not)."""
+        if job.number is not None:
+            return job.number, job.alias
+        assert job.conversation_id is not None
+        conversation = await self.store.threads.conversation_by_id(job.conversation_id)
+        return conversation.number, conversation.alias
+
+    def forget(self, conversation_id: int) -> None:
+        """The conversation's thread was deleted: its next post opens a new one."""
+        self._threads.pop(conversation_id, None)
+        self._unsaved.discard(conversation_id)
+
+    async def save_opened(self) -> None:
+        """Threads opened whose post never came (a stop): the next start must post in them."""
+        for conversation in list(self._unsaved):
+            thread = self._threads[conversation]
+            await self.store.threads.record(conversation, self.platform.name, thread)
+            self._unsaved.discard(conversation)
