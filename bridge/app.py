@@ -31,6 +31,7 @@ from bridge.router import Router
 from bridge.scheduler import Scheduler
 from bridge.store.listen import Listener
 from bridge.store.sql import SqlStore
+from bridge.watchdog import Clock, Watchdog
 from bridge.web import build_web
 from connectors import CHATS, GATEWAYS
 
@@ -45,8 +46,15 @@ OUTBOUND_EXPIRY = 24 * 3600.0
 class Bridge:
     """One running bridge. Nothing does I/O before ``start()``; ``stop()`` undoes it in reverse."""
 
-    def __init__(self, config: Config, *, outbound_expiry: float = OUTBOUND_EXPIRY) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        outbound_expiry: float = OUTBOUND_EXPIRY,
+        clock: Clock = time.time,
+    ) -> None:
         self.config = config
+        self.clock = clock  # the watchdog's (tests move it to open a silence window)
         logs.protect(secrets_of(config))
         self.metrics = Metrics()
         self.pacer = Pacer()
@@ -71,6 +79,7 @@ class Bridge:
         self.router: Router | None = None
         self.workers: dict[str, Drainer] = {}  # the duties' workers running here
         self.pollers: list[Poller] = []
+        self.watchdogs: dict[str, Watchdog] = {}
         self.instance = instance_id()
         self.keeper: LeaseKeeper | None = None
         self._listener: Listener | None = None
@@ -91,9 +100,12 @@ class Bridge:
             store.leases, self.config.store.lease_ttl, self.metrics, self.instance
         )
         for config in self.config.gateways:
-            self._gateway_duties(
-                Poller(self.gateways[config.name], config, store, self.router, self.metrics)
+            gateway = self.gateways[config.name]
+            poller = Poller(gateway, config, store, self.router, self.metrics)
+            watchdog = Watchdog(
+                gateway, config, store, self.metrics, poller, self.config.ops, self.clock
             )
+            self._gateway_duties(poller, watchdog)
         for name in self.chats:
             keeper.add(
                 Duty(
@@ -144,17 +156,22 @@ class Bridge:
 
     # Duties: each runs on one instance of a deployment at a time (bridge/duties.py). --------
 
-    def _gateway_duties(self, poller: Poller) -> None:
+    def _gateway_duties(self, poller: Poller, watchdog: Watchdog) -> None:
         assert self.keeper is not None
         self.pollers.append(poller)
+        self.watchdogs[poller.name] = watchdog
         name = poller.name
-        self.keeper.add(
-            Duty(
-                f"gateway:{name}",
-                partial(poller.take, self.scheduler),
-                lambda _grace: poller.give_up(self.scheduler),
-            )
-        )
+
+        async def take() -> None:
+            await poller.take(self.scheduler)
+            # Part of the gateway's duty: one instance watches it, so one posts each alert.
+            await watchdog.take(self.scheduler)
+
+        async def give_up(_grace: float) -> None:
+            await watchdog.give_up(self.scheduler)
+            await poller.give_up(self.scheduler)
+
+        self.keeper.add(Duty(f"gateway:{name}", take, give_up))
         self.keeper.add(
             Duty(
                 f"send:{name}",

@@ -42,6 +42,15 @@ class GatewayConfigBase(Strict):
     # finds what the webhooks missed (0 turns it off).
     safety_poll_interval: float = Field(default=600.0, ge=0, le=86400)
     safety_poll_window: float = Field(default=7200.0, gt=0, le=30 * 86400)
+    # Watchdog (bridge/watchdog.py): checked every watch_interval seconds; an incident is
+    # the phone offline (or unseen for down_after), its battery under battery_low percent, no
+    # inbound SMS for silence_after seconds (off unless set), sends_failing_after failed sends
+    # in a row, or the gateway's API failing for longer than down_after.
+    watch_interval: float = Field(default=60.0, gt=0, le=86400)
+    silence_after: float | None = Field(default=None, gt=0, le=90 * 86400)
+    down_after: float = Field(default=300.0, gt=0, le=7 * 86400)
+    battery_low: int = Field(default=15, ge=0, le=100)
+    sends_failing_after: int = Field(default=3, ge=1, le=1000)
 
     @property
     def polls(self) -> bool:

@@ -53,6 +53,14 @@ class ServerConfig(Strict):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
 
+class OpsConfig(Strict):
+    """Where the watchdog posts its alerts: a configured chat, and a thread in it (by title;
+    ignored by chats without threads)."""
+
+    chat: str = Field(min_length=1)
+    thread: str | None = Field(default="Gateway health", min_length=1, max_length=128)
+
+
 class Config(Strict):
     store: StoreConfig = StoreConfig()
     server: ServerConfig = ServerConfig()
@@ -62,6 +70,7 @@ class Config(Strict):
     gateways: list[GatewayConfigBase] = Field(min_length=1)
     chats: list[ChatConfigBase] = Field(min_length=1)
     routes: list[RouteConfig] = Field(min_length=1)
+    ops: OpsConfig | None = None  # no ops chat: the watchdog only logs, /healthz and /metrics
 
     def gateway(self, name: str) -> GatewayConfigBase:
         return next(g for g in self.gateways if g.name == name)
@@ -218,6 +227,10 @@ def _cross_check(config: Config) -> list[str]:
             config.routes, [g.name for g in config.gateways], chat_names, config.default_region
         )[1]
     )
+    if config.ops is not None and config.ops.chat not in chat_names:
+        problems.append(
+            f"ops.chat: unknown chat {config.ops.chat!r} (configured: {', '.join(chat_names)})"
+        )
     for kind_name, kind in CHATS.items():
         indexed = [(i, c) for i, c in enumerate(config.chats) if c.type == kind_name]
         if not indexed:

@@ -42,6 +42,12 @@ async def report_health(bridge: Bridge) -> tuple[bool, dict[str, Any]]:
     report["chats"] = chats
     ok = ok and all(c.get("state") == "ok" for c in chats.values())
     gateways = {p.name: p.health() for p in bridge.pollers}
+    for name, watchdog in bridge.watchdogs.items():
+        watched = gateways[name]["watchdog"] = watchdog.health()
+        # An incident is news for the ops chat, not a reason to pull this instance out of
+        # service; only a gateway API down for down_after makes the gateway "down".
+        if "api_down" in watched["incidents"]:
+            gateways[name]["state"] = "down"
     report["gateways"] = gateways
     ok = ok and all(g.get("state") != "down" for g in gateways.values())
     report["status"] = "ok" if ok else "down"

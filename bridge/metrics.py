@@ -70,5 +70,38 @@ class Metrics:
             registry=r,
         )
 
+        # The watchdog (bridge/watchdog.py), set by the instance that owns the gateway's duty.
+        self.gateway_healthy = Gauge(
+            "smsbridge_gateway_healthy",
+            "1 when the gateway's watchdog has no open incident, 0 when it has one or more",
+            ["gateway"],
+            registry=r,
+        )
+        self.gateway_incident = Gauge(
+            "smsbridge_gateway_incident",
+            "1 while an incident of this kind is open (offline, battery_low, silent, "
+            "sends_failing, api_down)",
+            ["gateway", "kind"],
+            registry=r,
+        )
+        self.gateway_battery = Gauge(
+            "smsbridge_gateway_battery_percent",
+            "Battery of a gateway's phone, where the vendor reports it",
+            ["gateway", "device"],
+            registry=r,
+        )
+        self.gateway_last_inbound = Gauge(
+            "smsbridge_gateway_last_inbound_timestamp_seconds",
+            "Unix time of the newest inbound SMS stored for the gateway",
+            ["gateway"],
+            registry=r,
+        )
+        self.watchdog_alerts = Counter(
+            "smsbridge_watchdog_alerts_total",
+            "Watchdog messages posted, by gateway, incident kind and event (alert, recovered)",
+            ["gateway", "kind", "event"],
+            registry=r,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

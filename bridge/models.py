@@ -220,3 +220,17 @@ class Outbox:
 
     def to_outbound(self) -> OutboundSms:
         return OutboundSms(id=self.id, to=self.to, text=self.text, device=self.device, sim=self.sim)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    """What a gateway says about one of its phones (or its account), for the watchdog.
+
+    ``None`` is "the vendor does not say": the watchdog then judges by what it does say
+    (``last_seen`` against ``down_after``, or nothing at all).
+    """
+
+    device: str
+    online: bool | None = None
+    battery: int | None = None  # percent
+    last_seen: datetime | None = None  # UTC

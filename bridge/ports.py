@@ -10,6 +10,7 @@ from bridge.models import (
     ChatMessage,
     ChatUser,
     DeliveryUpdate,
+    DeviceStatus,
     HistoryItem,
     InboundSms,
     OutboundSms,
@@ -137,6 +138,17 @@ class RegistersWebhooks(Protocol):
         ...
 
     async def stop_registering(self) -> None: ...
+
+
+@runtime_checkable
+class ReportsDevices(Protocol):
+    """Can say whether its phones (or its account) are up: online, battery, last seen.
+
+    One call per watchdog check (``watch_interval``); ``DeliveryError`` subclasses when the
+    vendor cannot be asked, which the watchdog counts towards ``api_down``.
+    """
+
+    async def device_status(self) -> list[DeviceStatus]: ...
 
 
 OnChatMessage = Callable[[ChatMessage], Awaitable[None]]

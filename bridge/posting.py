@@ -204,7 +204,7 @@ class ChatWorker(Worker):
             await self.platform.post_private(job.thread_id, job.private_to, text)
             await self._record.submit([PostDone(job, (), job.thread_id)])
             return
-        if job.conversation_id is None:
+        if job.conversation_id is None and job.fixed_thread is None:
             await self._pace(message=True)
             message_id = await self.platform.post(job.thread_id, text, job.message_id)
             await self._record.submit([PostDone(job, (message_id,), job.thread_id)])

@@ -232,3 +232,17 @@ class Inbound:
                 )
                 found.update(str(row[0]) for row in rows)
         return found
+
+    async def newest_stored(self, gateway: str) -> float | None:
+        """When the newest inbound SMS of this gateway was stored (unix time), for the
+        watchdog's "silent" check; by id, which follows the insert order (no index on time)."""
+        async with self.shared.read() as conn:
+            value = (
+                await conn.execute(
+                    sa.select(inbound.c.created_at)
+                    .where(inbound.c.gateway == gateway)
+                    .order_by(inbound.c.id.desc())
+                    .limit(1)
+                )
+            ).scalar()
+        return float(value) if value is not None else None

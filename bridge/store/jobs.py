@@ -84,12 +84,21 @@ class Jobs:
         return [job_of(row) for row in rows]
 
     async def add_notices(
-        self, notices: Sequence[Notice], dedupe: tuple[str, str] | None = None
+        self,
+        notices: Sequence[Notice],
+        dedupe: tuple[str, str] | None = None,
+        cursor: tuple[str, str] | None = None,
     ) -> bool:
-        """Queue bridge messages; with ``dedupe`` (source, key) only the first call does."""
+        """Queue bridge messages; with ``dedupe`` (source, key) only the first call does.
+
+        ``cursor`` (name, value) is set in the same transaction: the watchdog's incident state
+        and its alert are committed together, so a crash can neither lose nor repeat one.
+        """
         async with self.shared.write() as tx:
             if dedupe is not None and not await self.cursors.mark_seen(tx, *dedupe):
                 return False
+            if cursor is not None:
+                await self.cursors.set_in(tx, *cursor)
             await tx.add_jobs(
                 [
                     {
@@ -100,6 +109,7 @@ class Jobs:
                         "thread_id": n.thread_id,
                         "message_id": n.reply_to,
                         "private_to": n.private_to,
+                        "fixed_thread": n.fixed_thread,
                     }
                     for n in notices
                 ]

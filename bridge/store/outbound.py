@@ -261,3 +261,17 @@ class Outbound:
                 )
             ).all()
         return [outbox_of(row) for row in rows]
+
+    async def recent_outcomes(self, gateway: str, limit: int) -> list[Status]:
+        """The statuses of the gateway's newest SMS past their send (not pending), newest
+        first: the watchdog's "sends failing in a row"."""
+        async with self.shared.read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(outbox.c.status)
+                    .where(outbox.c.gateway == gateway, outbox.c.status != Status.PENDING.value)
+                    .order_by(outbox.c.id.desc())
+                    .limit(limit)
+                )
+            ).all()
+        return [Status(row[0]) for row in rows]

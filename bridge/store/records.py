@@ -85,6 +85,7 @@ class Notice:
     thread_id: str | None = None
     reply_to: str | None = None
     private_to: str | None = None  # a chat user id: only they see it, where the platform can
+    fixed_thread: str | None = None  # a thread of the chat by title, opened on first use (ops)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from bridge.confbase import GatewayConfigBase, UrlTokenMixin
 from bridge.errors import Retryable, Terminal
 from bridge.models import (
     DeliveryUpdate,
+    DeviceStatus,
     HistoryItem,
     InboundSms,
     OutboundSms,
@@ -199,6 +200,18 @@ class SmsMobileApi(HttpGateway):
     def webhook_docs(self) -> tuple[WebhookDoc, ...]:
         return hooks.docs(self.config.webhook_token, self.config.webhook_secret)
 
+    async def device_status(self) -> list[DeviceStatus]:
+        """The connected phones: ``GET /gateway/mobile/list/`` [doc], whose answer is
+        undocumented (``additionalProperties``); the seed names its fields sid, date, battery,
+        version, label. Assumed: rows under ``result.mobiles`` (or where other endpoints keep
+        them), ``battery`` in percent, ``online`` 1/0 and ``last_seen_unix`` where given.
+        Only the configured ``device`` is watched when there is one."""
+        params = {**self._key(), **({"sid": self.config.device} if self.config.device else {})}
+        body = await request_json(
+            self.client, "GET", "/gateway/mobile/list/", label=LABEL, params=params
+        )
+        return [_mobile(row) for row in _rows(body) if row.get("sid") or row.get("label")]
+
     def parse_webhook(self, request: WebhookRequest) -> WebhookEvents:
         if request.token is not None:
             return hooks.parse_plain(self.name, self.config.webhook_token, request)
@@ -214,7 +227,7 @@ def _rows(body: Any) -> list[dict[str, Any]]:
         if isinstance(result, dict):
             if result.get("error") not in (0, "0", "", None):
                 raise Retryable(f"{LABEL} error: {result.get('message') or result.get('error')}")
-            for key in ("sms", "data", "messages", "rows"):
+            for key in ("sms", "data", "messages", "rows", "mobiles"):
                 if isinstance(result.get(key), list):
                     return [row for row in result[key] if isinstance(row, dict)]
         if isinstance(result, list):
@@ -223,6 +236,18 @@ def _rows(body: Any) -> list[dict[str, Any]]:
     if isinstance(body, list):
         return [row for row in body if isinstance(row, dict)]
     return []
+
+
+def _mobile(row: dict[str, Any]) -> DeviceStatus:
+    online = row.get("online")
+    battery = _unix(row.get("battery"))
+    seen = _unix(row.get("last_seen_unix"))
+    return DeviceStatus(
+        device=str(row.get("sid") or row.get("label")),
+        online=None if online is None else str(online).lower() in ("1", "true", "yes", "online"),
+        battery=None if battery is None else max(0, min(100, round(battery))),
+        last_seen=datetime.fromtimestamp(seen, UTC) if seen is not None else None,
+    )
 
 
 def _unix(value: Any) -> float | None:

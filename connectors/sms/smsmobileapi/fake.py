@@ -53,6 +53,18 @@ class SentSms:
 
 
 @dataclass
+class Mobile:
+    """A phone connected to the account, as /gateway/mobile/list/ shows it; tests change it
+    (a phone going offline, its battery running down)."""
+
+    sid: str = DEFAULT_DEVICE
+    label: str = "Office"
+    battery: int = 87
+    online: bool = True
+    last_seen: float | None = None  # unix time; None: "now" while online
+
+
+@dataclass
 class Req:
     """One API request as the fake saw it; ``params`` merges query and form (form wins)."""
 
@@ -108,6 +120,7 @@ class FakeSmsMobileApi(wh.WebhookDeliveryMixin[Req]):
         self.ms_timestamps = ms_timestamps
         self.received: list[ReceivedSms] = []
         self.sent: list[SentSms] = []
+        self.mobiles = [Mobile()]
         self._next_id = 0
         self._routes: dict[str, Callable[[dict[str, str]], _Answer]] = {
             "/sendsms/": self._sendsms,
@@ -127,6 +140,7 @@ class FakeSmsMobileApi(wh.WebhookDeliveryMixin[Req]):
         super().reset()
         self.received.clear()
         self.sent.clear()
+        self.mobiles = [Mobile()]
         self._next_id = 0
 
     # phone-side simulation --------------------------------------------------------------------
@@ -370,18 +384,27 @@ class FakeSmsMobileApi(wh.WebhookDeliveryMixin[Req]):
         }, 200
 
     def _mobiles(self, p: dict[str, str]) -> _Answer:
-        # Shape undocumented (`additionalProperties: true`); one online phone is OUR ASSUMPTION.
-        mobile = {
-            "sid": DEFAULT_DEVICE,
-            "label": "Office",
-            "battery": "87",
-            "last_seen_unix": int(time.time()),
-        }
+        # Shape undocumented (`additionalProperties: true`; the seed names the searchable fields
+        # sid, date, battery, version, label): OUR ASSUMPTION, with "online" as 1/0.
+        now = int(time.time())
+        rows = [
+            {
+                "sid": m.sid,
+                "label": m.label,
+                "battery": str(m.battery),
+                "online": 1 if m.online else 0,
+                "last_seen_unix": int(m.last_seen) if m.last_seen is not None else now,
+            }
+            for m in self.mobiles
+        ]
         sid, search = p.get("sid"), p.get("search", "").lower()
-        match = (not sid or sid == mobile["sid"]) and (
-            not search or any(search in str(v).lower() for v in mobile.values())
-        )
-        return {"result": {"error": 0, "mobiles": [mobile] if match else []}}, 200
+        found = [
+            row
+            for row in rows
+            if (not sid or sid == row["sid"])
+            and (not search or any(search in str(v).lower() for v in row.values()))
+        ]
+        return {"result": {"error": 0, "mobiles": found}}, 200
 
 
 def _line(sms: ReceivedSms | SentSms) -> dict[str, Any]:
