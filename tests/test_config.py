@@ -43,6 +43,7 @@ def test_shipped_example_loads_with_its_variables_set() -> None:
     assert config.store.url == "sqlite:///./smsbridge.db"
     assert config.server.public_url is None  # ${VAR:-} unset means "not set"
     assert config.default_gateway("support") == "office"
+    assert config.ops is not None and config.ops.chat == "support"
 
 
 def test_example_names_every_missing_variable() -> None:
@@ -167,3 +168,26 @@ def test_lease_ttl_out_of_range_is_an_error() -> None:
     data = minimal()
     data["store"] = {"url": "postgresql://db/x", "lease_ttl": 0.5}
     assert problems(data) == ["store.lease_ttl: input should be greater than or equal to 2"]
+
+
+def test_watchdog_keys_default_and_are_checked() -> None:
+    config = parse_config(minimal(), {})
+    gateway = config.gateways[0]
+    assert (gateway.watch_interval, gateway.down_after, gateway.battery_low) == (60, 300, 15)
+    assert gateway.silence_after is None and gateway.sends_failing_after == 3
+    assert config.ops is None
+    found = problems(minimal(battery_low=101, watch_interval=0, sends_failing_after=0))
+    assert "gateways[0].battery_low: input should be less than or equal to 100" in found
+    assert "gateways[0].watch_interval: input should be greater than 0" in found
+    assert "gateways[0].sends_failing_after: input should be greater than or equal to 1" in found
+
+
+def test_ops_must_name_a_configured_chat() -> None:
+    data = {**minimal(), "ops": {"chat": "nowhere"}}
+    assert problems(data) == ["ops.chat: unknown chat 'nowhere' (configured: support)"]
+    config = parse_config({**minimal(), "ops": {"chat": "support"}}, {})
+    assert config.ops is not None and config.ops.thread == "Gateway health"
+    assert problems({**minimal(), "ops": {"chat": "support", "topic": "x"}}) == [
+        "ops.topic: unknown key"
+    ]
+
