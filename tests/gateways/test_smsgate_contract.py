@@ -613,3 +613,34 @@ def test_a_good_config_passes_and_knows_its_api_base() -> None:
     assert parsed.api_base == "http://192.168.1.5:8080"
     cloud_config = parsed.model_copy(update={"mode": "cloud", "base_url": None})
     assert cloud_config.api_base == "https://api.sms-gate.app/3rdparty/v1"
+
+
+# -- device status (the watchdog) ---------------------------------------------------------------
+
+
+async def test_device_status_on_the_phone_reads_its_health(local: FakeSmsGate) -> None:
+    async with connected(local) as gateway:
+        [phone] = await gateway.device_status()
+        assert (phone.online, phone.battery, phone.last_seen) == (True, 87, None)
+        # A failing check answers 503 with the same body: news about the phone, not an outage.
+        local.battery, local.online = 4, False
+        [phone] = await gateway.device_status()
+        assert (phone.online, phone.battery) == (False, 4)
+        assert [r.status for r in local.requests if r.path == "/health"] == [200, 503]
+        local.fail_next("health", status=500)
+        with pytest.raises(Retryable, match="HTTP 500"):
+            await gateway.device_status()
+
+
+async def test_device_status_in_the_cloud_lists_devices_last_seen(cloud: FakeSmsGate) -> None:
+    cloud.last_seen = time.time() - 900
+    async with connected(cloud) as gateway:
+        [device] = await gateway.device_status()
+        assert device.online is None and device.battery is None
+        assert device.last_seen is not None
+        assert abs(device.last_seen.timestamp() - (time.time() - 900)) < 5
+        asked = [r for r in cloud.requests if r.path == "/3rdparty/v1/devices"]
+        assert asked and asked[-1].auth == "basic"
+    async with connected(cloud, password="wrong") as gateway:
+        with pytest.raises(Terminal, match="HTTP 401"):
+            await gateway.device_status()

@@ -783,3 +783,32 @@ async def test_the_fake_answers_in_the_documented_shapes(
     same_shape(
         fake.status_payload(fake.find(str(result.provider_id))), payload("webhook_status.json")
     )
+
+
+# -- device status (the watchdog) ---------------------------------------------------------------
+
+
+async def test_device_status_is_each_configured_phones_last_seen(
+    gw: SmsGateway24, fake: FakeSmsGateway24
+) -> None:
+    fake.last_seen[261] = time.time() - 3600  # its app was killed an hour ago
+    found = {d.device: d for d in await gw.device_status()}
+    assert set(found) == {"260", "261"}  # 262 is the account's, not the bridge's
+    assert all(d.online is None and d.battery is None for d in found.values())
+    seen_260, seen_261 = found["260"].last_seen, found["261"].last_seen
+    assert seen_260 is not None and abs(seen_260.timestamp() - time.time()) < 5
+    assert seen_261 is not None and abs(seen_261.timestamp() - (time.time() - 3600)) < 5
+    asked = [r for r in fake.requests if r.endpoint == "getdevicestatus"]
+    assert [r.params["device_id"] for r in asked] == ["260", "261"]
+
+
+async def test_device_status_of_an_unknown_device_is_an_error(
+    connect: Any, fake: FakeSmsGateway24
+) -> None:
+    gateway: SmsGateway24 = await connect(devices=[{"device_id": 999}])
+    with pytest.raises(Terminal, match="Device not found"):
+        await gateway.device_status()
+    fake.fail_next("getdevicestatus", status=502)
+    gateway = await connect()
+    with pytest.raises(Retryable, match="HTTP 502"):
+        await gateway.device_status()

@@ -341,3 +341,41 @@ async def test_a_webhook_kind_the_config_does_not_set_up_is_not_found(
         signed_only.parse_webhook(plain)
     with pytest.raises(NotFound, match="webhook_secret"):
         plain_only.parse_webhook(signed)
+
+
+# -- device status (the watchdog) ---------------------------------------------------------------
+
+
+async def test_device_status_reads_the_mobile_list(
+    gateway: SmsMobileApi, fake: FakeSmsMobileApi
+) -> None:
+    [phone] = await gateway.device_status()
+    assert (phone.device, phone.online, phone.battery) == (DEFAULT_DEVICE, True, 87)
+    assert phone.last_seen is not None and abs(phone.last_seen.timestamp() - time.time()) < 5
+    fake.mobiles[0].online = False
+    fake.mobiles[0].battery = 9
+    fake.mobiles[0].last_seen = time.time() - 600
+    [phone] = await gateway.device_status()
+    assert (phone.online, phone.battery) == (False, 9)
+    assert phone.last_seen is not None and time.time() - phone.last_seen.timestamp() > 590
+    request = fake.requests[-1]
+    assert request.path == "/gateway/mobile/list/" and request.params["apikey"] == fake.api_key
+
+
+async def test_device_status_watches_only_the_configured_device(
+    make: Callable[..., Any], fake: FakeSmsMobileApi
+) -> None:
+    gateway: SmsMobileApi = await make(device="other-phone")
+    assert await gateway.device_status() == []
+    assert fake.requests[-1].params["sid"] == "other-phone"
+
+
+async def test_device_status_errors_map_like_other_calls(
+    make: Callable[..., Any], gateway: SmsMobileApi, fake: FakeSmsMobileApi
+) -> None:
+    fake.fail_next("/gateway/mobile/list/", status=500)
+    with pytest.raises(Retryable, match="HTTP 500"):
+        await gateway.device_status()
+    wrong: SmsMobileApi = await make(api_key="wrong-key")
+    with pytest.raises(Terminal, match="HTTP 403"):
+        await wrong.device_status()

@@ -673,3 +673,29 @@ async def test_config_accepts_a_service_alone_and_normalises_the_number() -> Non
         {"name": "tw", "type": "twilio", **GOOD, "from_number": "+1 501 712 2661"}
     )
     assert spaced.from_number == NUMBER
+
+
+# -- device status (the watchdog) ---------------------------------------------------------------
+
+
+async def test_device_status_is_whether_the_account_answers_and_is_active(
+    gw: Twilio, fake: FakeTwilio
+) -> None:
+    [account] = await gw.device_status()
+    assert (account.device, account.online) == ("account", True)
+    assert fake.requests[-1].path == f"/2010-04-01/Accounts/{fake.account_sid}.json"
+    fake.account_status = "suspended"
+    [account] = await gw.device_status()
+    assert account.online is False
+    fake.fail_next("account", status=500)
+    with pytest.raises(Retryable):
+        await gw.device_status()
+
+
+async def test_device_status_with_a_wrong_token_is_refused(fake: FakeTwilio) -> None:
+    gateway = await started(Twilio(config(fake, auth_token="wrong-token-0123456789abcdef")))
+    try:
+        with pytest.raises(Terminal, match="20003|401|Authenticate"):
+            await gateway.device_status()
+    finally:
+        await gateway.stop()

@@ -15,6 +15,7 @@ import httpx
 from bridge.errors import ConfigError, Retryable, Terminal
 from bridge.models import (
     DeliveryUpdate,
+    DeviceStatus,
     HistoryItem,
     InboundSms,
     OutboundSms,
@@ -119,6 +120,41 @@ class SmsGate(HttpGateway):
     async def _get(self, path: str) -> httpx.Response:
         """A raw GET with our credentials, for answers that are not JSON (media)."""
         return await self.client.get(path, headers=await self._auth.headers(self.client))
+
+    async def device_status(self) -> list[DeviceStatus]:
+        """Local mode: the phone's ``GET /health`` (battery level, connection) [doc]; cloud or
+        private server: ``GET /devices`` and each one's ``lastSeen`` [doc]."""
+        if self.config.mode == "local":
+            return [await self._phone_health()]
+        rows = await self._call("GET", "/devices")
+        if not isinstance(rows, list):
+            raise Retryable(f"{LABEL} sent an unexpected device list")
+        return [
+            DeviceStatus(str(row["id"]), last_seen=iso_time(row.get("lastSeen")))
+            for row in rows
+            if isinstance(row, dict) and row.get("id") and not row.get("deletedAt")
+        ]
+
+    async def _phone_health(self) -> DeviceStatus:
+        # A failing check answers 503 with the same body (spec): that is news about the phone,
+        # not an outage of its API, so both are read here rather than through request_json.
+        try:
+            response = await self._get("/health")
+        except httpx.HTTPError as exc:
+            raise Retryable(f"{LABEL} unreachable ({type(exc).__name__})") from None
+        if response.status_code not in (200, 503):
+            raise Retryable(f"{LABEL} health check failed (HTTP {response.status_code})")
+        try:
+            checks = response.json().get("checks") or {}
+        except (ValueError, AttributeError):
+            raise Retryable(f"{LABEL} sent a malformed health answer") from None
+        battery = checks.get("battery:level", {}).get("observedValue")
+        connection = checks.get("connection:status", {}).get("status")
+        return DeviceStatus(
+            "phone",
+            online=None if connection is None else connection != "fail",
+            battery=battery if isinstance(battery, int) else None,
+        )
 
     # send -------------------------------------------------------------------------------------
 

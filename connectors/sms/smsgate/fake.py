@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from connectors.sms.smsgate.fake_phone import (
     DEVICE_ID,
+    DeviceMixin,
     Incoming,
     Message,
     PhoneMixin,
@@ -43,7 +44,7 @@ class Req:
     status: int
 
 
-class FakeSmsGate(PhoneMixin[Req]):
+class FakeSmsGate(PhoneMixin[Req], DeviceMixin):
     """One SMSGate account with one phone, served on loopback by :func:`serve`.
 
     Faults are queued per operation: send, state, list, inbox, attachment, webhooks, token.
@@ -103,7 +104,8 @@ class FakeSmsGate(PhoneMixin[Req]):
         def answer() -> Response:
             if handler is None:
                 return self._error(404, "not found")
-            if auth == "none" or (op == "token" and auth != "basic"):
+            # The phone's /health is a probe: no credentials (spec: security []).
+            if (auth == "none" and op != "health") or (op == "token" and auth != "basic"):
                 return self._error(401, "Unauthorized")
             if body is ...:
                 return self._error(400, "invalid JSON body")
@@ -152,10 +154,21 @@ class FakeSmsGate(PhoneMixin[Req]):
             ("DELETE", r"/webhooks/[^/]+", "webhooks", self._unregister),
             ("POST", r"/auth/token", "token", self._token),
         ]
+        if self.mode == "local":
+            table.append(("GET", r"/health", "health", self._health))
+        else:
+            table.append(("GET", r"/devices", "devices", self._devices))
         for verb, pattern, op, handler in table:
             if verb == method and re.fullmatch(pattern, rest):
                 return op, handler
         return "unknown", None
+
+    def _health(self, *_: Any) -> Response:
+        body, status = self.health_body()
+        return JSONResponse(body, status)
+
+    def _devices(self, *_: Any) -> Response:
+        return JSONResponse(self.devices_body())
 
     def _error(self, status: int, message: str, **extra: Any) -> JSONResponse:
         # The cloud answers ErrorResponse {code, message, data}; the phone only {message}.

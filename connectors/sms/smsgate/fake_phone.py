@@ -221,3 +221,53 @@ class PhoneMixin(LoopbackFake[RecordT]):
         if parts is None or parts >= message.parts:
             self.set_state(message_id, state, reason)
         return answers
+
+
+class DeviceMixin:
+    """The phone's health (local server ``GET /health``) and the account's device list (cloud
+    ``GET /devices``), with state tests change: battery, signal, when the app last called in.
+
+    ``/health`` follows the spec's HealthResponse; the check names and units are the app's
+    (HealthService: ``battery:level`` in percent, ``battery:charging``, ``connection:status``)
+    [code], OUR READING. It answers 503 when a check fails, as the spec documents.
+    """
+
+    battery = 87
+    charging = False
+    online = True  # connection:status
+    last_seen: float | None = None  # unix time the phone last reached the cloud; None: now
+
+    def health_body(self) -> tuple[dict[str, Any], int]:
+        def check(value: int, unit: str, ok: bool, what: str) -> dict[str, Any]:
+            return {
+                "observedValue": value,
+                "observedUnit": unit,
+                "description": what,
+                "status": "pass" if ok else "fail",
+            }
+
+        checks = {
+            "battery:level": check(self.battery, "percent", self.battery >= 10, "Battery level"),
+            "battery:charging": check(int(self.charging), "boolean", True, "Is charging"),
+            "connection:status": check(int(self.online), "boolean", self.online, "Connected"),
+        }
+        ok = all(c["status"] == "pass" for c in checks.values())
+        body = {
+            "status": "pass" if ok else "fail",
+            "version": "1.30.0",
+            "releaseId": 1,
+            "checks": checks,
+        }
+        return body, 200 if ok else 503
+
+    def devices_body(self) -> list[dict[str, Any]]:
+        seen = datetime.fromtimestamp(self.last_seen or time.time(), UTC)
+        return [
+            {
+                "id": DEVICE_ID,
+                "name": "Office phone",
+                "createdAt": "2025-01-01T00:00:00Z",
+                "updatedAt": stamp(seen),
+                "lastSeen": stamp(seen),
+            }
+        ]

@@ -13,6 +13,7 @@ from bridge import logs, phone
 from bridge.errors import Ambiguous, Retryable, Terminal
 from bridge.models import (
     DeliveryUpdate,
+    DeviceStatus,
     HistoryItem,
     InboundSms,
     OutboundSms,
@@ -132,6 +133,19 @@ class SmsGateway24(HttpGateway):
             error = Ambiguous if sending else Retryable
             raise error(f"{LABEL} sent an unexpected answer (not a JSON object)")
         return body
+
+    async def device_status(self) -> list[DeviceStatus]:
+        """When each configured phone last called the server: ``getdevicestatus`` [doc] answers
+        ``{lastseen: <PHP DateTime>, device_id, title}``. It says nothing of online or battery;
+        a phone unseen for ``down_after`` is taken as offline by the watchdog."""
+        found: list[DeviceStatus] = []
+        for device in self.devices:
+            body = await self._call("getdevicestatus", {"device_id": device})
+            problem = answers.error(body)
+            if problem is not None:
+                raise Terminal(f"{LABEL} device {device}: {problem}", raw_status="error:1")
+            found.append(DeviceStatus(device, last_seen=hooks.vendor_time(body.get("lastseen"))))
+        return found
 
     # sending ----------------------------------------------------------------------------------
 

@@ -71,6 +71,9 @@ class FakeSmsGateway24(LoopbackFake[Req]):
         self.email = email
         self.password = password
         self.devices = list(devices)
+        # When each phone last called the server (unix time); a phone not listed is seen now.
+        # Tests set an old time for a phone whose app was killed.
+        self.last_seen: dict[int, float] = {}
         self.token_ttl = token_ttl
         self.zone = ZoneInfo(timezone)  # the account's zone: dates in and out use it
         self.api_token = secrets.token_hex(16)  # the one shown in the profile; never expires
@@ -103,6 +106,7 @@ class FakeSmsGateway24(LoopbackFake[Req]):
         """Forget messages, requests, logins and faults, so one server can serve many tests."""
         super().reset()
         self.messages.clear()
+        self.last_seen.clear()
         self.tokens.clear()
         self.logins = 0
         self.token_refusal = INVALID_TOKEN
@@ -297,7 +301,10 @@ class FakeSmsGateway24(LoopbackFake[Req]):
 
     def _getalldevices(self, _p: dict[str, str]) -> _Answer:
         now = time.time()
-        devices = {str(d): shape.device(d, now, self.zone) for d in self.devices}
+        devices = {
+            str(d): shape.device(d, now, self.zone, self.last_seen.get(d, now))
+            for d in self.devices
+        }
         return {"count": len(devices), "device": devices}
 
     def _getdevicestatus(self, p: dict[str, str]) -> _Answer:
@@ -305,7 +312,7 @@ class FakeSmsGateway24(LoopbackFake[Req]):
         if device not in self.devices:
             return _error("Device not found")
         return {
-            "lastseen": shape.stamp(time.time(), self.zone),
+            "lastseen": shape.stamp(self.last_seen.get(device, time.time()), self.zone),
             "device_id": device,
             "title": f"Phone {device}",
         }

@@ -88,14 +88,14 @@ def row(sms: Sms, zone: ZoneInfo) -> dict[str, Any]:
     }
 
 
-def device(device_id: int, now: float, zone: ZoneInfo) -> dict[str, Any]:
+def device(device_id: int, now: float, zone: ZoneInfo, seen: float) -> dict[str, Any]:
     """A getalldevices entry, shaped like the documented example."""
     return {
         "id": device_id,
         "title": f"Phone {device_id}",
         "number": None,
         "created": stamp(now - 86400, zone),
-        "lastseen": stamp(now, zone),
+        "lastseen": stamp(seen, zone),
         "siminfo": [{"Slot": "0", "Number": "+4915752982212", "CountryIso": "de"}],
         "appversion": "12.1.21",
         "subscription": True,

@@ -14,6 +14,7 @@ from bridge.confbase import GatewayConfigBase, UrlTokenMixin
 from bridge.errors import Ambiguous, Terminal
 from bridge.models import (
     DeliveryUpdate,
+    DeviceStatus,
     HistoryItem,
     InboundSms,
     OutboundSms,
@@ -131,6 +132,14 @@ class Twilio:
         return sms.device if sms.device and _sender_ok(sms.device) else self.config.from_number
 
     # -- sending ---------------------------------------------------------------------------
+
+    async def device_status(self) -> list[DeviceStatus]:
+        """Twilio has no phone to watch: whether the account answers (``GET
+        /Accounts/{Sid}.json`` [doc], a cheap authenticated read) and is ``active``; a
+        suspended or closed one cannot send."""
+        body = await self.api.call("GET", ".json")
+        status = str(body.get("status") or "")
+        return [DeviceStatus("account", online=status == "active")]
 
     async def send(self, sms: OutboundSms) -> SendResult:
         # No MediaUrl: OutboundSms carries no media yet.

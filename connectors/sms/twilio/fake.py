@@ -36,9 +36,10 @@ ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "fake-twilio-auth-token-0123456789"
 NUMBER = "+15017122661"
 SERVICE_SID = "MG" + "fedcba9876543210" * 2
-ROUTES = ("create", "list", "fetch", "media_list", "media")
+ROUTES = ("create", "list", "fetch", "media_list", "media", "account")
 _MESSAGES = r"^/2010-04-01/Accounts/(?P<acct>[^/]+)/Messages"
 _PATHS = (
+    ("account", re.compile(r"^/2010-04-01/Accounts/(?P<acct>[^/]+)\.json$")),
     ("messages", re.compile(_MESSAGES + r"\.json$")),
     ("fetch", re.compile(_MESSAGES + r"/(?P<sid>[^/]+)\.json$")),
     ("media_list", re.compile(_MESSAGES + r"/(?P<sid>[^/]+)/Media\.json$")),
@@ -84,6 +85,7 @@ class FakeTwilio(CallbackMixin[Req]):
         self.messages: list[FakeMessage] = []
         self.unsubscribed: set[str] = set()  # numbers that replied STOP: 21610 on send
         self.max_page_size = 1000  # Twilio's cap; tests lower it to exercise paging
+        self.account_status = "active"  # active | suspended | closed: tests suspend it
         self._storage: dict[str, FakeMedia] = {}
         self._storage_url: str | None = None
         self.app = Starlette(
@@ -107,6 +109,7 @@ class FakeTwilio(CallbackMixin[Req]):
         self.unsubscribed.clear()
         self._storage.clear()
         self.max_page_size = 1000
+        self.account_status = "active"
 
     # the account's side ----------------------------------------------------------------------
 
@@ -241,6 +244,8 @@ class FakeTwilio(CallbackMixin[Req]):
             rows = [m for m in res.newest_first(self.messages) if res.matches(m, params)]
             resources = [res.message_resource(self.account_sid, m) for m in rows]
             return JSONResponse(res.page("messages", resources, params, path, self.max_page_size))
+        if kind == "account":
+            return JSONResponse(res.account_resource(self.account_sid, self.account_status))
         message = next((m for m in self.messages if m.sid == match["sid"]), None)
         if message is None:
             return _not_found(path)

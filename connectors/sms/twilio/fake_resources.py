@@ -66,6 +66,21 @@ def error_body(code: int, message: str, status: int) -> dict[str, Any]:
     }
 
 
+def account_resource(account: str, status: str) -> dict[str, Any]:
+    """``GET /Accounts/{Sid}.json``: the Account resource's documented fields."""
+    return {
+        "sid": account,
+        "owner_account_sid": account,
+        "friendly_name": "smsbridge fake",
+        "status": status,
+        "type": "Full",
+        "date_created": rfc2822(0),
+        "date_updated": rfc2822(0),
+        "uri": f"/{API_VERSION}/Accounts/{account}.json",
+        "subresource_uris": {"messages": f"/{API_VERSION}/Accounts/{account}/Messages.json"},
+    }
+
+
 def message_resource(account: str, m: FakeMessage) -> dict[str, Any]:
     """``GET Messages/{Sid}.json``, field for field as the message-resource page shows it."""
     uri = f"/{API_VERSION}/Accounts/{account}/Messages/{m.sid}"
