@@ -190,4 +190,3 @@ def test_ops_must_name_a_configured_chat() -> None:
     assert problems({**minimal(), "ops": {"chat": "support", "topic": "x"}}) == [
         "ops.topic: unknown key"
     ]
-
