@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -43,10 +44,14 @@ async def report_health(bridge: Bridge) -> tuple[bool, dict[str, Any]]:
     ok = ok and all(c.get("state") == "ok" for c in chats.values())
     gateways = {p.name: p.health() for p in bridge.pollers}
     for name, watchdog in bridge.watchdogs.items():
+        # A store that cannot answer is reported above; the watchdog then shows what it has.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(watchdog.refresh(), timeout=5)
         watched = gateways[name]["watchdog"] = watchdog.health()
         # An incident is news for the ops chat, not a reason to pull this instance out of
-        # service; only a gateway API down for down_after makes the gateway "down".
-        if "api_down" in watched["incidents"]:
+        # service; only a gateway API down for down_after makes the gateway "down", and only
+        # where its duty runs (like its polls: a standby's polls never fail).
+        if watchdog.active and "api_down" in watched["incidents"]:
             gateways[name]["state"] = "down"
     report["gateways"] = gateways
     ok = ok and all(g.get("state") != "down" for g in gateways.values())

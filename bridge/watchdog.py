@@ -222,8 +222,14 @@ class Watchdog:
         if self.last_inbound is not None:
             metrics.gateway_last_inbound.labels(name).set(self.last_inbound)
 
+    async def refresh(self) -> None:
+        """On standby: the incidents as the owning instance recorded them (for /healthz)."""
+        if not self.active:
+            await self._load()
+
     def health(self) -> dict[str, Any]:
-        """What /healthz shows; an instance on standby shows what it last saw, if anything."""
+        """What /healthz shows; on standby, the incidents the owner recorded, and the devices
+        and times this instance saw when it last owned the duty (if ever)."""
         return {
             "state": ("incident" if self.open else "ok") if self.active else "standby",
             "incidents": {

@@ -50,9 +50,13 @@ async def run(
     thread of the support chat; stopped after the test (``stop`` stops it early)."""
     running: list[Bridge] = []
 
-    async def start(**settings: Any) -> Harness[FakeSmsMobileApi]:
+    async def start(store_url: str | None = None, **settings: Any) -> Harness[FakeSmsMobileApi]:
+        store = {"store": {"url": store_url, "lease_ttl": 2}} if store_url else {}
         config = make_config(
-            gateway={**FAST, **settings}, ops={"chat": "support", "thread": THREAD}
+            store_url,
+            gateway={**FAST, **settings},
+            ops={"chat": "support", "thread": THREAD},
+            **store,
         )
         bridge = Bridge(config, clock=clock)
         await bridge.start()
@@ -277,3 +281,24 @@ async def test_without_an_ops_chat_the_watchdog_only_reports(
         await asyncio.sleep(CHECK)
     await harness.idle()
     assert alerts(telegram) == [] and harness.posts() == []
+
+
+async def test_two_instances_alert_once_and_a_takeover_does_not_alert_again(
+    run: Callable[..., Any], gateway: FakeSmsMobileApi, telegram: FakeTelegram, pg_url: str
+) -> None:
+    first = await run(pg_url)
+    second = await run(pg_url)
+    gateway.mobiles[0].online = False
+    [alert] = await posted(telegram, 1)
+    bridges = {h.bridge.watchdogs["office"].active: h for h in (first, second)}
+    owner, standby = bridges[True], bridges[False]  # exactly one watches
+    _, body = await healthz(standby)
+    watched = body["gateways"]["office"]["watchdog"]
+    assert watched["state"] == "standby" and set(watched["incidents"]) == {"offline"}
+
+    await owner.bridge.stop()  # a clean stop hands the duty over at once
+    await gateway.wait_for(lambda: standby.bridge.watchdogs["office"].active)
+    assert await posted(telegram, 1) == [alert]
+    gateway.mobiles[0].online = True
+    _, recovered = await posted(telegram, 2)
+    assert "phone offline is over" in recovered
