@@ -27,7 +27,7 @@ from bridge.models import (
     WebhookRequest,
 )
 from connectors.http import HttpGateway, request_json
-from connectors.sms.smsgate import states
+from connectors.sms.smsgate import devices, states
 from connectors.sms.smsgate import webhooks as hooks
 from connectors.sms.smsgate.auth import Auth
 from connectors.sms.smsgate.config import LABEL, SmsGateConfig
@@ -122,39 +122,10 @@ class SmsGate(HttpGateway):
         return await self.client.get(path, headers=await self._auth.headers(self.client))
 
     async def device_status(self) -> list[DeviceStatus]:
-        """Local mode: the phone's ``GET /health`` (battery level, connection) [doc]; cloud or
-        private server: ``GET /devices`` and each one's ``lastSeen`` [doc]."""
+        """The phone's health probe (local mode), or the account's devices' ``lastSeen``."""
         if self.config.mode == "local":
-            return [await self._phone_health()]
-        rows = await self._call("GET", "/devices")
-        if not isinstance(rows, list):
-            raise Retryable(f"{LABEL} sent an unexpected device list")
-        return [
-            DeviceStatus(str(row["id"]), last_seen=iso_time(row.get("lastSeen")))
-            for row in rows
-            if isinstance(row, dict) and row.get("id") and not row.get("deletedAt")
-        ]
-
-    async def _phone_health(self) -> DeviceStatus:
-        # A failing check answers 503 with the same body (spec): that is news about the phone,
-        # not an outage of its API, so both are read here rather than through request_json.
-        try:
-            response = await self._get("/health")
-        except httpx.HTTPError as exc:
-            raise Retryable(f"{LABEL} unreachable ({type(exc).__name__})") from None
-        if response.status_code not in (200, 503):
-            raise Retryable(f"{LABEL} health check failed (HTTP {response.status_code})")
-        try:
-            checks = response.json().get("checks") or {}
-        except (ValueError, AttributeError):
-            raise Retryable(f"{LABEL} sent a malformed health answer") from None
-        battery = checks.get("battery:level", {}).get("observedValue")
-        connection = checks.get("connection:status", {}).get("status")
-        return DeviceStatus(
-            "phone",
-            online=None if connection is None else connection != "fail",
-            battery=battery if isinstance(battery, int) else None,
-        )
+            return [await devices.phone_health(self._get)]
+        return devices.device_list(await self._call("GET", "/devices"))
 
     # send -------------------------------------------------------------------------------------
 

@@ -135,14 +135,12 @@ class SmsGateway24(HttpGateway):
         return body
 
     async def device_status(self) -> list[DeviceStatus]:
-        """When each configured phone last called the server: ``getdevicestatus`` [doc] answers
-        ``{lastseen: <PHP DateTime>, device_id, title}``. It says nothing of online or battery;
-        a phone unseen for ``down_after`` is taken as offline by the watchdog."""
+        """Each configured phone's ``lastseen`` (``getdevicestatus`` [doc]); no online flag,
+        no battery: the watchdog takes a phone unseen for ``down_after`` as offline."""
         found: list[DeviceStatus] = []
         for device in self.devices:
             body = await self._call("getdevicestatus", {"device_id": device})
-            problem = answers.error(body)
-            if problem is not None:
+            if (problem := answers.error(body)) is not None:
                 raise Terminal(f"{LABEL} device {device}: {problem}", raw_status="error:1")
             found.append(DeviceStatus(device, last_seen=hooks.vendor_time(body.get("lastseen"))))
         return found
