@@ -117,6 +117,9 @@ def run(args: argparse.Namespace) -> int:
     except StoreNotReady as exc:
         print(f"smsbridge {command}: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:  # the database: say so, without a traceback
+        print(f"smsbridge {command}: the store failed ({type(exc).__name__})", file=sys.stderr)
+        return 1
     rows = list(_export(messages) if args.action == "export" else _summary(messages))
     columns = EXPORT_COLUMNS if args.action == "export" else LIST_COLUMNS
     try:

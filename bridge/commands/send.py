@@ -12,8 +12,9 @@ import uuid
 from typing import Any
 
 from bridge.commands.common import base_url, fetch_health, iso, load, open_store, usage
-from bridge.config import Config
+from bridge.config import Config, secrets_of
 from bridge.errors import StoreNotReady
+from bridge.logs import Redactor
 from bridge.models import Outbox, Status
 from bridge.phone import InvalidNumber, parse_dialable
 from bridge.render import outbound_echo
@@ -82,8 +83,9 @@ def run(args: argparse.Namespace) -> int:
     except StoreNotReady as exc:
         print(f"smsbridge send: {exc}; nothing was queued", file=sys.stderr)
         return 1
-    except Exception as exc:  # the database: say so, without a traceback
-        print(f"smsbridge send: the store failed ({type(exc).__name__}: {exc})", file=sys.stderr)
+    except Exception as exc:  # the database: say so, without a traceback (nor a password)
+        shown = Redactor(secrets_of(config)).redact(f"{type(exc).__name__}: {exc}")
+        print(f"smsbridge send: the store failed ({shown})", file=sys.stderr)
         return 1
 
 
