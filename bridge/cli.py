@@ -1,4 +1,7 @@
-"""``smsbridge run | check | route | demo``: the command line."""
+"""``smsbridge run | check | route | demo | status | conversations | send``: the command line.
+
+The operator commands live in bridge/commands/, one module each, registering their own
+arguments; this module parses and dispatches."""
 
 from __future__ import annotations
 
@@ -11,21 +14,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from bridge import logs
-from bridge.config import Config, load_config, secrets_of
-from bridge.errors import ConfigError, InvalidSender, StoreInUse
+from bridge.commands import conversations, send, status
+from bridge.commands.common import load as _load
+from bridge.config import Config, secrets_of
+from bridge.errors import InvalidSender, StoreInUse
 from bridge.phone import sender
 from bridge.routeconf import describe, span, warnings
 from bridge.rules import Decision, Routes, Rule
-
-
-def _load(path: str) -> Config | None:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        print(f"smsbridge: invalid config {path}:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return None
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -196,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo", help="a whole round trip against built-in fake gateway and Telegram servers"
     )
     demo.set_defaults(func=cmd_demo)
+    for command in (status, conversations, send):
+        command.add_parser(commands)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

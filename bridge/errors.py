@@ -3,6 +3,7 @@
     BridgeError
     ├── ConfigError                  the config file is wrong; message names the path
     ├── StoreInUse                   another process runs on this SQLite file
+    ├── StoreNotReady                a command found no store, or one of another schema
     ├── WebhookRejected              a webhook request we refuse (4xx; never stored)
     │   ├── BadRequest               malformed JSON, missing field, wrong type      -> 400/422
     │   │   └── InvalidSender        a sender that is no address (a skipped row when polled)
@@ -47,6 +48,10 @@ class StoreInUse(BridgeError):
             "process; to run several instances, use PostgreSQL "
             "(store.url: postgresql+asyncpg://user@host:5432/db)"
         )
+
+
+class StoreNotReady(BridgeError):
+    """A command run beside the bridge found no store it can use; the message says why."""
 
 
 class WebhookRejected(BridgeError):

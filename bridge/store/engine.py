@@ -9,13 +9,14 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from bridge.errors import StoreInUse
+from bridge.errors import StoreInUse, StoreNotReady
 from bridge.store.aio import AsyncConnection, AsyncEngine, create_async_engine
 from bridge.store.schema import metadata
 
@@ -48,17 +49,36 @@ class Database:
     (a second is refused: StoreInUse); several processes share a store on PostgreSQL.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, lock: bool = True, read_only: bool = False) -> None:
+        """``lock=False`` is for commands run beside a bridge (``smsbridge status``, ``send``):
+        they do not hold the SQLite file, so a running bridge keeps it, and they neither
+        create nor migrate a store (``check_schema`` says when it is not ready). ``read_only``
+        also refuses every write at the database (SQLite ``mode=ro``, PostgreSQL read-only
+        transactions), for commands that only look."""
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
+        self.owner = lock and not read_only
         self._lock: asyncio.Lock | None = None
         self._held: tuple[int, tuple[int, int]] | None = None
         if self.dialect == "sqlite":
             database = parsed.database or ""
             if database in ("", ":memory:"):
                 raise ValueError("SQLite needs a file path, e.g. sqlite:///smsbridge.db")
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            self._held = _hold_sqlite(Path(database))
+            path = Path(database).expanduser()
+            if self.owner:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._held = _hold_sqlite(path)
+            elif not path.is_file():
+                raise StoreNotReady(
+                    f"there is no store at {os.path.abspath(path)} yet: "
+                    "the bridge creates it when it first starts"
+                )
+            if read_only:
+                # A URI filename: the connection cannot write, whatever a query tries.
+                url = parsed.set(
+                    database=f"file:{quote(str(path.absolute()))}",
+                    query={"mode": "ro", "uri": "true"},
+                ).render_as_string(hide_password=False)
             # No ROLLBACK when a connection goes back to the pool: reads never open a
             # transaction and writes always end theirs, and each ROLLBACK is another round trip.
             self.writer = create_async_engine(
@@ -67,12 +87,18 @@ class Database:
             self.reader = create_async_engine(
                 url, pool_size=4, max_overflow=4, pool_reset_on_return=None
             )
-            _tune_sqlite(self.writer, transactional_ddl=False)
-            _tune_sqlite(self.reader, transactional_ddl=False)
+            _tune_sqlite(self.writer, transactional_ddl=False, read_only=read_only)
+            _tune_sqlite(self.reader, transactional_ddl=False, read_only=read_only)
             self._lock = asyncio.Lock()
         else:
+            # asyncpg passes server_settings on connect: every transaction is read-only.
+            settings = {"default_transaction_read_only": "on"} if read_only else {}
             self.writer = self.reader = create_async_engine(
-                url, pool_size=10, max_overflow=10, pool_pre_ping=True
+                url,
+                pool_size=10,
+                max_overflow=10,
+                pool_pre_ping=True,
+                connect_args={"server_settings": settings} if settings else {},
             )
 
     @contextlib.asynccontextmanager
@@ -96,6 +122,8 @@ class Database:
         ``replay`` runs every migration on an empty database too, instead of creating the
         declared schema at once (tests compare the two).
         """
+        if not self.owner:
+            raise RuntimeError("only the store's owner migrates it (lock=True, not read-only)")
         bring = _replay if replay else _bring_to_head
         if self.dialect != "sqlite":
             async with self.write() as conn:
@@ -111,6 +139,20 @@ class Database:
                 await conn.run_sync(bring)
         finally:
             await engine.dispose()
+
+    async def check_schema(self) -> None:
+        """Raise StoreNotReady unless the schema is the one this code knows (for non-owners,
+        which never migrate: the bridge does that when it starts)."""
+        async with self.read() as conn:
+            revisions = await conn.run_sync(_revisions)
+        if revisions is None:
+            raise StoreNotReady("the store has no smsbridge tables yet: start the bridge once")
+        if revisions != [SCHEMA_HEAD]:
+            found = ", ".join(revisions) or "none"
+            raise StoreNotReady(
+                f"the store's schema is at revision {found} and this smsbridge needs "
+                f"{SCHEMA_HEAD}: start this version of the bridge once (it migrates the store)"
+            )
 
     async def checkpoint(self) -> None:
         """Fold the SQLite WAL back into the database, off the write path.
@@ -169,6 +211,14 @@ def _hold_sqlite(path: Path) -> tuple[int, tuple[int, int]]:
     return fd, key
 
 
+def _revisions(connection: Connection) -> list[str] | None:
+    """The stamped schema revisions; None when Alembic's table is missing."""
+    if "alembic_version" not in sa.inspect(connection).get_table_names():
+        return None
+    rows = connection.execute(sa.select(_alembic_version.c.version_num)).scalars().all()
+    return [str(row) for row in rows]
+
+
 def _bring_to_head(connection: Connection) -> None:
     """Migrate only when the schema is behind; build a new database in one step.
 
@@ -207,7 +257,7 @@ def alembic_config(connection: Connection) -> AlembicConfig:
     return config
 
 
-def _tune_sqlite(engine: AsyncEngine, *, transactional_ddl: bool) -> None:
+def _tune_sqlite(engine: AsyncEngine, *, transactional_ddl: bool, read_only: bool = False) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # WAL: readers never block the writer; NORMAL: a commit survives a killed process
@@ -215,8 +265,9 @@ def _tune_sqlite(engine: AsyncEngine, *, transactional_ddl: bool) -> None:
         if transactional_ddl:
             dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
         cursor = dbapi_connection.cursor()
+        if not read_only:  # the owner made it WAL; a read-only connection may not set it
+            cursor.execute("PRAGMA journal_mode=WAL")
         for pragma in (
-            "journal_mode=WAL",
             "synchronous=NORMAL",
             "busy_timeout=10000",
             # No checkpoint inside a commit (it fsyncs while the write lock is held, a

@@ -69,16 +69,17 @@ class Outbound:
             ).scalar()
             if outbox_id is None:
                 return None
-            await tx.conn.execute(
-                self.shared.insert_ignore(chat_messages).values(
-                    chat=request.origin_chat,
-                    message_id=request.origin_message_id,
-                    thread_id=request.origin_thread_id,
-                    conversation_id=conversation.id,
-                    outbox_id=outbox_id,
-                    created_at=stamp,
+            if request.mirrored:
+                await tx.conn.execute(
+                    self.shared.insert_ignore(chat_messages).values(
+                        chat=request.origin_chat,
+                        message_id=request.origin_message_id,
+                        thread_id=request.origin_thread_id,
+                        conversation_id=conversation.id,
+                        outbox_id=outbox_id,
+                        created_at=stamp,
+                    )
                 )
-            )
             tx.wake("send", request.gateway)
             await queue_status_jobs(tx, outbox_id)
             await tx.add_jobs(

@@ -50,6 +50,9 @@ class OutboundRequest:
     origin_message_id: str
     author: str
     origin_thread_id: str | None = None
+    # The origin is a chat message that shows the SMS's status; False for SMS from no chat
+    # (`smsbridge send`), whose origin_chat names no chat a worker posts in.
+    mirrored: bool = True
 
 
 @dataclass(frozen=True, slots=True)

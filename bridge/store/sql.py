@@ -16,6 +16,7 @@ from bridge.store.inbound import Inbound
 from bridge.store.jobs import Jobs
 from bridge.store.leases import Leases
 from bridge.store.outbound import Outbound
+from bridge.store.report import Report
 from bridge.store.schema import attachments, chat_jobs, orphan_updates, outbox, seen_events
 from bridge.store.threads import Threads
 
@@ -32,6 +33,7 @@ class SqlStore:
         self.outbound = Outbound(shared, self.threads, self.cursors)
         self.jobs = Jobs(shared, self.threads, self.cursors)
         self.leases = Leases(shared)
+        self.report = Report(shared)
 
     @classmethod
     async def open(cls, url: str, wake: Wake | None = None) -> SqlStore:
