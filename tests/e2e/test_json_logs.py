@@ -35,6 +35,37 @@ def posts(telegram: FakeTelegram) -> list[str]:
     return [m.get("text") or "" for m in telegram.sent_messages(GROUP)]
 
 
+def json_bridge(
+    tmp_path: Path, name: str, gateway: FakeSmsMobileApi, telegram: FakeTelegram, **top: Any
+) -> BridgeProcess:
+    """A bridge process logging JSON, on the SQLite file every one of this test shares."""
+    port = free_port()
+    data = config_dict(
+        f"sqlite:///{tmp_path / 'bridge.db'}",
+        gateway,
+        telegram,
+        server={"host": "127.0.0.1", "port": port},
+        log_format="json",
+        **top,
+    )
+    config = tmp_path / f"{name}.yaml"
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return BridgeProcess(config, tmp_path / f"{name}.log", port)
+
+
+def parse(text: str) -> list[dict[str, Any]]:
+    """Every line of a process's output as a JSON object, or the first that is not."""
+    parsed = []
+    for number, line in enumerate(text.splitlines(), 1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise AssertionError(f"line {number} is not JSON: {line!r}") from None
+        assert isinstance(record, dict), line
+        parsed.append(record)
+    return parsed
+
+
 async def run_bridge(
     tmp_path: Path,
     gateway: FakeSmsMobileApi,
@@ -43,19 +74,10 @@ async def run_bridge(
     numbers: str,
 ) -> list[dict[str, Any]]:
     """Run the scenario against a real process; every line of its output, parsed."""
-    port = free_port()
-    data = config_dict(
-        f"sqlite:///{tmp_path / 'bridge.db'}",
-        gateway,
-        telegram,
-        server={"host": "127.0.0.1", "port": port},
-        log_level=level,
-        log_format="json",
-        log_numbers=numbers,
+    bridge = json_bridge(
+        tmp_path, "bridge", gateway, telegram, log_level=level, log_numbers=numbers
     )
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(data), encoding="utf-8")
-    bridge = BridgeProcess(config, tmp_path / "bridge.log", port)
+    port = int(bridge.url.rsplit(":", 1)[1])
     telegram.fail_next("getMe", status=401, description="Unauthorized")  # a warning at start
     try:
         bridge.start()
@@ -102,16 +124,8 @@ async def run_bridge(
         bridge.kill()
     text = bridge.log.read_text(encoding="utf-8")
     print(text)
-    lines = text.splitlines()
-    assert len(lines) >= 5, text
-    parsed = []
-    for number, line in enumerate(lines, 1):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            raise AssertionError(f"line {number} is not JSON: {line!r}") from None
-        assert isinstance(record, dict), line
-        parsed.append(record)
+    parsed = parse(text)
+    assert len(parsed) >= 5, text
     leaked = leaks(text, secrets_of(gateway, telegram))
     assert leaked == [], leaked
     assert f"for key {logs.MASK}" in text  # the key the vendor quoted was there, masked
@@ -182,3 +196,22 @@ async def test_log_numbers_full_shows_the_number(
     [history] = [r for r in records if r["message"].startswith("history of")]
     assert pretty(CUSTOMER) in history["message"] and history["number"] == CUSTOMER
     assert MASKED not in json.dumps(records, ensure_ascii=False)
+
+
+async def test_a_second_process_on_the_same_sqlite_file_says_why_in_json(
+    tmp_path: Path, gateway: FakeSmsMobileApi, telegram: FakeTelegram
+) -> None:
+    first = json_bridge(tmp_path, "first", gateway, telegram)
+    second = json_bridge(tmp_path, "second", gateway, telegram)
+    try:
+        first.start()
+        await first.healthy()
+        second.start()
+        assert second.proc is not None
+        assert await asyncio.to_thread(second.proc.wait, 30) == 2
+    finally:
+        second.kill()
+        first.kill()
+    records = parse(second.log.read_text(encoding="utf-8"))
+    [refused] = [r for r in records if "is in use by another smsbridge process" in r["message"]]
+    assert refused["level"] == "ERROR", refused
