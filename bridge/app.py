@@ -270,6 +270,7 @@ class Bridge:
         uv_config = uvicorn.Config(
             self.web_app(),
             log_level="warning",
+            log_config=None,  # its records go to the root logger: our format and masking
             access_log=False,  # paths carry webhook tokens
             lifespan="off",
             timeout_graceful_shutdown=5,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
 from collections.abc import Sequence
@@ -139,7 +140,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 2
-    logs.setup(args.log_level or config.log_level, secrets_of(config))
+    logs.setup(
+        args.log_level or config.log_level,
+        secrets_of(config),
+        fmt=config.log_format,
+        numbers=config.log_numbers,
+    )
     try:
         import uvloop
     except ImportError:
@@ -149,7 +155,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         runner(_run(config))
     except StoreInUse as exc:
-        print(f"smsbridge: {exc}", file=sys.stderr)
+        if config.log_format == "json":  # every line a log stack reads must be JSON
+            logging.getLogger("bridge").error("%s", exc)
+        else:
+            print(f"smsbridge: {exc}", file=sys.stderr)
         return 2
     return 0
 

@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 
 from bridge.confbase import ChatConfigBase, GatewayConfigBase, Strict
 from bridge.errors import ConfigError
+from bridge.logfmt import LogFormat, LogNumbers
 from bridge.routeconf import RouteConfig, build_routes
 from bridge.rules import Routes
 from connectors import CHATS, GATEWAYS
@@ -66,6 +67,9 @@ class Config(Strict):
     server: ServerConfig = ServerConfig()
     default_region: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    log_format: LogFormat = "text"
+    # Customers' numbers in log lines: "masked" keeps their last 4 digits (…4567).
+    log_numbers: LogNumbers = "masked"
     history_limit: int = Field(default=50, ge=1, le=1000)
     gateways: list[GatewayConfigBase] = Field(min_length=1)
     chats: list[ChatConfigBase] = Field(min_length=1)

@@ -150,7 +150,11 @@ class SmsWorker(Worker):
                 return None
             if found is not None:
                 log.info(
-                    "%s: SMS %s had gone out before the restart (%s)", self.name, sms.id, found
+                    "%s: SMS %s had gone out before the restart (%s)",
+                    self.name,
+                    sms.id,
+                    found,
+                    extra={"gateway": self.gateway.name, "number": sms.to, "outbox_id": sms.id},
                 )
                 await self.store.outbound.record_sent(sms.id, self.gateway.name, SendResult(found))
                 self.metrics.sms_sent.labels(self.gateway.name, "reconciled").inc()
@@ -161,7 +165,13 @@ class SmsWorker(Worker):
         except Terminal as exc:
             await self.store.outbound.fail(sms.id, exc.reason, exc.raw_status)
             self.metrics.sms_sent.labels(self.gateway.name, "failed").inc()
-            log.warning("%s: SMS %s failed: %s", self.name, sms.id, exc.reason)
+            log.warning(
+                "%s: SMS %s failed: %s",
+                self.name,
+                sms.id,
+                exc.reason,
+                extra={"gateway": self.gateway.name, "number": sms.to, "outbox_id": sms.id},
+            )
             return None
         except RateLimited as exc:
             await self._retry(sms.id, created, sms.attempts + 1, exc.retry_after, exc.reason, False)
@@ -177,7 +187,12 @@ class SmsWorker(Worker):
             )
             return None
         except Exception:
-            log.exception("%s: unexpected error sending SMS %s", self.name, sms.id)
+            log.exception(
+                "%s: unexpected error sending SMS %s",
+                self.name,
+                sms.id,
+                extra={"gateway": self.gateway.name, "number": sms.to, "outbox_id": sms.id},
+            )
             await self._retry(
                 sms.id, created, sms.attempts + 1, backoff(sms.attempts), "internal error", True
             )
@@ -204,6 +219,13 @@ class SmsWorker(Worker):
             )
             self.metrics.sms_sent.labels(self.gateway.name, "expired").inc()
             return
-        log.info("%s: SMS %s will be retried in %.0f s: %s", self.name, outbox_id, delay, reason)
+        log.info(
+            "%s: SMS %s will be retried in %.0f s: %s",
+            self.name,
+            outbox_id,
+            delay,
+            reason,
+            extra={"gateway": self.gateway.name, "outbox_id": outbox_id},
+        )
         self.metrics.sms_sent.labels(self.gateway.name, "retry").inc()
         await self.store.outbound.retry_later(outbox_id, delay, reason, maybe_sent=maybe_sent)

@@ -5,7 +5,11 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 from collections.abc import Iterable
+from types import TracebackType
+
+from bridge.logfmt import JsonFormatter, JsonHandler, LogFormat, LogNumbers, TextFormatter
 
 MASK = "***"
 # Libraries that log request URLs (bot tokens sit in Telegram's, API keys in some gateways')
@@ -70,16 +74,50 @@ def protect(secrets: Iterable[str]) -> None:
     _installed = True
 
 
-def setup(level: str = "INFO", secrets: Iterable[str] = ()) -> Redactor:
-    """Configure the root logger once: plain lines on stderr, secrets masked."""
+def setup(
+    level: str = "INFO",
+    secrets: Iterable[str] = (),
+    *,
+    fmt: LogFormat = "text",
+    numbers: LogNumbers = "masked",
+) -> Redactor:
+    """Configure the root logger: one line per record on stderr, secrets masked, customers'
+    numbers masked unless ``numbers`` is "full". Called again, it replaces its own handler."""
     protect(secrets)
     root = logging.getLogger()
     root.setLevel(level)
-    if not any(getattr(h, "_smsbridge", False) for h in root.handlers):
+    for old in [h for h in root.handlers if getattr(h, "_smsbridge", False)]:
+        root.removeHandler(old)
+    handler: logging.Handler
+    if fmt == "json":
+        handler = JsonHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter(numbers, REDACTOR.redact))
+    else:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-        handler._smsbridge = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
+        handler.setFormatter(TextFormatter(numbers))
+    setattr(handler, "_smsbridge", True)  # noqa: B010 - a mark on a stdlib object
+    root.addHandler(handler)
     for name in _CHATTY:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    if fmt == "json":
+        # Python's warnings and uncaught exceptions would otherwise be bare lines on stderr
+        # that a log stack parsing JSON cannot read.
+        logging.captureWarnings(True)
+        sys.excepthook = _log_uncaught
+        threading.excepthook = _log_thread_uncaught
     return REDACTOR
+
+
+def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    logging.getLogger("bridge").critical("uncaught exception", exc_info=(kind, exc, tb))
+
+
+def _log_thread_uncaught(args: threading.ExceptHookArgs) -> None:
+    if args.exc_value is None or args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("bridge").critical(
+        "uncaught exception in thread %s",
+        name,
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+    )

@@ -72,7 +72,7 @@ class Poller:
             except DeliveryError as exc:
                 # A config problem (credentials, URL): polls still run, /healthz says down.
                 self.refused = f"webhook registration refused: {exc.reason}"
-                log.error("%s: %s", self.name, self.refused)
+                log.error("%s: %s", self.name, self.refused, extra={"gateway": self.name})
         self._jobs = []
         if isinstance(self.gateway, PollsInbound):
             if self.config.polls:
@@ -134,6 +134,7 @@ class Poller:
                 "webhook URL and the gateway's webhook settings",
                 self.name,
                 found,
+                extra={"gateway": self.name},
             )
 
     async def _list(
@@ -180,7 +181,7 @@ class Poller:
         new = await self.router.ingest(self.name, WebhookEvents(tuple(fresh)), moved, source)
         self._succeeded("inbound")
         if new:
-            log.info("%s: %d new SMS by %s", self.name, new, source)
+            log.info("%s: %d new SMS by %s", self.name, new, source, extra={"gateway": self.name})
         return new
 
     async def poll_status(self) -> None:
@@ -205,7 +206,14 @@ class Poller:
         self.failures += 1
         self.last_error = reason
         self.metrics.polls.labels(self.name, kind, "error").inc()
-        log.warning("%s: %s poll failed (%d in a row): %s", self.name, kind, self.failures, reason)
+        log.warning(
+            "%s: %s poll failed (%d in a row): %s",
+            self.name,
+            kind,
+            self.failures,
+            reason,
+            extra={"gateway": self.name},
+        )
 
     def _succeeded(self, kind: str) -> None:
         self.failures = 0

@@ -19,6 +19,7 @@ from bridge.errors import (
     Unavailable,
 )
 from bridge.lifecycle import STOP_GRACE, Deadline, settle
+from bridge.logfmt import about
 from bridge.metrics import Metrics
 from bridge.models import Status
 from bridge.pacing import Interrupted, Pacer
@@ -154,6 +155,9 @@ class ChatWorker(Worker):
 
     async def _attempt(self, job: ChatJob) -> bool:
         """Run one job; False when it has to wait (it stays at the head of the queue)."""
+        # Each group runs in its own task, so this names the job in every log line until the
+        # next job of the group (ours and the chat library's) and nowhere else.
+        about(chat=self.platform.name, number=job.number, outbox_id=job.outbox_id)
         try:
             await self._run(job)
         except Unavailable as exc:

@@ -129,7 +129,10 @@ class ChatHandler:
         if conversation_id is not None:
             self.forget_thread(msg.chat, conversation_id)
             log.info(
-                "chat %s: thread %s deleted; the next SMS opens a new one", msg.chat, msg.message_id
+                "chat %s: thread %s deleted; the next SMS opens a new one",
+                msg.chat,
+                msg.message_id,
+                extra={"chat": msg.chat},
             )
             return
         sms = await self.store.outbound.by_origin(msg.chat, msg.message_id)
@@ -186,7 +189,12 @@ class ChatHandler:
             await self._reply(msg, f"Cannot answer {number}: it is not a phone number.")
             return
         if await self.router.send(msg, gateway, number, text, echo=echo) is None:
-            log.debug("chat message %s:%s was already queued", msg.chat, msg.message_id)
+            log.debug(
+                "chat message %s:%s was already queued",
+                msg.chat,
+                msg.message_id,
+                extra={"gateway": gateway, "chat": msg.chat, "number": number},
+            )
 
     async def _history(self, msg: ChatMessage, conversation: Conversation) -> None:
         gateway = self.gateways.get(conversation.gateway)
@@ -204,7 +212,16 @@ class ChatHandler:
             Notice(msg.chat, part, conversation_id=conversation.id, reply_to=None) for part in parts
         ]
         await self.store.jobs.add_notices(notices, dedupe=(f"cmd:{msg.chat}", msg.message_id))
-        log.info("history of %s: %d messages", pretty(conversation.number), len(items))
+        log.info(
+            "history of %s: %d messages",
+            pretty(conversation.number),
+            len(items),
+            extra={
+                "gateway": conversation.gateway,
+                "chat": msg.chat,
+                "number": conversation.number,
+            },
+        )
 
     async def _reply(
         self, msg: ChatMessage, text: str, key: str | None = None, *, private: bool = False

@@ -60,7 +60,10 @@ class Router:
             # Stored all the same (nothing is lost): a config without a catch-all says so.
             self.metrics.routed.labels(sms.gateway, "", "unrouted").inc()
             log.warning(
-                "%s: SMS %s matched no route: stored, not posted", sms.gateway, sms.provider_id
+                "%s: SMS %s matched no route: stored, not posted",
+                sms.gateway,
+                sms.provider_id,
+                extra={"gateway": sms.gateway, "number": sms.sender},
             )
         result = []
         for delivery in decision.deliveries:
@@ -143,6 +146,7 @@ class Router:
             sms.gateway,
             sms.provider_id,
             sms.sender,
+            extra={"gateway": sms.gateway, "number": sms.sender},
         )
         return False
 
@@ -198,7 +202,12 @@ class Router:
         gateway = self.default_gateway(msg.chat)
         if number is None or gateway is None:
             return None
-        log.info("chat %s: %s found by its title, not the store", msg.chat, number)
+        log.info(
+            "chat %s: %s found by its title, not the store",
+            msg.chat,
+            number,
+            extra={"gateway": gateway, "chat": msg.chat, "number": number},
+        )
         return await self.store.threads.conversation(gateway, number)
 
     async def send(

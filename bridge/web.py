@@ -165,7 +165,13 @@ def build_web(
             )
         except WebhookRejected as exc:
             metrics.webhook_rejected.labels("sms", str(exc.status)).inc()
-            log.info("webhook for %s refused (%s): %s", name, exc.status, exc.reason)
+            log.info(
+                "webhook for %s refused (%s): %s",
+                name,
+                exc.status,
+                exc.reason,
+                extra={"gateway": name},
+            )
             return _rejected(exc)
         answer = answers.get(name)
         if events.ignored:
@@ -176,7 +182,13 @@ def build_web(
             new = await router.ingest(name, events) > 0
         except WebhookRejected as exc:
             metrics.webhook_rejected.labels("sms", str(exc.status)).inc()
-            log.warning("webhook for %s refused (%s): %s", name, exc.status, exc.reason)
+            log.warning(
+                "webhook for %s refused (%s): %s",
+                name,
+                exc.status,
+                exc.reason,
+                extra={"gateway": name},
+            )
             return _rejected(exc)
         except Exception:
             # Not stored: a 5xx makes the gateway deliver it again later.
