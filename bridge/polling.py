@@ -54,6 +54,7 @@ class Poller:
         self.failures = 0
         self.last_error: str | None = None
         self.last_ok: float | None = None
+        self.failed_at: float | None = None  # the last failed poll, by our clock
         # Status polls take a page of waiting SMS at a time, going round: SMS that never get a
         # receipt (many carriers send none) must not keep newer ones from being asked about.
         self._status_after = 0
@@ -205,6 +206,7 @@ class Poller:
     def _failed(self, kind: str, reason: str) -> None:
         self.failures += 1
         self.last_error = reason
+        self.failed_at = time.time()
         self.metrics.polls.labels(self.name, kind, "error").inc()
         log.warning(
             "%s: %s poll failed (%d in a row): %s",

@@ -85,6 +85,7 @@ class Watchdog:
         # (by our clock); when watching began (the silence check's floor on an empty store).
         self.open: dict[str, dict[str, Any]] = {}
         self.failing_since: float | None = None
+        self.answered_at: float | None = None  # the vendor's status call last succeeded
         self.started: float | None = None
         # Seen by the last check, for /healthz:
         self.devices: list[DeviceStatus] = []
@@ -160,6 +161,7 @@ class Watchdog:
             try:
                 self.devices = await self.gateway.device_status()
                 self.last_error = None
+                self.answered_at = time.time()
             except DeliveryError as exc:
                 failure = self.last_error = exc.reason
                 unknown |= {"offline", "battery_low"}  # no news is not good news
@@ -167,7 +169,10 @@ class Watchdog:
                 found.update(self._devices(now))
         else:
             unknown |= {"offline", "battery_low"}
-        if failure is None and self.poller.failures:
+        # A poll that failed before the vendor last answered us is old news: the API is up
+        # (with webhooks, the next safety poll may be ten minutes away).
+        answered = self.answered_at or 0.0
+        if failure is None and self.poller.failures and (self.poller.failed_at or 0.0) > answered:
             failure = self.poller.last_error or "polls failing"
         if failure is None:
             self.failing_since = None
