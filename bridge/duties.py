@@ -143,7 +143,12 @@ class LeaseKeeper:
 
     async def _take(self, name: str) -> None:
         try:
-            await self.duties[name].start()
+            # Bounded by our deadline: the round holds the lock, so while a start is under way
+            # nothing renews the duties already held, nor stops them when their leases run out.
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no time left on this round's leases")
+            await asyncio.wait_for(self.duties[name].start(), left)
         except Exception:
             # Its work stays in the store; another round (here or elsewhere) tries again.
             log.exception("duty %s failed to start", name)

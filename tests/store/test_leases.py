@@ -157,3 +157,41 @@ async def test_an_owner_that_cannot_renew_stops_before_another_may_start(pg_url:
         await second.stop(1.0)
     finally:
         await two.close()
+
+
+async def test_a_slow_start_never_keeps_other_duties_past_their_lease(pg_url: str) -> None:
+    """A duty slow to start (a webhook registration at a sluggish phone) holds up the round
+    that starts it: the duties already held must not run on once their leases ran out."""
+    recorder = Recorder()
+    ttl = 1.0
+    one, two, three = [await SqlStore.open(_async(pg_url)) for _ in range(3)]
+    try:
+        holder = LeaseKeeper(two.leases, ttl, Metrics(), "holder")
+        holder.add(recorder.duty("slow", "holder"))
+        await holder.start()
+        assert holder.held == {"slow"}
+
+        first = LeaseKeeper(one.leases, ttl, Metrics(), "first")
+        first.add(recorder.duty("fast", "first"))
+        plain = recorder.duty("slow", "first")
+
+        async def slow_start() -> None:
+            await plain.start()
+            await asyncio.sleep(3 * ttl)
+
+        first.add(Duty("slow", slow_start, plain.stop))
+        await first.start()
+        assert first.held == {"fast"}
+        third = LeaseKeeper(three.leases, ttl, Metrics(), "third")
+        third.add(recorder.duty("fast", "third"))
+        await third.start()
+        await holder.stop(0.1)  # "slow" is free: first's next round starts it, slowly
+        ended = time.monotonic() + 4 * ttl
+        while time.monotonic() < ended:
+            assert recorder.running.get("fast", 0) <= 1, recorder.events
+            await asyncio.sleep(0.02)
+        await first.stop(0.1)
+        await third.stop(0.1)
+    finally:
+        for store in (one, two, three):
+            await store.close()
