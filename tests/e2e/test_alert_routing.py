@@ -240,3 +240,27 @@ async def test_hours_are_read_on_the_bridges_clock_in_the_routes_timezone(
         "on saturday",
     ]
     assert number_topics(harness) == []  # CUSTOMER has no topic of their own
+
+
+async def test_collapse_counts_each_thread_of_a_fan_out_on_its_own_post(
+    start_bridge: Callable[..., Any],
+) -> None:
+    harness: Harness = await start_bridge(
+        routes=[
+            {
+                "match": {"text": ["disk"]},
+                "chats": ["support"],
+                "thread": "Ops",
+                "collapse": "1m",
+                "continue": True,
+            },
+            {"gateway": "office", "chats": ["support"], "collapse": "1m"},
+        ]
+    )
+    await harness.sms("disk 91% full", number="+15550005555")
+    await harness.idle()
+    await harness.sms("disk 91% full", number="+15550005555")
+    await harness.idle()
+    [own] = [t.thread_id for t in harness.topics() if t.name.startswith("+")]
+    assert harness.posts(topic(harness, "Ops")) == ["📩 +1 555-000-5555\ndisk 91% full\n(×2)"]
+    assert harness.posts(own) == ["disk 91% full\n(×2)"]
