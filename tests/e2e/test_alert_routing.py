@@ -264,3 +264,28 @@ async def test_collapse_counts_each_thread_of_a_fan_out_on_its_own_post(
     [own] = [t.thread_id for t in harness.topics() if t.name.startswith("+")]
     assert harness.posts(topic(harness, "Ops")) == ["📩 +1 555-000-5555\ndisk 91% full\n(×2)"]
     assert harness.posts(own) == ["disk 91% full\n(×2)"]
+
+
+async def test_alerts_only_holds_in_a_numbers_own_thread_of_a_chat_other_routes_answer_in(
+    start_bridge: Callable[..., Any],
+) -> None:
+    harness: Harness = await start_bridge(
+        routes=[
+            {"match": {"from": ["+1555000*"]}, "chats": ["support"], "replies": False},
+            CATCH_ALL,
+        ]
+    )
+    await harness.sms("pump 3 stopped", number="+15550006666")  # alerts only, its own topic
+    await harness.idle()
+    [thread] = harness.topics()
+    [alert] = harness.telegram.sent_messages(GROUP, thread_id=thread.thread_id)
+    telegram = harness.telegram
+    telegram.user_message(GROUP, AGENT, "ack", thread_id=thread.thread_id)
+    await harness.settled()
+    [notice] = harness.telegram.sent_messages(GROUP, thread_id=thread.thread_id)[1:]
+    telegram.user_message(
+        GROUP, AGENT, "ack?", thread_id=thread.thread_id, reply_to=notice["message_id"]
+    )
+    await harness.settled()
+    assert harness.gateway.sent == []
+    assert harness.posts(thread.thread_id) == [alert["text"], ALERTS_ONLY, ALERTS_ONLY]
