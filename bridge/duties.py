@@ -91,7 +91,23 @@ class LeaseKeeper:
         await self.halt()
         async with self._lock:
             held = sorted(self.held)
-            await self._drop(held, grace, "stopping")
+            # Nothing renews the leases from here on: the duties' grace must end before they
+            # run out, or another instance starts a duty beside its last calls. Renewed once
+            # more first, so that a stop just before a renewal still gets its grace.
+            lost = set(held)
+            started = time.monotonic()
+            try:
+                renewed = await asyncio.wait_for(
+                    self.leases.claim(self.instance, held, self.ttl), self.tick
+                )
+                lost -= renewed
+                if renewed:
+                    self._deadline = started + self.ttl - MARGIN
+            except Exception:  # the last renewal's deadline stands
+                lost = set()
+            await self._drop(sorted(lost), 0.0, "taken over by another instance")
+            left = max(0.0, min(grace, self._deadline - time.monotonic()))
+            await self._drop(sorted(self.held), left, "stopping")
         try:
             await asyncio.wait_for(self.leases.release(self.instance, held), self.tick)
         except Exception as exc:  # the leases run out by themselves

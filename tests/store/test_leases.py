@@ -195,3 +195,33 @@ async def test_a_slow_start_never_keeps_other_duties_past_their_lease(pg_url: st
     finally:
         for store in (one, two, three):
             await store.close()
+
+
+async def test_a_graceful_stop_ends_its_duties_before_their_leases_run_out(pg_url: str) -> None:
+    """A stop renews nothing more, so the grace its duties get (a post still in flight) must
+    not outlast their leases: another instance would start them beside the last calls."""
+    recorder = Recorder()
+    ttl = 1.0
+    one, two = [await SqlStore.open(_async(pg_url)) for _ in range(2)]
+    try:
+        first = LeaseKeeper(one.leases, ttl, Metrics(), "first")
+        plain = recorder.duty("chat:support", "first")
+
+        async def hanging_stop(grace: float) -> None:
+            await asyncio.sleep(grace)  # a call in flight that takes all the grace it gets
+            await plain.stop(grace)
+
+        first.add(Duty(plain.name, plain.start, hanging_stop))
+        await first.start()
+        second = LeaseKeeper(two.leases, ttl, Metrics(), "second")
+        second.add(recorder.duty("chat:support", "second"))
+        await second.start()
+        stopping = asyncio.create_task(first.stop(3 * ttl))
+        while not stopping.done():
+            assert recorder.running.get("chat:support", 0) <= 1, recorder.events
+            await asyncio.sleep(0.02)
+        await stopping
+        await second.stop(0.1)
+    finally:
+        await one.close()
+        await two.close()
