@@ -185,9 +185,16 @@ class LeaseKeeper:
             self.metrics.duty_active.labels(name).set(0)
             if why != "stopping":
                 log.warning("duty %s: standby (%s)", name, why)
-        stopped = await asyncio.gather(
+        stopping = asyncio.gather(
             *(self.duties[name].stop(grace) for name in names), return_exceptions=True
         )
+        try:
+            # Shielded: halt() may cancel the round under way, and a duty no longer held that
+            # did not finish stopping would be stopped by nobody (its work outliving the store).
+            stopped = await asyncio.shield(stopping)
+        except asyncio.CancelledError:
+            await stopping
+            raise
         for name, problem in zip(names, stopped, strict=True):
             if isinstance(problem, BaseException):
                 log.error("duty %s did not stop cleanly", name, exc_info=problem)

@@ -225,3 +225,33 @@ async def test_a_graceful_stop_ends_its_duties_before_their_leases_run_out(pg_ur
     finally:
         await one.close()
         await two.close()
+
+
+async def test_a_stop_cut_into_by_halt_still_ends_the_duty(pg_url: str) -> None:
+    """The bridge halts the keeper while it may be stopping a duty whose lease was not renewed:
+    that stop must still finish, or the duty's work runs on after the store is closed."""
+    recorder = Recorder()
+    one = await SqlStore.open(_async(pg_url))
+    try:
+        first = LeaseKeeper(one.leases, 1.0, Metrics(), "first")
+        plain = recorder.duty("chat:support", "first")
+        stopping = asyncio.Event()
+
+        async def slow_stop(grace: float) -> None:
+            stopping.set()
+            await asyncio.sleep(0.3)  # cancelling a call in flight takes a moment
+            await plain.stop(grace)
+
+        first.add(Duty(plain.name, plain.start, slow_stop))
+        await first.start()
+
+        async def unreachable(*_args: object) -> set[str]:
+            raise ConnectionError("database unreachable")
+
+        first.leases.claim = unreachable  # type: ignore[method-assign]
+        await asyncio.wait_for(stopping.wait(), 3.0)
+        await first.halt()  # the bridge stops just then
+        assert recorder.running == {"chat:support": 0}, recorder.events
+        await first.stop(0.1)
+    finally:
+        await one.close()
