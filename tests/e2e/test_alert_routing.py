@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from conftest import AGENT, GROUP, Harness
 
 from bridge.replies import ALERTS_ONLY, GATHERING
-from bridge.store.schema import inbound
+from bridge.store.schema import chat_jobs, inbound
 
 BANK = "BANK"
 CATCH_ALL = {"gateway": "office", "chats": ["support"]}
@@ -309,3 +309,24 @@ async def test_sms_command_in_a_chat_only_alerts_only_routes_feed_is_refused(
     await harness.settled()
     assert harness.gateway.sent == []
     assert harness.posts(alerts) == [alert["text"], ALERTS_ONLY, ALERTS_ONLY]
+
+
+async def test_a_collapse_edit_done_again_after_a_crash_posts_nothing_new(
+    start_bridge: Callable[..., Any],
+) -> None:
+    harness: Harness = await start_bridge(
+        routes=[{"gateway": "office", "chats": ["support"], "collapse": "1m"}]
+    )
+    for _ in range(2):
+        await harness.sms("disk 91% full", number="+15550005555")
+    await harness.idle()
+    assert harness.posts() == ["disk 91% full\n(×2)"]
+    # A crash after Telegram applied the edit, before it was recorded: the edit runs again.
+    assert harness.bridge.store is not None
+    async with harness.bridge.store.db.write() as conn:
+        await conn.execute(
+            sa.update(chat_jobs).where(chat_jobs.c.kind == "edit").values(state="pending")
+        )
+    harness.bridge._wake("chat", "support")
+    await harness.idle()
+    assert harness.posts() == ["disk 91% full\n(×2)"]
