@@ -95,6 +95,11 @@ class Poller:
         for name in self._jobs:
             scheduler.remove(name)
         self._jobs = []
+        # A standby is healthy: what this instance last saw of its polls (or of a refused
+        # registration) is the new owner's to report now, or /healthz would stay 503.
+        self.failures = 0
+        self.last_error = None
+        self.refused = None
         if isinstance(self.gateway, RegistersWebhooks):
             await self.gateway.stop_registering()
 
