@@ -261,4 +261,8 @@ class Threads:
                     .returning(threads.c.conversation_id)
                 )
             ).scalar()
+            if value is not None:
+                # The chat's worker keeps the threads it knows in memory, and may run in another
+                # instance than the one a deletion event reached: it must hear of it.
+                tx.wake("forget", f"{chat}:{value}")
         return int(value) if value is not None else None
