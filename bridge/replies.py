@@ -110,12 +110,7 @@ class ChatHandler:
             if msg.thread_id is not None and await self.store.threads.is_named(
                 msg.chat, msg.thread_id
             ):
-                # Pointing at /sms where nothing may be sent would invite a refusal.
-                gateway = self.router.default_gateway(msg.chat)
-                alerts_only = gateway is not None and not self.router.replies_allowed(
-                    msg.chat, gateway
-                )
-                await self._reply(msg, ALERTS_ONLY if alerts_only else GATHERING)
+                await self._reply(msg, GATHERING)
             return  # otherwise chatter outside any number's thread
         if not platform.allows(msg.user):
             await self._reply(msg, REFUSED, private=True)
@@ -181,10 +176,6 @@ class ChatHandler:
         gateway = self.router.default_gateway(msg.chat)
         if gateway is None:
             await self._reply(msg, "No gateway is routed to this chat; nothing was sent.")
-            return
-        if not self.router.replies_allowed(msg.chat, gateway):
-            # Only alerts-only routes post here: /sms must not do what a reply may not.
-            await self._reply(msg, ALERTS_ONLY)
             return
         await self._send(msg, gateway, number, body, echo=True)
 

@@ -291,26 +291,6 @@ async def test_alerts_only_holds_in_a_numbers_own_thread_of_a_chat_other_routes_
     assert harness.posts(thread.thread_id) == [alert["text"], ALERTS_ONLY, ALERTS_ONLY]
 
 
-async def test_sms_command_in_a_chat_only_alerts_only_routes_feed_is_refused(
-    start_bridge: Callable[..., Any],
-) -> None:
-    harness: Harness = await start_bridge(
-        routes=[
-            {"gateway": "office", "chats": ["support"], "thread": "Alerts", "replies": False},
-        ]
-    )
-    await harness.sms("pump 3 stopped", number="+15550006666")
-    await harness.idle()
-    alerts = topic(harness, "Alerts")
-    [alert] = harness.telegram.sent_messages(GROUP, thread_id=alerts)
-    telegram = harness.telegram
-    telegram.user_message(GROUP, AGENT, "/sms +15550006666 on my way", thread_id=alerts)
-    telegram.user_message(GROUP, AGENT, "who gets this?", thread_id=alerts)
-    await harness.settled()
-    assert harness.gateway.sent == []
-    assert harness.posts(alerts) == [alert["text"], ALERTS_ONLY, ALERTS_ONLY]
-
-
 async def test_a_collapse_edit_done_again_after_a_crash_posts_nothing_new(
     start_bridge: Callable[..., Any],
 ) -> None:
