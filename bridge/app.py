@@ -230,6 +230,11 @@ class Bridge:
             worker.forget(conversation_id)
 
     def _wake(self, kind: str, name: str) -> None:
+        if kind == "forget":  # a thread deleted, whichever instance heard of it (store/threads)
+            chat, _, conversation = name.rpartition(":")
+            if conversation.isdigit():
+                self._forget_thread(chat, int(conversation))
+            return
         if name == "*":
             for key, worker in self.workers.items():
                 if key.startswith(f"{kind}:"):

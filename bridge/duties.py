@@ -91,7 +91,23 @@ class LeaseKeeper:
         await self.halt()
         async with self._lock:
             held = sorted(self.held)
-            await self._drop(held, grace, "stopping")
+            # Nothing renews the leases from here on: the duties' grace must end before they
+            # run out, or another instance starts a duty beside its last calls. Renewed once
+            # more first, so that a stop just before a renewal still gets its grace.
+            lost = set(held)
+            started = time.monotonic()
+            try:
+                renewed = await asyncio.wait_for(
+                    self.leases.claim(self.instance, held, self.ttl), self.tick
+                )
+                lost -= renewed
+                if renewed:
+                    self._deadline = started + self.ttl - MARGIN
+            except Exception:  # the last renewal's deadline stands
+                lost = set()
+            await self._drop(sorted(lost), 0.0, "taken over by another instance")
+            left = max(0.0, min(grace, self._deadline - time.monotonic()))
+            await self._drop(sorted(self.held), left, "stopping")
         try:
             await asyncio.wait_for(self.leases.release(self.instance, held), self.tick)
         except Exception as exc:  # the leases run out by themselves
@@ -143,7 +159,12 @@ class LeaseKeeper:
 
     async def _take(self, name: str) -> None:
         try:
-            await self.duties[name].start()
+            # Bounded by our deadline: the round holds the lock, so while a start is under way
+            # nothing renews the duties already held, nor stops them when their leases run out.
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no time left on this round's leases")
+            await asyncio.wait_for(self.duties[name].start(), left)
         except Exception:
             # Its work stays in the store; another round (here or elsewhere) tries again.
             log.exception("duty %s failed to start", name)
@@ -164,9 +185,16 @@ class LeaseKeeper:
             self.metrics.duty_active.labels(name).set(0)
             if why != "stopping":
                 log.warning("duty %s: standby (%s)", name, why)
-        stopped = await asyncio.gather(
+        stopping = asyncio.gather(
             *(self.duties[name].stop(grace) for name in names), return_exceptions=True
         )
+        try:
+            # Shielded: halt() may cancel the round under way, and a duty no longer held that
+            # did not finish stopping would be stopped by nobody (its work outliving the store).
+            stopped = await asyncio.shield(stopping)
+        except asyncio.CancelledError:
+            await stopping
+            raise
         for name, problem in zip(names, stopped, strict=True):
             if isinstance(problem, BaseException):
                 log.error("duty %s did not stop cleanly", name, exc_info=problem)

@@ -3,6 +3,7 @@ under webhooks, and the status of SMS still on their way."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -32,6 +33,9 @@ WEBHOOK_GRACE = 60.0  # seconds a webhook may reasonably take to follow its SMS
 DOWN_AFTER = 3  # consecutive failed polls before /healthz calls the gateway down
 STATUS_MAX_AGE = 48 * 3600.0  # stop asking about an SMS after two days
 STATUS_PAGE = 200  # SMS asked about per status poll
+# Seconds take() waits for the webhook registration; a slower one (a phone that hangs until
+# its timeout) goes on in the background: the lease keeper's round must not wait for it.
+REGISTER_WAIT = 2.0
 
 
 class Poller:
@@ -63,17 +67,15 @@ class Poller:
         self._deferred: dict[str, float] = {}
         self._jobs: list[str] = []
         self.refused: str | None = None  # why the gateway refused our webhooks, for good
+        self._registering: asyncio.Task[None] | None = None
 
     async def take(self, scheduler: Scheduler) -> None:
         """This instance now owns the gateway's polling and its webhook registration."""
         if isinstance(self.gateway, RegistersWebhooks):
-            try:
-                await self.gateway.register_webhooks()
-                self.refused = None
-            except DeliveryError as exc:
-                # A config problem (credentials, URL): polls still run, /healthz says down.
-                self.refused = f"webhook registration refused: {exc.reason}"
-                log.error("%s: %s", self.name, self.refused, extra={"gateway": self.name})
+            self._registering = asyncio.create_task(
+                self._register(self.gateway), name=f"register:{self.name}"
+            )
+            await asyncio.wait({self._registering}, timeout=REGISTER_WAIT)
         self._jobs = []
         if isinstance(self.gateway, PollsInbound):
             if self.config.polls:
@@ -82,6 +84,15 @@ class Poller:
                 self._every(scheduler, "safety", self.config.safety_poll_interval, self.safety_poll)
         if isinstance(self.gateway, PollsStatus):
             self._every(scheduler, "status", self.config.status_poll_interval, self.poll_status)
+
+    async def _register(self, gateway: RegistersWebhooks) -> None:
+        try:
+            await gateway.register_webhooks()
+            self.refused = None
+        except DeliveryError as exc:
+            # A config problem (credentials, URL): polls still run, /healthz says down.
+            self.refused = f"webhook registration refused: {exc.reason}"
+            log.error("%s: %s", self.name, self.refused, extra={"gateway": self.name})
 
     def _every(
         self, scheduler: Scheduler, kind: str, seconds: float, job: Callable[[], Any]
@@ -96,6 +107,15 @@ class Poller:
         for name in self._jobs:
             scheduler.remove(name)
         self._jobs = []
+        # A standby is healthy: what this instance last saw of its polls (or of a refused
+        # registration) is the new owner's to report now, or /healthz would stay 503.
+        self.failures = 0
+        self.last_error = None
+        registering, self._registering = self._registering, None
+        if registering is not None:
+            registering.cancel()
+            await asyncio.gather(registering, return_exceptions=True)
+        self.refused = None
         if isinstance(self.gateway, RegistersWebhooks):
             await self.gateway.stop_registering()
 

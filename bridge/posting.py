@@ -234,7 +234,9 @@ class ChatWorker(Worker):
     async def _edit(self, job: ChatJob) -> None:
         """The same SMS again within a route's ``collapse``: its first post shows the count."""
         assert job.inbound_id is not None
-        message_id = await self.store.jobs.first_message(self.platform.name, job.inbound_id)
+        message_id = await self.store.jobs.first_message(
+            self.platform.name, job.inbound_id, self.placer.known(job)
+        )
         text = job.text or ""
         if message_id is not None and isinstance(self.platform, EditsMessages):
             await self._pace(message=True)

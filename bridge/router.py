@@ -172,10 +172,11 @@ class Router:
 
     async def may_answer(self, msg: ChatMessage, conversation: Conversation) -> bool:
         """Not for what an alerts-only route posted, nor in a chat only such routes feed."""
-        if msg.reply_to is not None:
-            allowed = await self.store.threads.replies_allowed(msg.chat, msg.reply_to)
-            if not allowed:
-                return False
+        # The SMS answered: the one replied to, else the number's latest here (a plain message
+        # in its thread, or a reply to a notice, answers that one too).
+        allowed = await self.store.threads.replies_allowed(msg.chat, conversation.id, msg.reply_to)
+        if allowed is False:
+            return False
         return self.replies_allowed(msg.chat, conversation.gateway)
 
     async def conversation_of(self, msg: ChatMessage) -> Conversation | None:

@@ -18,6 +18,7 @@ from bridge.store.schema import chat_jobs
 # PostgreSQL's channel for wake-ups between the instances of a deployment (bridge/store/listen.py).
 CHANNEL = "smsbridge_wake"
 # (queue kind, name): "chat" is a chat's posts, "send" a gateway's outbox; "*" names them all.
+# "forget" ("chat:conversation id") tells a chat's worker that a thread of its was deleted.
 Wake = Callable[[str, str], None]
 Learned = dict[tuple[str, str], Conversation]
 

@@ -148,7 +148,9 @@ class Inbound:
         once still make one post and one count.
         """
         assert post.collapse is not None
-        digest = hashlib.sha256(text.encode()).hexdigest()
+        # Per thread too: a fan-out may post the same SMS in two threads of one chat, and each
+        # post counts its own repeats.
+        digest = hashlib.sha256(f"{post.thread or ''}\0{text}".encode()).hexdigest()
         statement = self.shared.insert(collapses).values(
             chat=post.chat,
             conversation_id=conversation_id,

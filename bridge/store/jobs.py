@@ -194,17 +194,18 @@ class Jobs:
                     .values(shown_status=shown.value)
                 )
 
-    async def first_message(self, chat: str, inbound_id: int) -> str | None:
-        """The chat message that first showed an inbound SMS (a collapse edits it)."""
+    async def first_message(
+        self, chat: str, inbound_id: int, thread_id: str | None = None
+    ) -> str | None:
+        """The chat message that first showed an inbound SMS in ``thread_id`` (a collapse edits
+        it): a fan-out may have shown it in several threads of the chat."""
+        found = sa.select(chat_messages.c.message_id).where(
+            chat_messages.c.chat == chat, chat_messages.c.inbound_id == inbound_id
+        )
+        if thread_id is not None:
+            found = found.where(chat_messages.c.thread_id == thread_id)
         async with self.shared.read() as conn:
-            value = (
-                await conn.execute(
-                    sa.select(chat_messages.c.message_id)
-                    .where(chat_messages.c.chat == chat, chat_messages.c.inbound_id == inbound_id)
-                    .order_by(chat_messages.c.id)
-                    .limit(1)
-                )
-            ).scalar()
+            value = (await conn.execute(found.order_by(chat_messages.c.id).limit(1))).scalar()
         return str(value) if value is not None else None
 
     async def shown_status(self, chat: str, message_id: str) -> tuple[Status | None, str | None]:

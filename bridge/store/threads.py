@@ -218,17 +218,33 @@ class Threads:
             ).first()
         return found is not None
 
-    async def replies_allowed(self, chat: str, message_id: str) -> bool:
-        """False when the message was posted by an alerts-only route (``replies: false``)."""
+    async def replies_allowed(
+        self, chat: str, conversation_id: int, message_id: str | None = None
+    ) -> bool | None:
+        """Whether the route that posted an SMS allowed replies (False: alerts only).
+
+        The SMS is the one ``message_id`` showed; when that is none (no reply, or a reply to
+        a notice or an echo), the conversation's latest SMS in ``chat``: a message in a
+        number's thread answers what was posted there. None: no SMS of it was posted here.
+        """
+        shown = sa.select(chat_messages.c.replies).where(
+            chat_messages.c.chat == chat, chat_messages.c.inbound_id.is_not(None)
+        )
         async with self.shared.read() as conn:
+            if message_id is not None:
+                value = (
+                    await conn.execute(shown.where(chat_messages.c.message_id == message_id))
+                ).scalar()
+                if value is not None:
+                    return bool(value)
             value = (
                 await conn.execute(
-                    sa.select(chat_messages.c.replies).where(
-                        chat_messages.c.chat == chat, chat_messages.c.message_id == message_id
-                    )
+                    shown.where(chat_messages.c.conversation_id == conversation_id)
+                    .order_by(chat_messages.c.id.desc())
+                    .limit(1)
                 )
             ).scalar()
-        return value is None or bool(value)
+        return None if value is None else bool(value)
 
     async def forget(self, chat: str, thread_id: str) -> int | None:
         """Drop a deleted thread from its number; the conversation id, if it was one."""
@@ -245,4 +261,8 @@ class Threads:
                     .returning(threads.c.conversation_id)
                 )
             ).scalar()
+            if value is not None:
+                # The chat's worker keeps the threads it knows in memory, and may run in another
+                # instance than the one a deletion event reached: it must hear of it.
+                tx.wake("forget", f"{chat}:{value}")
         return int(value) if value is not None else None

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from conftest import AGENT, GROUP, Harness
 
 from bridge.replies import ALERTS_ONLY, GATHERING
-from bridge.store.schema import inbound
+from bridge.store.schema import chat_jobs, inbound
 
 BANK = "BANK"
 CATCH_ALL = {"gateway": "office", "chats": ["support"]}
@@ -240,3 +240,73 @@ async def test_hours_are_read_on_the_bridges_clock_in_the_routes_timezone(
         "on saturday",
     ]
     assert number_topics(harness) == []  # CUSTOMER has no topic of their own
+
+
+async def test_collapse_counts_each_thread_of_a_fan_out_on_its_own_post(
+    start_bridge: Callable[..., Any],
+) -> None:
+    harness: Harness = await start_bridge(
+        routes=[
+            {
+                "match": {"text": ["disk"]},
+                "chats": ["support"],
+                "thread": "Ops",
+                "collapse": "1m",
+                "continue": True,
+            },
+            {"gateway": "office", "chats": ["support"], "collapse": "1m"},
+        ]
+    )
+    await harness.sms("disk 91% full", number="+15550005555")
+    await harness.idle()
+    await harness.sms("disk 91% full", number="+15550005555")
+    await harness.idle()
+    [own] = [t.thread_id for t in harness.topics() if t.name.startswith("+")]
+    assert harness.posts(topic(harness, "Ops")) == ["📩 +1 555-000-5555\ndisk 91% full\n(×2)"]
+    assert harness.posts(own) == ["disk 91% full\n(×2)"]
+
+
+async def test_alerts_only_holds_in_a_numbers_own_thread_of_a_chat_other_routes_answer_in(
+    start_bridge: Callable[..., Any],
+) -> None:
+    harness: Harness = await start_bridge(
+        routes=[
+            {"match": {"from": ["+1555000*"]}, "chats": ["support"], "replies": False},
+            CATCH_ALL,
+        ]
+    )
+    await harness.sms("pump 3 stopped", number="+15550006666")  # alerts only, its own topic
+    await harness.idle()
+    [thread] = harness.topics()
+    [alert] = harness.telegram.sent_messages(GROUP, thread_id=thread.thread_id)
+    telegram = harness.telegram
+    telegram.user_message(GROUP, AGENT, "ack", thread_id=thread.thread_id)
+    await harness.settled()
+    [notice] = harness.telegram.sent_messages(GROUP, thread_id=thread.thread_id)[1:]
+    telegram.user_message(
+        GROUP, AGENT, "ack?", thread_id=thread.thread_id, reply_to=notice["message_id"]
+    )
+    await harness.settled()
+    assert harness.gateway.sent == []
+    assert harness.posts(thread.thread_id) == [alert["text"], ALERTS_ONLY, ALERTS_ONLY]
+
+
+async def test_a_collapse_edit_done_again_after_a_crash_posts_nothing_new(
+    start_bridge: Callable[..., Any],
+) -> None:
+    harness: Harness = await start_bridge(
+        routes=[{"gateway": "office", "chats": ["support"], "collapse": "1m"}]
+    )
+    for _ in range(2):
+        await harness.sms("disk 91% full", number="+15550005555")
+    await harness.idle()
+    assert harness.posts() == ["disk 91% full\n(×2)"]
+    # A crash after Telegram applied the edit, before it was recorded: the edit runs again.
+    assert harness.bridge.store is not None
+    async with harness.bridge.store.db.write() as conn:
+        await conn.execute(
+            sa.update(chat_jobs).where(chat_jobs.c.kind == "edit").values(state="pending")
+        )
+    harness.bridge._wake("chat", "support")
+    await harness.idle()
+    assert harness.posts() == ["disk 91% full\n(×2)"]

@@ -206,3 +206,43 @@ async def test_metrics_count_inbound_sms_and_rejected_webhooks(
     rejected = "smsbridge_webhook_rejected_total"
     assert metric(after_rejects, rejected, endpoint="sms", status="403") == 1
     assert metric(after_rejects, rejected, endpoint="sms", status="401") == 1
+
+
+async def take_away(harness: Harness, duty: str) -> None:
+    """Another instance owns ``duty`` from now on (as after a takeover)."""
+    import sqlalchemy as sa
+
+    from bridge.store.schema import leases
+
+    assert harness.bridge.store is not None
+    async with harness.bridge.store.db.write() as conn:
+        await conn.execute(
+            sa.update(leases)
+            .where(leases.c.name == duty)
+            .values(holder="another-instance", expires_at=time.time() + 3600)
+        )
+
+
+async def test_a_gateway_duty_taken_over_while_failing_is_a_healthy_standby(
+    start_bridge: Callable[..., Any], gateway: FakeSmsMobileApi, client: httpx.AsyncClient
+) -> None:
+    gateway.fail_next("/getsms/", status=500, count=1000)
+    harness: Harness = await start_bridge(gateway={"receive": "poll"})
+    health = Health(client, harness)
+    await until(health.is_(503, gateways="down"))
+    await take_away(harness, "gateway:office")
+    # Polled by another instance now: what this one last saw of the gateway is stale.
+    await until(health.is_(200, gateways="ok"), timeout=10.0)
+    assert health.body["duties"]["gateway:office"] == {"state": "standby"}
+
+
+async def test_a_chat_duty_taken_over_while_failing_is_a_healthy_standby(
+    harness: Harness, telegram: FakeTelegram, client: httpx.AsyncClient
+) -> None:
+    health = Health(client, harness)
+    await until(health.is_(200, chats="ok"))
+    telegram.fail_next("getUpdates", status=502, description="Bad Gateway", count=1000)
+    await until(health.is_(503, chats="down"))
+    await take_away(harness, "chat:support")
+    await until(health.is_(200, chats="ok"), timeout=10.0)
+    assert health.body["chats"]["support"]["consumer"] == "standby"

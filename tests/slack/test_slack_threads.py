@@ -110,3 +110,22 @@ async def test_sms_text_is_posted_as_written_not_as_slack_formatting(
     assert len(posts) == 2  # the thread's first message and the SMS
     # Slack would render *, _, ~ and ` as formatting unless told the text is plain.
     assert all(p.get("mrkdwn") in (False, "false", "0") for p in posts), posts
+
+
+async def test_a_parent_deleted_while_another_instance_takes_the_event_starts_a_fresh_thread(
+    slack: FakeSlack, start_bridge: Callable[..., Any], pg_url: str
+) -> None:
+    owner = await start_slack(start_bridge, slack, store_url=pg_url)  # posts into the channel
+    standby = await start_slack(start_bridge, slack, store_url=pg_url)  # Slack's events go here
+    assert owner.bridge.keeper is not None and "chat:team" in owner.bridge.keeper.held
+    old = await owner.thread_for("first")
+    slack.user_delete(CHANNEL, old, tombstone=True)
+    await standby.settled()
+    await owner.sms("second")
+    await slack.wait_for(
+        lambda: any(
+            bridge_thread == ["second"]
+            for bridge_thread in (owner.thread(p["ts"]) for p in owner.parents() if p["ts"] != old)
+        )
+    )
+    assert owner.thread(old) == ["first"]

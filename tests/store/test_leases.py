@@ -157,3 +157,101 @@ async def test_an_owner_that_cannot_renew_stops_before_another_may_start(pg_url:
         await second.stop(1.0)
     finally:
         await two.close()
+
+
+async def test_a_slow_start_never_keeps_other_duties_past_their_lease(pg_url: str) -> None:
+    """A duty slow to start (a webhook registration at a sluggish phone) holds up the round
+    that starts it: the duties already held must not run on once their leases ran out."""
+    recorder = Recorder()
+    ttl = 1.0
+    one, two, three = [await SqlStore.open(_async(pg_url)) for _ in range(3)]
+    try:
+        holder = LeaseKeeper(two.leases, ttl, Metrics(), "holder")
+        holder.add(recorder.duty("slow", "holder"))
+        await holder.start()
+        assert holder.held == {"slow"}
+
+        first = LeaseKeeper(one.leases, ttl, Metrics(), "first")
+        first.add(recorder.duty("fast", "first"))
+        plain = recorder.duty("slow", "first")
+
+        async def slow_start() -> None:
+            await plain.start()
+            await asyncio.sleep(3 * ttl)
+
+        first.add(Duty("slow", slow_start, plain.stop))
+        await first.start()
+        assert first.held == {"fast"}
+        third = LeaseKeeper(three.leases, ttl, Metrics(), "third")
+        third.add(recorder.duty("fast", "third"))
+        await third.start()
+        await holder.stop(0.1)  # "slow" is free: first's next round starts it, slowly
+        ended = time.monotonic() + 4 * ttl
+        while time.monotonic() < ended:
+            assert recorder.running.get("fast", 0) <= 1, recorder.events
+            await asyncio.sleep(0.02)
+        await first.stop(0.1)
+        await third.stop(0.1)
+    finally:
+        for store in (one, two, three):
+            await store.close()
+
+
+async def test_a_graceful_stop_ends_its_duties_before_their_leases_run_out(pg_url: str) -> None:
+    """A stop renews nothing more, so the grace its duties get (a post still in flight) must
+    not outlast their leases: another instance would start them beside the last calls."""
+    recorder = Recorder()
+    ttl = 1.0
+    one, two = [await SqlStore.open(_async(pg_url)) for _ in range(2)]
+    try:
+        first = LeaseKeeper(one.leases, ttl, Metrics(), "first")
+        plain = recorder.duty("chat:support", "first")
+
+        async def hanging_stop(grace: float) -> None:
+            await asyncio.sleep(grace)  # a call in flight that takes all the grace it gets
+            await plain.stop(grace)
+
+        first.add(Duty(plain.name, plain.start, hanging_stop))
+        await first.start()
+        second = LeaseKeeper(two.leases, ttl, Metrics(), "second")
+        second.add(recorder.duty("chat:support", "second"))
+        await second.start()
+        stopping = asyncio.create_task(first.stop(3 * ttl))
+        while not stopping.done():
+            assert recorder.running.get("chat:support", 0) <= 1, recorder.events
+            await asyncio.sleep(0.02)
+        await stopping
+        await second.stop(0.1)
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_a_stop_cut_into_by_halt_still_ends_the_duty(pg_url: str) -> None:
+    """The bridge halts the keeper while it may be stopping a duty whose lease was not renewed:
+    that stop must still finish, or the duty's work runs on after the store is closed."""
+    recorder = Recorder()
+    one = await SqlStore.open(_async(pg_url))
+    try:
+        first = LeaseKeeper(one.leases, 1.0, Metrics(), "first")
+        plain = recorder.duty("chat:support", "first")
+        stopping = asyncio.Event()
+
+        async def slow_stop(grace: float) -> None:
+            stopping.set()
+            await asyncio.sleep(0.3)  # cancelling a call in flight takes a moment
+            await plain.stop(grace)
+
+        first.add(Duty(plain.name, plain.start, slow_stop))
+        await first.start()
+
+        async def unreachable(*_args: object) -> set[str]:
+            raise ConnectionError("database unreachable")
+
+        first.leases.claim = unreachable  # type: ignore[method-assign]
+        await asyncio.wait_for(stopping.wait(), 3.0)
+        await first.halt()  # the bridge stops just then
+        assert recorder.running == {"chat:support": 0}, recorder.events
+        await first.stop(0.1)
+    finally:
+        await one.close()

@@ -170,12 +170,18 @@ class TelegramChat:
         return str(sent.message_id)
 
     async def edit_text(self, message_id: str, text: str) -> None:
-        await call(
-            "editMessageText",
-            lambda: self.bot.edit_message_text(
-                text, chat_id=self.config.chat_id, message_id=int(message_id)
-            ),
-        )
+        try:
+            await call(
+                "editMessageText",
+                lambda: self.bot.edit_message_text(
+                    text, chat_id=self.config.chat_id, message_id=int(message_id)
+                ),
+            )
+        except Terminal as exc:
+            # Shows the text already: an edit done again (it landed, then we crashed or lost
+            # the chat before recording it). Refused, it would be posted anew, twice.
+            if "message is not modified" not in exc.reason.lower():
+                raise
 
     async def post_file(
         self,

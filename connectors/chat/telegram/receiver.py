@@ -88,6 +88,10 @@ class UpdateReceiver:
         if consumer is not None:
             consumer.cancel()
             await asyncio.gather(consumer, return_exceptions=True)
+            if self._connected.is_set():
+                # A failing getUpdates is the next owner's to report now: a standby whose
+                # connection works is healthy, or /healthz would stay 503 on it.
+                self._state = {**self._state, "state": "ok", "last_error": None}
 
     def health(self) -> dict[str, object]:
         report = {**self._state, "transport": self.transport}
