@@ -20,6 +20,7 @@ from bridge.delivery import Drainer, SmsWorker
 from bridge.duties import Duty, LeaseKeeper, instance_id
 from bridge.health import report_health
 from bridge.lifecycle import Deadline
+from bridge.measure import measure
 from bridge.media import MediaFetcher
 from bridge.metrics import Metrics
 from bridge.pacing import Pacer
@@ -38,6 +39,7 @@ from connectors import CHATS, GATEWAYS
 log = logging.getLogger(__name__)
 
 PURGE_EVERY = 3600.0
+MEASURE_EVERY = 15.0  # seconds between measurements of the queues (two queries) and poll lag
 CHECKPOINT_EVERY = 5.0  # seconds; keeps the SQLite WAL small without checkpointing in commits
 PURGE_AFTER = 7 * 86400.0
 OUTBOUND_EXPIRY = 24 * 3600.0
@@ -116,7 +118,7 @@ class Bridge:
             )
         keeper.add(Duty("housekeeping", self._take_housekeeping, self._give_up_housekeeping))
         self.scheduler.every("checkpoint", CHECKPOINT_EVERY, store.db.checkpoint, now=False)
-        self.scheduler.every("backlog", 15.0, self._measure_backlog)
+        self.scheduler.every("backlog", MEASURE_EVERY, self.measure)
         self.scheduler.start()
         self._handler = ChatHandler(
             self.router,
@@ -337,13 +339,10 @@ class Bridge:
         if removed:
             log.info("housekeeping: forgot %d finished jobs and old event ids", removed)
 
-    async def _measure_backlog(self) -> None:
+    async def measure(self) -> None:
+        """Queue depths and ages, poll lag: the gauges set every MEASURE_EVERY seconds."""
         assert self.store is not None
-        backlog = await self.store.backlog()
-        for queue, counts in backlog.items():
-            names = set(self.chats) if queue == "chat_jobs" else set(self.gateways)
-            for name in names:
-                self.metrics.backlog.labels(queue, name).set(counts.get(name, 0))
+        await measure(self.store, self.metrics, self.chats, self.gateways, self.pollers)
 
 
 class _EmbeddedServer(uvicorn.Server):

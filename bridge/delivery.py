@@ -125,6 +125,7 @@ class SmsWorker(Worker):
         self.metrics = metrics
         self.expiry = expiry
         self.name = f"sms:{gateway.name}"
+        self._latency = metrics.send_latency.labels(gateway.name)  # per SMS: looked up once
 
     async def step(self) -> float | None:
         pending = await self.store.outbound.next_pending(self.gateway.name)
@@ -144,6 +145,7 @@ class SmsWorker(Worker):
                     sms.to_outbound(), since - timedelta(seconds=30), claimed
                 )
             except DeliveryError as exc:
+                self.metrics.error("gateway", self.gateway.name, exc)
                 await self._retry(
                     sms.id, created, sms.attempts, backoff(sms.attempts), exc.reason, True
                 )
@@ -163,6 +165,7 @@ class SmsWorker(Worker):
         try:
             result = await self.gateway.send(sms.to_outbound())
         except Terminal as exc:
+            self.metrics.error("gateway", self.gateway.name, exc)
             await self.store.outbound.fail(sms.id, exc.reason, exc.raw_status)
             self.metrics.sms_sent.labels(self.gateway.name, "failed").inc()
             log.warning(
@@ -174,25 +177,29 @@ class SmsWorker(Worker):
             )
             return None
         except RateLimited as exc:
+            self.metrics.error("gateway", self.gateway.name, exc)
             await self._retry(sms.id, created, sms.attempts + 1, exc.retry_after, exc.reason, False)
             return None
         except Ambiguous as exc:
+            self.metrics.error("gateway", self.gateway.name, exc)
             await self._retry(
                 sms.id, created, sms.attempts + 1, backoff(sms.attempts), exc.reason, True
             )
             return None
         except Retryable as exc:
+            self.metrics.error("gateway", self.gateway.name, exc)
             await self._retry(
                 sms.id, created, sms.attempts + 1, backoff(sms.attempts), exc.reason, False
             )
             return None
-        except Exception:
+        except Exception as exc:
             log.exception(
                 "%s: unexpected error sending SMS %s",
                 self.name,
                 sms.id,
                 extra={"gateway": self.gateway.name, "number": sms.to, "outbox_id": sms.id},
             )
+            self.metrics.error("gateway", self.gateway.name, exc)
             await self._retry(
                 sms.id, created, sms.attempts + 1, backoff(sms.attempts), "internal error", True
             )
@@ -200,6 +207,8 @@ class SmsWorker(Worker):
         self.last_error = None
         await self.store.outbound.record_sent(sms.id, self.gateway.name, result)
         self.metrics.sms_sent.labels(self.gateway.name, "accepted").inc()
+        # Not for reconciled SMS above: when the gateway accepted those is not known.
+        self._latency.observe(max(0.0, time.time() - created))
         return None
 
     async def _retry(

@@ -36,6 +36,8 @@ STATUS_PAGE = 200  # SMS asked about per status poll
 # Seconds take() waits for the webhook registration; a slower one (a phone that hangs until
 # its timeout) goes on in the background: the lease keeper's round must not wait for it.
 REGISTER_WAIT = 2.0
+POLL_KINDS = ("inbound", "status")  # the kind label of smsbridge_poll_lag_seconds
+_KIND_OF_JOB = {"poll": "inbound", "safety": "inbound", "status": "status"}
 
 
 class Poller:
@@ -59,6 +61,9 @@ class Poller:
         self.last_error: str | None = None
         self.last_ok: float | None = None
         self.failed_at: float | None = None  # the last failed poll, by our clock
+        self.last_ok_of: dict[str, float] = {}  # per kind of POLL_KINDS
+        self._taken_at = 0.0
+        self._polling: set[str] = set()  # the kinds polled here (while this instance owns them)
         # Status polls take a page of waiting SMS at a time, going round: SMS that never get a
         # receipt (many carriers send none) must not keep newer ones from being asked about.
         self._status_after = 0
@@ -77,6 +82,7 @@ class Poller:
             )
             await asyncio.wait({self._registering}, timeout=REGISTER_WAIT)
         self._jobs = []
+        self._taken_at = time.time()
         if isinstance(self.gateway, PollsInbound):
             if self.config.polls:
                 self._every(scheduler, "poll", self.config.poll_interval, self.poll_inbound)
@@ -100,6 +106,7 @@ class Poller:
         name = f"{kind}:{self.name}"
         scheduler.every(name, seconds, job)
         self._jobs.append(name)
+        self._polling.add(_KIND_OF_JOB[kind])
 
     async def give_up(self, scheduler: Scheduler) -> None:
         """Another instance owns the polling now (a poll under way ends by itself: what it
@@ -116,6 +123,7 @@ class Poller:
             registering.cancel()
             await asyncio.gather(registering, return_exceptions=True)
         self.refused = None
+        self._polling = set()
         if isinstance(self.gateway, RegistersWebhooks):
             await self.gateway.stop_registering()
 
@@ -177,7 +185,7 @@ class Poller:
         try:
             listed = await self.gateway.poll_inbound(window.since(overlap, margin))
         except DeliveryError as exc:
-            self._failed("inbound", exc.reason)
+            self._failed("inbound", exc)
             return None
         # Keyed as the store keys them (a long id is stored as its digest).
         unique = {storable.key(sms.provider_id): sms for sms in listed}
@@ -194,7 +202,7 @@ class Poller:
             try:
                 fresh = await self.gateway.complete_polled(fresh)
             except DeliveryError as exc:
-                self._failed("inbound", exc.reason)
+                self._failed("inbound", exc)
                 return None
         # An older "checked" only widens the next window, so a quiet poll need not write.
         stale = window.checked is None or started - window.checked > CURSOR_REFRESH
@@ -214,34 +222,44 @@ class Poller:
         self._status_after = waiting[-1].id if len(waiting) == STATUS_PAGE else 0
         sent = [sms for sms in waiting if sms.provider_id]
         if not sent:
+            self.last_ok_of["status"] = time.time()  # nothing to ask about is no lag
             return
         try:
             updates = await self.gateway.poll_status(sent)
         except DeliveryError as exc:
-            self._failed("status", exc.reason)
+            self._failed("status", exc)
             return
         await self.router.ingest(self.name, WebhookEvents(updates=tuple(updates)), None, "status")
         self._succeeded("status")
 
-    def _failed(self, kind: str, reason: str) -> None:
+    def _failed(self, kind: str, exc: DeliveryError) -> None:
         self.failures += 1
-        self.last_error = reason
+        self.last_error = exc.reason
         self.failed_at = time.time()
         self.metrics.polls.labels(self.name, kind, "error").inc()
+        self.metrics.error("poll", self.name, exc)
         log.warning(
             "%s: %s poll failed (%d in a row): %s",
             self.name,
             kind,
             self.failures,
-            reason,
+            exc.reason,
             extra={"gateway": self.name},
         )
 
     def _succeeded(self, kind: str) -> None:
         self.failures = 0
         self.last_error = None
-        self.last_ok = time.time()
+        self.last_ok = self.last_ok_of[kind] = time.time()
         self.metrics.polls.labels(self.name, kind, "ok").inc()
+
+    def lags(self, now: float) -> dict[str, float]:
+        """Seconds since each kind polled here last succeeded (or since this instance took
+        the polling over, if it never has)."""
+        return {
+            kind: max(0.0, now - max(self.last_ok_of.get(kind, 0.0), self._taken_at))
+            for kind in self._polling
+        }
 
     def health(self) -> dict[str, Any]:
         state = "down" if self.failures >= DOWN_AFTER else "degraded" if self.failures else "ok"

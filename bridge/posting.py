@@ -86,6 +86,7 @@ class ChatWorker(Worker):
         self._record: GroupCommit[PostDone, None] = GroupCommit(store.jobs.complete_posts)
         self._left_over = False  # the last read found work it could not start yet
         self._halted = asyncio.Event()  # ends pacing waits when the bridge stops
+        self._paced = metrics.pacing_wait.labels(platform.name)  # per post: looked up once
 
     async def step(self) -> float | None:
         # Forget finished groups only here, before reading: a group finishing while the read
@@ -164,23 +165,23 @@ class ChatWorker(Worker):
             self.down = exc.reason
             self.last_error = exc.reason
             await self.store.jobs.defer(job.id, exc.retry_after, exc.reason)
-            self._count(job, "unavailable")
+            self._count(job, "unavailable", exc)
             log.error("%s: chat unavailable, work waits in the store: %s", self.name, exc.reason)
             return False
         except RateLimited as exc:
             self.pacer.hold(exc.key or self.platform.hold_key, exc.retry_after)
             await self.store.jobs.defer(job.id, exc.retry_after, exc.reason)
-            self._count(job, "rate_limited")
+            self._count(job, "rate_limited", exc)
             return False
         except Retryable as exc:
             self.last_error = exc.reason
             await self.store.jobs.defer(job.id, backoff(job.attempts), exc.reason)
-            self._count(job, "retry")
+            self._count(job, "retry", exc)
             log.warning("%s: job %s will be retried: %s", self.name, job.id, exc.reason)
             return False
         except (Terminal, ThreadGone, ThreadClosed) as exc:
             await self.store.jobs.fail(job.id, str(exc))
-            self._count(job, "failed")
+            self._count(job, "failed", exc)
             log.error("%s: job %s (%s) failed for good: %s", self.name, job.id, job.kind, exc)
         else:
             self.last_error = None
@@ -188,8 +189,10 @@ class ChatWorker(Worker):
             self._count(job, "ok")
         return True
 
-    def _count(self, job: ChatJob, outcome: str) -> None:
+    def _count(self, job: ChatJob, outcome: str, exc: Exception | None = None) -> None:
         self.metrics.chat_posts.labels(self.platform.name, job.kind.value, outcome).inc()
+        if exc is not None:
+            self.metrics.error("chat", self.platform.name, exc)
 
     async def _run(self, job: ChatJob) -> None:
         if job.kind is JobKind.STATUS:
@@ -271,7 +274,9 @@ class ChatWorker(Worker):
         await self._record.submit([PostDone(job, (), thread)])
 
     async def _pace(self, *, message: bool) -> None:
-        await self.pacer.acquire(self.platform.limits(message), self._halted)
+        waited = await self.pacer.acquire(self.platform.limits(message), self._halted)
+        if waited:
+            self._paced.inc(waited)
 
     def forget(self, conversation_id: int) -> None:
         """The conversation's thread was deleted: its next post opens a new one."""

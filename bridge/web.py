@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Container
 from typing import Any
 
 from starlette.applications import Starlette
@@ -85,6 +85,12 @@ class _Unstored:
             self.refused = 0
 
 
+def known(name: str, names: Container[str]) -> str:
+    """A name from the URL as a label value: anyone can call any URL, and a series per
+    made-up name would fill Prometheus."""
+    return name if name in names else "unknown"
+
+
 def _answer(answer: WebhookAnswer) -> Response:
     return Response(answer.body, status_code=answer.status, media_type=answer.media_type)
 
@@ -124,6 +130,7 @@ def build_web(
     }
     docs = {name: tuple(gateway.webhook_docs()) for name, gateway in receivers.items()}
     unstored = _Unstored()
+    chat_kinds = set(chat_types.values())
     # The methods each documented endpoint takes; others are refused before the parser runs.
     methods: dict[tuple[str, bool], set[str]] = {}  # (gateway, under its token?) -> methods
     for name, found in docs.items():
@@ -165,6 +172,7 @@ def build_web(
             )
         except WebhookRejected as exc:
             metrics.webhook_rejected.labels("sms", str(exc.status)).inc()
+            metrics.error("webhook", known(name, receivers), exc)
             log.info(
                 "webhook for %s refused (%s): %s",
                 name,
@@ -182,6 +190,7 @@ def build_web(
             new = await router.ingest(name, events) > 0
         except WebhookRejected as exc:
             metrics.webhook_rejected.labels("sms", str(exc.status)).inc()
+            metrics.error("webhook", name, exc)
             log.warning(
                 "webhook for %s refused (%s): %s",
                 name,
@@ -193,6 +202,7 @@ def build_web(
         except Exception:
             # Not stored: a 5xx makes the gateway deliver it again later.
             metrics.webhook_rejected.labels("sms", "503").inc()
+            metrics.errors.labels("webhook", name, "store_failed").inc()
             unstored.failed(f"webhook for {name} could not be stored")
             return JSONResponse({"error": "temporarily unable to store; retry"}, status_code=503)
         unstored.stored()
@@ -218,10 +228,12 @@ def build_web(
                 {k.lower(): v for k, v in request.headers.items()}, body
             )
         except WebhookRejected as exc:
-            metrics.webhook_rejected.labels(kind, str(exc.status)).inc()
+            metrics.webhook_rejected.labels(known(kind, chat_kinds), str(exc.status)).inc()
+            metrics.error("webhook", known(name, chats), exc)
             return _rejected(exc)
         except Exception:
             metrics.webhook_rejected.labels(kind, "503").inc()
+            metrics.errors.labels("webhook", name, "store_failed").inc()
             unstored.failed(f"{kind} update for {name} could not be handled")
             return JSONResponse({"error": "temporarily unable to handle; retry"}, status_code=503)
         unstored.stored()
