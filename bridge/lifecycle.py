@@ -32,8 +32,20 @@ async def settle(tasks: Collection[asyncio.Task[Any]], grace: float, what: str) 
     _, pending = await asyncio.wait(tasks, timeout=grace)
     if pending:
         log.warning(
-            "%s: %d call(s) still running after the grace period, cut short", what, len(pending)
+            "%s: %d call(s) still running after the grace period, cut short: %s",
+            what,
+            len(pending),
+            "; ".join(_where(task) for task in pending),
         )
         for task in pending:
             task.cancel()
         await asyncio.wait(pending)
+
+
+def _where(task: asyncio.Task[Any]) -> str:
+    """Where a task is waiting (the innermost frame of its stack): what held up a stop."""
+    frames = task.get_stack()
+    if not frames:
+        return task.get_name()
+    frame = frames[-1]
+    return f"{task.get_name()} at {frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno}"

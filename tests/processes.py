@@ -63,12 +63,20 @@ class BridgeProcess:
             report: dict[str, Any] = (await client.get(f"{self.url}/healthz")).json()
         return report
 
-    def terminate(self, timeout: float = 15.0) -> int:
-        """SIGTERM, as an orchestrator stops a replica; the exit code."""
+    async def terminate(self, timeout: float = 15.0) -> int:  # noqa: ASYNC109 - a polling helper
+        """SIGTERM, as an orchestrator stops a replica; the exit code.
+
+        Waits without blocking the event loop: the fakes run in this process, and a stopping
+        bridge finishes its calls to them (a blocking wait froze the fake Telegram, so the
+        bridge's last post timed out and was posted again by the next owner).
+        """
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while (code := self.proc.poll()) is None:
+            assert time.monotonic() < deadline, f"still running {timeout}s after SIGTERM"
+            await asyncio.sleep(0.02)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None

@@ -292,7 +292,7 @@ async def test_a_rolling_restart_loses_nothing_and_repeats_nothing(
     flow = asyncio.create_task(traffic())
     for process in (a, b):
         await asyncio.sleep(1.0)
-        assert process.terminate() == 0, process.tail()
+        assert await process.terminate() == 0, process.tail()
         await asyncio.sleep(0.5)
         process.start()
         await process.healthy()

@@ -87,7 +87,7 @@ async def test_a_second_process_on_the_same_sqlite_file_is_refused_and_the_first
         await telegram.wait_for(lambda: "after the crash" in posted(telegram))
         await asyncio.sleep(0.5)
         assert Counter(posted(telegram)) == {"only once": 1, "after the crash": 1}
-        assert third.terminate() == 0
+        assert await third.terminate() == 0
     finally:
         for bridge in (first, second, third):
             bridge.kill()
