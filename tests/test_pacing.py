@@ -63,7 +63,7 @@ async def test_a_stop_ends_a_wait_for_room_without_taking_any() -> None:
     stop.set()
     with pytest.raises(Interrupted):
         await asyncio.wait_for(waiting, timeout=5)
-    assert 59 < pacer.delay(limits) <= 60.1  # still one post in the window, not two
+    assert 59 < pacer.delay(limits) <= 60.7  # still one post in the window (plus 1%), not two
 
 
 async def test_a_stop_does_not_hold_up_a_post_that_has_room() -> None:
