@@ -108,7 +108,7 @@ async def test_status_reads_a_running_sqlite_bridge_and_exits_1_once_it_is_gone(
         assert queues[("outbound_sms", "office")]["oldest_seconds"] > 0
         assert [e["state"] for e in report["errors"]] == ["retrying", "failed"]
 
-        running.process.terminate()
+        await running.process.terminate()
         gone = await cli("status", "--config", config, "--json", "--url", running.process.url)
         assert gone.code == 1, gone
         report = gone.json()
@@ -159,7 +159,7 @@ async def test_status_and_send_with_two_instances_on_postgresql(
         await asyncio.sleep(2.5)
         assert [s.message for s in gateway.sent].count("pg") == 1
 
-        pair[0].process.terminate()
+        await pair[0].process.terminate()
         down = await cli("status", "--config", str(pair[0].config))
         assert down.code == 1 and "unreachable" in down.out
     finally:

@@ -108,7 +108,7 @@ async def test_send_goes_through_the_outbox_once_and_waits_for_a_bridge(
 
     await running.start()
     try:
-        running.process.terminate()
+        await running.process.terminate()
         queued = await cli("send", "-c", config, "--to", ALICE, "--text", "while stopped")
         assert queued.code == 1 and "stays queued" in queued.err, queued
         await running.start()
