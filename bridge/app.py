@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
-import socket
 import time
 from functools import partial
 from importlib import metadata
 from typing import Any
-
-import uvicorn
 
 from bridge import logs
 from bridge.config import Config, secrets_of
@@ -30,6 +26,7 @@ from bridge.posting import ChatWorker
 from bridge.replies import ChatHandler
 from bridge.router import Router
 from bridge.scheduler import Scheduler
+from bridge.serving import EmbeddedServer, serve
 from bridge.store.listen import Listener
 from bridge.store.sql import SqlStore
 from bridge.watchdog import Clock, Watchdog
@@ -85,7 +82,7 @@ class Bridge:
         self.instance = instance_id()
         self.keeper: LeaseKeeper | None = None
         self._listener: Listener | None = None
-        self._server: uvicorn.Server | None = None
+        self._server: EmbeddedServer | None = None
         self._server_task: asyncio.Task[None] | None = None
         self._handler: ChatHandler | None = None
         self.port: int | None = None
@@ -263,31 +260,8 @@ class Bridge:
         )
 
     async def _serve(self) -> None:
-        server_config = self.config.server
-        sock = socket.socket(
-            socket.AF_INET6 if ":" in server_config.host else socket.AF_INET,
-            socket.SOCK_STREAM,
-            socket.IPPROTO_TCP,
-        )
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((server_config.host, server_config.port))
-        sock.listen(2048)
-        sock.setblocking(False)
-        self.port = sock.getsockname()[1]
-        uv_config = uvicorn.Config(
-            self.web_app(),
-            log_level="warning",
-            log_config=None,  # its records go to the root logger: our format and masking
-            access_log=False,  # paths carry webhook tokens
-            lifespan="off",
-            timeout_graceful_shutdown=5,
-        )
-        self._server = _EmbeddedServer(uv_config)
-        self._server_task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            if self._server_task.done():
-                self._server_task.result()
-            await asyncio.sleep(0.01)
+        host, port = self.config.server.host, self.config.server.port
+        self._server, self._server_task, self.port = await serve(self.web_app(), host, port)
 
     async def stop(self) -> None:
         """Stop taking work, let calls in flight finish and commit, then close connections.
@@ -343,10 +317,3 @@ class Bridge:
         """Queue depths and ages, poll lag: the gauges set every MEASURE_EVERY seconds."""
         assert self.store is not None
         await measure(self.store, self.metrics, self.chats, self.gateways, self.pollers)
-
-
-class _EmbeddedServer(uvicorn.Server):
-    # The bridge's own signal handling decides when to stop, not uvicorn's.
-    @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[no-untyped-def]
-        yield
