@@ -25,6 +25,16 @@ OUTBOUND_SMS = "outbound_sms"
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """What waits in one queue of one chat or gateway (only queues with something in them)."""
+
+    queue: str  # chat_posts | outbound_sms | status_jobs (bridge.metrics.QUEUES)
+    name: str  # the chat or gateway
+    depth: int
+    oldest: float  # created_at of the oldest item (unix time)
+
+
+@dataclass(frozen=True)
 class Queue:
     queue: str
     name: str  # the chat or the gateway
@@ -78,32 +88,43 @@ class Report:
     def __init__(self, shared: Shared) -> None:
         self.shared = shared
 
+    async def waiting(self) -> list[Waiting]:
+        """Depth and oldest item of every non-empty queue: one query per table."""
+        async with self.shared.read() as conn:
+            jobs = (
+                await conn.execute(
+                    sa.select(
+                        chat_jobs.c.chat,
+                        chat_jobs.c.kind,
+                        sa.func.count(),
+                        sa.func.min(chat_jobs.c.created_at),
+                    )
+                    .where(chat_jobs.c.state == "pending")
+                    .group_by(chat_jobs.c.chat, chat_jobs.c.kind)
+                )
+            ).all()
+            sms = (
+                await conn.execute(
+                    sa.select(outbox.c.gateway, sa.func.count(), sa.func.min(outbox.c.created_at))
+                    .where(outbox.c.status == Status.PENDING.value)
+                    .group_by(outbox.c.gateway)
+                )
+            ).all()
+        # Kinds folded here, not in SQL: a comparison in GROUP BY is a bound parameter per use,
+        # which PostgreSQL does not match with the same comparison in SELECT.
+        found: dict[tuple[str, str], tuple[int, float]] = {}
+        for chat, kind, count, oldest in jobs:
+            key = (STATUS_JOBS if kind == JobKind.STATUS.value else CHAT_POSTS, str(chat))
+            depth, first = found.get(key, (0, oldest))
+            found[key] = (depth + int(count), min(first, oldest))
+        waiting = [Waiting(q, name, depth, first) for (q, name), (depth, first) in found.items()]
+        waiting += [Waiting(OUTBOUND_SMS, str(row[0]), int(row[1]), row[2]) for row in sms]
+        return waiting
+
     async def queues(self, chats: Sequence[str], gateways: Sequence[str]) -> list[Queue]:
         """Every queue of the named chats and gateways (empty ones too), and any other
         non-empty one (a chat or gateway no longer in the config)."""
-        found: dict[tuple[str, str], tuple[int, float]] = {}
-        async with self.shared.read() as conn:
-            jobs = await conn.execute(
-                sa.select(
-                    chat_jobs.c.chat,
-                    chat_jobs.c.kind,
-                    sa.func.count(),
-                    sa.func.min(chat_jobs.c.created_at),
-                )
-                .where(chat_jobs.c.state == "pending")
-                .group_by(chat_jobs.c.chat, chat_jobs.c.kind)
-            )
-            for chat, kind, count, oldest in jobs:
-                key = (STATUS_JOBS if kind == JobKind.STATUS.value else CHAT_POSTS, str(chat))
-                depth, first = found.get(key, (0, oldest))
-                found[key] = (depth + count, min(first, oldest))
-            sms = await conn.execute(
-                sa.select(outbox.c.gateway, sa.func.count(), sa.func.min(outbox.c.created_at))
-                .where(outbox.c.status == Status.PENDING.value)
-                .group_by(outbox.c.gateway)
-            )
-            for gateway, count, oldest in sms:
-                found[(OUTBOUND_SMS, str(gateway))] = (count, oldest)
+        found = {(w.queue, w.name): (w.depth, w.oldest) for w in await self.waiting()}
         keys = [(CHAT_POSTS, c) for c in chats] + [(OUTBOUND_SMS, g) for g in gateways]
         keys += [(STATUS_JOBS, c) for c in chats]
         keys += sorted(k for k in found if k not in keys)

@@ -6,11 +6,8 @@ transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import sqlalchemy as sa
 
-from bridge.models import Status
 from bridge.store.base import Shared, Wake, now
 from bridge.store.cursors import Cursors
 from bridge.store.engine import Database
@@ -18,20 +15,9 @@ from bridge.store.inbound import Inbound
 from bridge.store.jobs import Jobs
 from bridge.store.leases import Leases
 from bridge.store.outbound import Outbound
-from bridge.store.records import JobKind
-from bridge.store.report import Report
-from bridge.store.schema import attachments, chat_jobs, orphan_updates, outbox, seen_events
+from bridge.store.report import Report, Waiting
+from bridge.store.schema import attachments, chat_jobs, orphan_updates, seen_events
 from bridge.store.threads import Threads
-
-
-@dataclass(frozen=True, slots=True)
-class Queue:
-    """What waits in one queue of one chat or gateway (only queues with something in them)."""
-
-    queue: str  # chat_posts | outbound_sms | status_jobs (bridge.metrics.QUEUES)
-    name: str  # the chat or gateway
-    depth: int
-    oldest: float  # created_at of the oldest item (unix time)
 
 
 class SqlStore:
@@ -62,38 +48,9 @@ class SqlStore:
     async def close(self) -> None:
         await self.db.dispose()
 
-    async def queues(self) -> list[Queue]:
+    async def queues(self) -> list[Waiting]:
         """Depth and oldest item of every non-empty queue: one query per table."""
-        async with self.shared.read() as conn:
-            jobs = (
-                await conn.execute(
-                    sa.select(
-                        chat_jobs.c.chat,
-                        chat_jobs.c.kind,
-                        sa.func.count(),
-                        sa.func.min(chat_jobs.c.created_at),
-                    )
-                    .where(chat_jobs.c.state == "pending")
-                    .group_by(chat_jobs.c.chat, chat_jobs.c.kind)
-                )
-            ).all()
-            sms = (
-                await conn.execute(
-                    sa.select(outbox.c.gateway, sa.func.count(), sa.func.min(outbox.c.created_at))
-                    .where(outbox.c.status == Status.PENDING.value)
-                    .group_by(outbox.c.gateway)
-                )
-            ).all()
-        # Kinds folded here, not in SQL: a comparison in GROUP BY is a bound parameter per use,
-        # which PostgreSQL does not match with the same comparison in SELECT.
-        found: dict[tuple[str, str], tuple[int, float]] = {}
-        for chat, kind, count, oldest in jobs:
-            key = ("status_jobs" if kind == JobKind.STATUS.value else "chat_posts", chat)
-            depth, first = found.get(key, (0, oldest))
-            found[key] = (depth + int(count), min(first, oldest))
-        queues = [Queue(q, name, depth, first) for (q, name), (depth, first) in found.items()]
-        queues += [Queue("outbound_sms", row[0], int(row[1]), row[2]) for row in sms]
-        return queues
+        return await self.report.waiting()
 
     async def backlog(self) -> dict[str, dict[str, int]]:
         """Pending work per chat and per gateway (for /healthz)."""
