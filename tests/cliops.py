@@ -8,6 +8,7 @@ import contextlib
 import csv
 import io
 import json
+import os
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -40,8 +41,13 @@ class Result:
         return list(csv.DictReader(io.StringIO(self.out)))
 
 
-async def cli(*args: str, timeout: float = 60.0) -> Result:  # noqa: ASYNC109
-    """``python -m bridge.cli ...`` without blocking the loop the fakes answer on."""
+async def cli(
+    *args: str,
+    timeout: float = 60.0,  # noqa: ASYNC109
+    env: dict[str, str] | None = None,
+) -> Result:
+    """``python -m bridge.cli ...`` without blocking the loop the fakes answer on; ``env``
+    is added to this process's environment."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -50,6 +56,7 @@ async def cli(*args: str, timeout: float = 60.0) -> Result:  # noqa: ASYNC109
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **env} if env else None,
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     assert proc.returncode is not None

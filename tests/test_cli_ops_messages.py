@@ -141,6 +141,22 @@ async def test_send_goes_through_the_outbox_once_and_waits_for_a_bridge(
         print(running.process.tail())
 
 
+async def test_send_finds_its_config_without_config_as_the_issue_writes_it(
+    tmp_path: Path, gateway: FakeSmsMobileApi, telegram: FakeTelegram
+) -> None:
+    """`smsbridge send --to N --text T`: the config from $SMSBRIDGE_CONFIG, else ./config.yaml."""
+    running = Running(
+        tmp_path, config_dict(f"sqlite:///{tmp_path / 'store.db'}", gateway, telegram)
+    )
+    found = await cli(
+        "send", "--to", "not a number", "--text", "x",
+        env={"SMSBRIDGE_CONFIG": str(running.config)},
+    )  # fmt: skip
+    assert found.code == 2 and "--to" in found.err, found  # read the config, then the number
+    missing = await cli("send", "--to", ALICE, "--text", "x")  # the repo has no config.yaml
+    assert missing.code == 2 and "config.yaml" in missing.err, missing
+
+
 def test_since_takes_dates_times_and_ages() -> None:
     assert parse_since("2026-12-01") == 1796083200.0  # midnight UTC
     assert parse_since("2026-12-01T09:00+01:00") == 1796083200.0 + 8 * 3600

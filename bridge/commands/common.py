@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +16,20 @@ from bridge.store.engine import Database
 from bridge.store.sql import SqlStore
 
 HEALTH_TIMEOUT = 5.0
+
+
+CONFIG_VARIABLE = "SMSBRIDGE_CONFIG"
+
+
+def config_option(parser: Any) -> None:
+    """``--config``, optional for the operator commands: an operator on the bridge's host
+    (`smsbridge send --to N --text T`) need not repeat where its config is."""
+    parser.add_argument(
+        "--config",
+        "-c",
+        default=os.environ.get(CONFIG_VARIABLE, "config.yaml"),
+        help=f"the bridge's config (default: ${CONFIG_VARIABLE}, else ./config.yaml)",
+    )
 
 
 def load(path: str) -> Config | None:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from bridge.commands.common import iso, load, open_store, usage
+from bridge.commands.common import config_option, iso, load, open_store, usage
 from bridge.config import Config
 from bridge.errors import StoreNotReady
 from bridge.phone import InvalidNumber, normalize
@@ -74,7 +74,7 @@ def add_parser(commands: Any) -> None:
         ("export", "one row per SMS, in and out, oldest first"),
     ):
         sub = actions.add_parser(action, help=about, description=about)
-        sub.add_argument("--config", "-c", required=True)
+        config_option(sub)
         sub.add_argument("--format", choices=["csv", "json"], default="csv")
         sub.add_argument("--number", help="only this number (normalised as the bridge does)")
         sub.add_argument("--chat", help="only SMS shown in (or sent from) this chat")

@@ -11,7 +11,15 @@ import time
 import uuid
 from typing import Any
 
-from bridge.commands.common import base_url, fetch_health, iso, load, open_store, usage
+from bridge.commands.common import (
+    base_url,
+    config_option,
+    fetch_health,
+    iso,
+    load,
+    open_store,
+    usage,
+)
 from bridge.config import Config, secrets_of
 from bridge.errors import StoreNotReady
 from bridge.logs import Redactor
@@ -49,7 +57,7 @@ def add_parser(commands: Any) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", "-c", required=True)
+    config_option(parser)
     parser.add_argument("--to", required=True, help="the number, E.164 (+15551234567)")
     parser.add_argument("--text", required=True, help="the SMS text")
     parser.add_argument("--gateway", "-g", help="needed when the config has several")

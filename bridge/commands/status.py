@@ -7,7 +7,16 @@ import asyncio
 import json
 from typing import Any
 
-from bridge.commands.common import Health, base_url, fetch_health, iso, load, open_store, span
+from bridge.commands.common import (
+    Health,
+    base_url,
+    config_option,
+    fetch_health,
+    iso,
+    load,
+    open_store,
+    span,
+)
 from bridge.config import Config, secrets_of
 from bridge.errors import StoreNotReady
 from bridge.logs import Redactor
@@ -31,7 +40,7 @@ def add_parser(commands: Any) -> None:
         help="show gateways, chats, queues, errors and duties; exit 1 if down",
         description=DESCRIPTION,
     )
-    parser.add_argument("--config", "-c", required=True)
+    config_option(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--url", help="the instance to ask, e.g. http://10.0.0.5:8080")
     parser.set_defaults(func=run)
