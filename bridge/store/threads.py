@@ -182,18 +182,6 @@ class Threads:
             )
         )
 
-    async def named(self, chat: str, name: str) -> str | None:
-        """A route's fixed thread in ``chat``, if it was opened."""
-        async with self.shared.read() as conn:
-            value = (
-                await conn.execute(
-                    sa.select(named_threads.c.thread_id).where(
-                        named_threads.c.chat == chat, named_threads.c.name == name
-                    )
-                )
-            ).scalar()
-        return str(value) if value is not None else None
-
     async def record_named(self, chat: str, name: str, thread_id: str) -> None:
         stamp = now()
         async with self.shared.write() as tx:
