@@ -16,6 +16,8 @@ class JobKind(enum.StrEnum):
     STATUS = "status"  # show an outbound SMS's status on one of its chat messages
     RENAME = "rename"  # retitle the number's thread: the gateway told us a new alias
     EDIT = "edit"  # show on an earlier post that the same SMS came again (a route's collapse)
+    CLOSE = "close"  # /close: close the number's thread where the platform can
+    REOPEN = "reopen"  # /reopen, or an SMS into a closed thread
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,8 @@ threads = sa.Table(
     sa.Column("chat", sa.String(64), nullable=False),
     sa.Column("thread_id", sa.String(64), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
+    # /close: set until the number's next SMS (or /reopen) reopens the thread
+    sa.Column("closed_at", sa.Float),
     sa.UniqueConstraint("conversation_id", "chat", name="uq_threads_conversation_chat"),
     sa.Index("ix_threads_chat_thread", "chat", "thread_id"),
 )
@@ -85,6 +87,8 @@ outbox = sa.Table(
     # been sent, so it is reconciled with the gateway before any retry.
     sa.Column("in_flight", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("attempt_started_at", sa.Float),
+    # reply | retry | confirmation: an opt-out confirmation alone may reach an opted-out number
+    sa.Column("purpose", sa.String(16), nullable=False, server_default="reply"),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.UniqueConstraint("origin_chat", "origin_message_id", name="uq_outbox_origin"),
@@ -207,4 +211,35 @@ collapses = sa.Table(
     sa.Column("inbound_id", sa.Integer, nullable=False),
     sa.Column("count", sa.Integer, nullable=False),
     sa.Column("started_at", sa.Float, nullable=False),
+)
+
+# What people know about a number, whatever gateway it writes through: the name a person gave
+# it (/name, `smsbridge contacts import`), which a gateway's alias never overwrites; whether it
+# opted out (STOP, or a gateway's opt-out error) and whether the team blocked it.
+contacts = sa.Table(
+    "contacts",
+    metadata,
+    sa.Column("number", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(255)),
+    sa.Column("opted_out_at", sa.Float),  # None: it may be texted
+    sa.Column("blocked_at", sa.Float),  # None: its SMS are posted and answered
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# Pictures and files a person posted to go out as MMS. The gateway fetches them from
+# /media/<token> (Twilio's MediaUrl), so the token is random and stops working at expires_at.
+outbox_media = sa.Table(
+    "outbox_media",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("outbox_id", sa.ForeignKey("outbox.id"), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("token", sa.String(64), nullable=False),
+    sa.Column("content_type", sa.String(255), nullable=False),
+    sa.Column("name", sa.String(255)),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("token", name="uq_outbox_media_token"),
+    sa.UniqueConstraint("outbox_id", "position", name="uq_outbox_media_outbox_position"),
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from bridge.store.base import Shared, Wake, now
+from bridge.store.contacts import Contacts
 from bridge.store.cursors import Cursors
 from bridge.store.engine import Database
 from bridge.store.inbound import Inbound
@@ -28,6 +29,7 @@ class SqlStore:
         self.shared = shared = Shared(db, wake)
         self.cursors = Cursors(shared)
         self.threads = Threads(shared)
+        self.contacts = Contacts(shared)
         self.inbound = Inbound(shared, self.threads, self.cursors)
         self.outbound = Outbound(shared, self.threads, self.cursors)
         self.jobs = Jobs(shared, self.threads, self.cursors)

@@ -1,0 +1,91 @@
+"""Store queries for what people know about a number: its name, opt-out and block.
+
+Keyed by number alone, whatever gateway it writes through: a customer who said STOP said it
+to us, and a person's name for a number is the same in every chat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from bridge.store.base import Shared, Tx, now
+from bridge.store.schema import contacts
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    number: str
+    name: str | None = None
+    opted_out: bool = False
+    blocked: bool = False
+
+
+def _contact(row: Any) -> Contact:
+    return Contact(
+        number=row.number,
+        name=row.name,
+        opted_out=row.opted_out_at is not None,
+        blocked=row.blocked_at is not None,
+    )
+
+
+class Contacts:
+    """Names, opt-outs and blocks, by number."""
+
+    def __init__(self, shared: Shared) -> None:
+        self.shared = shared
+
+    async def get(self, number: str) -> Contact:
+        """What we know of ``number``; a number never seen is a plain, reachable one."""
+        async with self.shared.read() as conn:
+            row = (
+                await conn.execute(sa.select(contacts).where(contacts.c.number == number))
+            ).first()
+        return Contact(number) if row is None else _contact(row)
+
+    async def get_in(self, tx: Tx, number: str) -> Contact:
+        row = (
+            await tx.conn.execute(sa.select(contacts).where(contacts.c.number == number))
+        ).first()
+        return Contact(number) if row is None else _contact(row)
+
+    async def names(self, numbers: Collection[str]) -> dict[str, str]:
+        """The names people gave those of ``numbers`` that have one."""
+        if not numbers:
+            return {}
+        async with self.shared.read() as conn:
+            rows = await conn.execute(
+                sa.select(contacts.c.number, contacts.c.name).where(
+                    contacts.c.number.in_(sorted(numbers)), contacts.c.name.is_not(None)
+                )
+            )
+            return {row.number: row.name for row in rows}
+
+    async def all(self) -> Sequence[Contact]:
+        async with self.shared.read() as conn:
+            rows = await conn.execute(sa.select(contacts).order_by(contacts.c.number))
+            return [_contact(row) for row in rows]
+
+    async def set_in(self, tx: Tx, number: str, **values: object) -> None:
+        """Upsert columns of ``number``'s row (name, opted_out_at, blocked_at) in ``tx``."""
+        stamped = {**values, "updated_at": now()}
+        statement = self.shared.insert(contacts).values(number=number, **stamped)
+        await tx.conn.execute(
+            statement.on_conflict_do_update(index_elements=[contacts.c.number], set_=stamped)
+        )
+
+    async def set_name(self, number: str, name: str | None) -> None:
+        async with self.shared.write() as tx:
+            await self.set_in(tx, number, name=name)
+
+    async def set_opted_out(self, number: str, opted_out: bool) -> None:
+        async with self.shared.write() as tx:
+            await self.set_in(tx, number, opted_out_at=now() if opted_out else None)
+
+    async def set_blocked(self, number: str, blocked: bool) -> None:
+        async with self.shared.write() as tx:
+            await self.set_in(tx, number, blocked_at=now() if blocked else None)
