@@ -180,6 +180,9 @@ class ChatMessage:
     text: str | None  # None for media or service messages
     edited: bool = False
     deleted: bool = False  # a person deleted ``message_id`` (it may be one of our posts)
+    # Seen by its author alone (a Slack slash command): answered to them alone, where the
+    # platform can (``PostsPrivately``); no status shows on it, nobody can reply to it.
+    private: bool = False
     has_media: bool = False
     event_id: str | None = None  # platform delivery id (update_id), for de-duplication
     # The title of the bridge's own thread, or the text of the bridge's own post replied to:

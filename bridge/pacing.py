@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -37,12 +37,14 @@ class _Window:
         self.period = rate.seconds + max(JITTER_MARGIN, rate.seconds * JITTER_SHARE)
         self.sent: deque[float] = deque()
 
-    def delay(self, now: float) -> float:
+    def delay(self, now: float, slots: int = 1) -> float:
+        """Seconds until ``slots`` more fit (more than the window holds: when it is empty)."""
         while self.sent and self.sent[0] <= now - self.period:
             self.sent.popleft()
-        if len(self.sent) < self.rate.messages:
+        over = len(self.sent) + min(slots, self.rate.messages) - self.rate.messages
+        if over <= 0:
             return 0.0
-        return self.sent[0] + self.period - now
+        return self.sent[over - 1] + self.period - now
 
 
 class Pacer:
@@ -59,11 +61,15 @@ class Pacer:
         self._held: dict[str, float] = {}
 
     def delay(self, limits: Sequence[tuple[str, Rate]]) -> float:
-        """Seconds until a post under ``limits`` may go (0 when it may go now)."""
+        """Seconds until a post under ``limits`` may go (0 when it may go now).
+
+        A window listed n times needs n slots: one call the platform makes as several
+        requests (Slack's status: a reaction added, another removed)."""
         now = self._clock()
         wait = 0.0
-        for key, rate in limits:
-            wait = max(wait, self._held.get(key, 0.0) - now, self._window(key, rate).delay(now))
+        for (key, rate), slots in Counter(limits).items():
+            window = self._window(key, rate)
+            wait = max(wait, self._held.get(key, 0.0) - now, window.delay(now, slots))
         return wait
 
     async def acquire(

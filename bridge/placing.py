@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from bridge.ports import ChatPlatform
+from bridge.ports import ChatPlatform, ManagesThreads
 from bridge.render import thread_title
 from bridge.store.records import ChatJob
 from bridge.store.sql import SqlStore
@@ -23,6 +23,8 @@ Pace = Callable[[], Awaitable[None]]  # waits for a message's turn (opening a to
 class Placer:
     def __init__(self, platform: ChatPlatform, store: SqlStore, pace: Pace) -> None:
         self.platform = platform
+        # None: a chat without threads, where every post stands alone with its header.
+        self.threads = platform if isinstance(platform, ManagesThreads) else None
         self.store = store
         self.pace = pace
         self.name = f"chat:{platform.name}"
@@ -32,7 +34,7 @@ class Placer:
 
     def known(self, job: ChatJob) -> str | None:
         """The thread the job posts in, if it exists already."""
-        if not self.platform.threaded:
+        if self.threads is None or not self.threads.threaded:
             return None
         if job.fixed_thread is not None:
             return self._named.get(job.fixed_thread) or job.known_thread
@@ -42,7 +44,7 @@ class Placer:
 
     async def thread(self, job: ChatJob) -> str | None:
         """The thread the job posts in, opened first if it has none yet."""
-        if not self.platform.threaded:
+        if self.threads is None or not self.threads.threaded:
             return None
         if job.fixed_thread is None and job.conversation_id is None:
             return None
@@ -58,9 +60,10 @@ class Placer:
 
     async def open(self, job: ChatJob) -> str:
         """Open the job's thread (again, if a human deleted the old one)."""
+        assert self.threads is not None, "only a chat with threads has one to open"
         if job.fixed_thread is not None:
             await self.pace()
-            thread = await self.platform.open_thread(job.fixed_thread)
+            thread = await self.threads.open_thread(job.fixed_thread)
             # Recorded at once: posts of many numbers, in any order, will use it.
             await self.store.threads.record_named(self.platform.name, job.fixed_thread, thread)
             log.info("%s: opened thread %s (%s)", self.name, thread, job.fixed_thread)
@@ -68,7 +71,7 @@ class Placer:
             assert job.conversation_id is not None
             number, alias = await self.who(job)
             await self.pace()
-            thread = await self.platform.open_thread(thread_title(number, alias))
+            thread = await self.threads.open_thread(thread_title(number, alias))
             # Recorded with the post that follows (one commit); until then it lives here, so a
             # retried post reuses it instead of opening another.
             self._unsaved.add(job.conversation_id)

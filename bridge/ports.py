@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -154,15 +155,22 @@ class ReportsDevices(Protocol):
 OnChatMessage = Callable[[ChatMessage], Awaitable[None]]
 
 
-class ChatPlatform(Protocol):
-    """A chat the bridge mirrors into.
+class CallKind(enum.Enum):
+    """What a paced chat call is, for ``ChatPlatform.limits``."""
 
-    ``threaded`` platforms give each number its own thread; the others get a header per post
-    and answer by reply. Errors are ``DeliveryError`` or ``ThreadError`` subclasses.
+    MESSAGE = "message"  # a post, or what shows as one (a new, renamed or closed thread)
+    STATUS = "status"  # ``ShowsStatus.show_status``: however many calls the platform makes
+    LIGHT = "light"  # anything else: a private notice, reopening a thread to post in it
+
+
+class ChatPlatform(Protocol):
+    """A chat the bridge mirrors into: what every chat does. The rest are capabilities.
+
+    A chat without threads (``ManagesThreads``) gets a header per post and is answered by
+    reply. Errors are ``DeliveryError`` or ``ThreadError`` subclasses.
     """
 
     name: str
-    threaded: bool
     max_text: int
     hold_key: str  # the pacing key a ``RateLimited`` from this chat holds
 
@@ -170,13 +178,61 @@ class ChatPlatform(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def open_thread(self, title: str) -> str: ...
+    async def post(self, thread_id: str | None, text: str, reply_to: str | None = None) -> str: ...
 
-    async def reopen_thread(self, thread_id: str) -> None: ...
+    def limits(self, call: CallKind) -> Sequence[tuple[str, Rate]]:
+        """Pacing windows one such call falls under; a window listed n times takes n slots
+        (a call the platform makes as several requests)."""
+        ...
+
+    def allows(self, user: ChatUser) -> bool:
+        """May this person send SMS from this chat?"""
+        ...
+
+    def health(self) -> dict[str, object]: ...
+
+
+@runtime_checkable
+class ManagesThreads(Protocol):
+    """Gives each number a thread of its own (a forum topic, a Slack thread).
+
+    ``threaded`` says whether it does now: a Telegram private chat has topics only when the
+    bot has them on, which is known once it has started.
+    """
+
+    @property
+    def threaded(self) -> bool: ...
+
+    async def open_thread(self, title: str) -> str: ...
 
     async def rename_thread(self, thread_id: str, title: str) -> None: ...
 
-    async def post(self, thread_id: str | None, text: str, reply_to: str | None = None) -> str: ...
+
+def threaded(platform: ChatPlatform) -> bool:
+    """Whether ``platform`` gives each number its own thread (now)."""
+    return isinstance(platform, ManagesThreads) and platform.threaded
+
+
+@runtime_checkable
+class ClosesThreads(Protocol):
+    """Can close a thread and open it again (Telegram forum topics); closing or reopening one
+    already so is no error."""
+
+    async def close_thread(self, thread_id: str) -> None: ...
+
+    async def reopen_thread(self, thread_id: str) -> None: ...
+
+
+@runtime_checkable
+class ShowsStatus(Protocol):
+    """Can show an outbound SMS's status on a chat message (a reaction)."""
+
+    async def show_status(self, message_id: str, status: Status) -> None: ...
+
+
+@runtime_checkable
+class PostsFiles(Protocol):
+    """Can upload a file into a thread."""
 
     async def post_file(
         self,
@@ -189,18 +245,6 @@ class ChatPlatform(Protocol):
         """Upload a file into the thread; the id of the message that shows it."""
         ...
 
-    async def show_status(self, message_id: str, status: Status) -> None: ...
-
-    def limits(self, message: bool) -> Sequence[tuple[str, Rate]]:
-        """Pacing windows a post (``message``) or a lighter call (reaction) falls under."""
-        ...
-
-    def allows(self, user: ChatUser) -> bool:
-        """May this person send SMS from this chat?"""
-        ...
-
-    def health(self) -> dict[str, object]: ...
-
 
 @runtime_checkable
 class EditsMessages(Protocol):
@@ -211,7 +255,8 @@ class EditsMessages(Protocol):
 
 @runtime_checkable
 class PostsPrivately(Protocol):
-    """Can show a notice to one person only (Slack's ephemeral messages)."""
+    """Can show a notice to one person only (Slack's ephemeral messages): the answer to what
+    only its author saw (``ChatMessage.private``), and refusals."""
 
     async def post_private(self, thread_id: str | None, user_id: str, text: str) -> None: ...
 

@@ -24,7 +24,16 @@ from bridge.metrics import Metrics
 from bridge.models import Status
 from bridge.pacing import Interrupted, Pacer
 from bridge.placing import Placer
-from bridge.ports import ChatPlatform, EditsMessages, PostsPrivately
+from bridge.ports import (
+    CallKind,
+    ChatPlatform,
+    ClosesThreads,
+    EditsMessages,
+    ManagesThreads,
+    PostsFiles,
+    PostsPrivately,
+    ShowsStatus,
+)
 from bridge.render import attachment_line, status_notice, thread_title
 from bridge.store.records import ChatJob, JobKind, PostDone
 from bridge.store.sql import SqlStore
@@ -80,7 +89,7 @@ class ChatWorker(Worker):
         self.pacer = pacer
         self.metrics = metrics
         self.name = f"chat:{platform.name}"
-        self.placer = Placer(platform, store, lambda: self._pace(message=True))
+        self.placer = Placer(platform, store, lambda: self._pace(CallKind.MESSAGE))
         self._running: dict[object, asyncio.Task[bool]] = {}
         # Posts finishing together (one per conversation group) are recorded in one commit.
         self._record: GroupCommit[PostDone, None] = GroupCommit(store.jobs.complete_posts)
@@ -204,15 +213,18 @@ class ChatWorker(Worker):
         if job.kind is JobKind.EDIT:
             await self._edit(job)
             return
+        if job.kind in (JobKind.CLOSE, JobKind.REOPEN):
+            await self._close_or_reopen(job)
+            return
         text = job.text or ""
         if job.private_to is not None and isinstance(self.platform, PostsPrivately):
             # Only its addressee sees it, and nobody can reply to it: nothing to map.
-            await self._pace(message=False)
+            await self._pace(CallKind.LIGHT)
             await self.platform.post_private(job.thread_id, job.private_to, text)
             await self._record.submit([PostDone(job, (), job.thread_id)])
             return
         if job.conversation_id is None and job.fixed_thread is None:
-            await self._pace(message=True)
+            await self._pace(CallKind.MESSAGE)
             message_id = await self.platform.post(job.thread_id, text, job.message_id)
             await self._record.submit([PostDone(job, (message_id,), job.thread_id)])
             return
@@ -242,7 +254,7 @@ class ChatWorker(Worker):
         )
         text = job.text or ""
         if message_id is not None and isinstance(self.platform, EditsMessages):
-            await self._pace(message=True)
+            await self._pace(CallKind.MESSAGE)
             try:
                 await self.platform.edit_text(message_id, text)
                 await self._record.submit([PostDone(job, (), None)])
@@ -263,9 +275,9 @@ class ChatWorker(Worker):
     async def _rename(self, job: ChatJob) -> None:
         """Give the number's thread the title its alias now calls for."""
         thread = self.placer.known(job)
-        if thread is not None:
+        if thread is not None and isinstance(self.platform, ManagesThreads):
             number, alias = await self.placer.who(job)
-            await self._pace(message=True)  # a renamed topic shows a service message
+            await self._pace(CallKind.MESSAGE)  # a renamed topic shows a service message
             try:
                 await self.platform.rename_thread(thread, thread_title(number, alias))
             except ThreadGone:
@@ -273,8 +285,24 @@ class ChatWorker(Worker):
                 log.info("%s: thread %s is gone, nothing to rename", self.name, thread)
         await self._record.submit([PostDone(job, (), thread)])
 
-    async def _pace(self, *, message: bool) -> None:
-        waited = await self.pacer.acquire(self.platform.limits(message), self._halted)
+    async def _close_or_reopen(self, job: ChatJob) -> None:
+        """/close or /reopen: the number's thread here, where the platform can; elsewhere, or
+        with no thread yet, there is nothing to do."""
+        thread = self.placer.known(job)
+        if thread is not None and isinstance(self.platform, ClosesThreads):
+            await self._pace(CallKind.MESSAGE)  # a closed or reopened topic shows a service message
+            try:
+                if job.kind is JobKind.CLOSE:
+                    await self.platform.close_thread(thread)
+                else:
+                    await self.platform.reopen_thread(thread)
+            except ThreadGone:
+                # Deleted by a human: the next SMS opens a new thread, open.
+                log.info("%s: thread %s is gone, nothing to %s", self.name, thread, job.kind)
+        await self._record.submit([PostDone(job, (), thread)])
+
+    async def _pace(self, call: CallKind) -> None:
+        waited = await self.pacer.acquire(self.platform.limits(call), self._halted)
         if waited:
             self._paced.inc(waited)
 
@@ -298,19 +326,20 @@ class ChatWorker(Worker):
                 # A generic type from the server says less than what the gateway told us.
                 if fetched[1] and fetched[1].split(";")[0].strip() != "application/octet-stream":
                     content_type = fetched[1]
-        if data is None:
+        platform = self.platform
+        if data is None or not isinstance(platform, PostsFiles):
             line = attachment_line(file.name, content_type, None if problem else file.url, problem)
             return lambda where: self.platform.post(where, line, None)
         content = data
         extension = mimetypes.guess_extension(content_type.split(";")[0].strip()) or ""
         name = file.name or f"attachment-{job.attachment_id}{extension}"
-        return lambda where: self.platform.post_file(where, name, content_type, content, None)
+        return lambda where: platform.post_file(where, name, content_type, content, None)
 
     async def _post_in_thread(
         self, thread: str | None, job: ChatJob, send: Send
     ) -> tuple[str, str | None]:
         """Post; a thread deleted by a human is replaced, a closed one reopened, once each."""
-        await self._pace(message=True)
+        await self._pace(CallKind.MESSAGE)
         try:
             return await send(thread), thread
         except ThreadGone:
@@ -319,12 +348,12 @@ class ChatWorker(Worker):
             log.warning("%s: thread %s is gone, opening a new one", self.name, thread)
             thread = await self.placer.open(job)
         except ThreadClosed:
-            if thread is None:
+            if thread is None or not isinstance(self.platform, ClosesThreads):
                 raise
             log.info("%s: thread %s was closed, reopening it", self.name, thread)
-            await self._pace(message=False)
+            await self._pace(CallKind.LIGHT)
             await self.platform.reopen_thread(thread)
-        await self._pace(message=True)
+        await self._pace(CallKind.MESSAGE)
         return await send(thread), thread
 
     async def _status(self, job: ChatJob) -> None:
@@ -336,13 +365,14 @@ class ChatWorker(Worker):
         if current is target:
             await self.store.jobs.complete_status(job, None)
             return
-        await self._pace(message=False)
-        try:
-            await self.platform.show_status(job.message_id, target)
-        except Terminal as exc:
-            # The message was deleted, or reactions are off: the notice below still tells.
-            log.info("%s: cannot show status on %s: %s", self.name, job.message_id, exc.reason)
+        if isinstance(self.platform, ShowsStatus):
+            await self._pace(CallKind.STATUS)
+            try:
+                await self.platform.show_status(job.message_id, target)
+            except Terminal as exc:
+                # The message was deleted, or reactions are off: the notice below still tells.
+                log.info("%s: cannot show status on %s: %s", self.name, job.message_id, exc.reason)
         if target is Status.FAILED:
-            await self._pace(message=True)
+            await self._pace(CallKind.MESSAGE)
             await self.platform.post(thread, status_notice(target, sms.reason), job.message_id)
         await self.store.jobs.complete_status(job, target)

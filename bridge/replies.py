@@ -15,7 +15,7 @@ from bridge.errors import DeliveryError
 from bridge.lifecycle import STOP_GRACE, settle
 from bridge.models import ChatMessage, Conversation
 from bridge.phone import InvalidNumber, is_dialable, parse_dialable, pretty
-from bridge.ports import ChatPlatform, HasHistory, SmsGateway
+from bridge.ports import ChatPlatform, HasHistory, SmsGateway, threaded
 from bridge.render import history_text, split_text
 from bridge.router import Router
 from bridge.store.records import Notice
@@ -153,7 +153,7 @@ class ChatHandler:
         args: str,
     ) -> None:
         if name in ("help", "start"):
-            await self._reply(msg, HELP_THREADED if platform.threaded else HELP_PLAIN)
+            await self._reply(msg, HELP_THREADED if threaded(platform) else HELP_PLAIN)
             return
         if name not in ("sms", "history"):
             return  # other bots' commands are none of our business
@@ -162,7 +162,7 @@ class ChatHandler:
             return
         if name == "history":
             if conversation is None:
-                where = "inside a number's topic" if platform.threaded else "as a reply to an SMS"
+                where = "inside a number's topic" if threaded(platform) else "as a reply to an SMS"
                 await self._reply(msg, f"Use /history {where}.")
                 return
             self._spawn(self._history(msg, conversation))
@@ -231,7 +231,7 @@ class ChatHandler:
             text,
             thread_id=msg.thread_id,
             reply_to=msg.message_id,
-            private_to=msg.user.id if private else None,
+            private_to=msg.user.id if private or msg.private else None,
         )
         await self.store.jobs.add_notices(
             [notice], dedupe=(f"notice:{msg.chat}", key or msg.message_id)

@@ -13,7 +13,7 @@ from bridge.errors import InvalidSender
 from bridge.metrics import Metrics
 from bridge.models import ChatMessage, Conversation, InboundSms, WebhookEvents
 from bridge.phone import is_sender
-from bridge.ports import ChatPlatform
+from bridge.ports import ChatPlatform, threaded
 from bridge.render import inbound_header, number_from_title, outbound_echo, split_text
 from bridge.rules import Routes
 from bridge.store.records import Delivery, IngestItem, OutboundRequest
@@ -73,7 +73,7 @@ class Router:
             if not text.strip():
                 # An MMS may be all picture: its files are the message.
                 text = "" if sms.attachments else "(empty message)"
-            if not platform.threaded or delivery.thread is not None:
+            if not threaded(platform) or delivery.thread is not None:
                 # Outside the number's own thread, each post says who sent it.
                 text = f"{inbound_header(sms.sender, sms.alias)}\n{text}".rstrip("\n")
             parts = tuple(split_text(text, platform.max_text)) if text else ()
@@ -183,7 +183,7 @@ class Router:
         """The number a chat message answers: its thread's, or the bridged message it replies
         to (in a route's fixed thread, only that); None for chatter outside any."""
         platform = self.chats[msg.chat]
-        if platform.threaded and msg.thread_id is not None:
+        if threaded(platform) and msg.thread_id is not None:
             # A route's fixed thread gathers many numbers: only a reply says which one.
             if await self.store.threads.is_named(msg.chat, msg.thread_id):
                 if msg.reply_to is None:
@@ -219,7 +219,7 @@ class Router:
         gateway shows it too, and who sent it from where (``echo``: this chat's as well)."""
         platform = self.chats[msg.chat]
         echoes: list[tuple[str, str]] = []
-        if echo and platform.threaded:
+        if echo and threaded(platform):
             echoes.append((msg.chat, outbound_echo(msg.user.name, text, platform.max_text)))
         for other in self.routes.mirrors_for(gateway):
             if other != msg.chat:
@@ -228,7 +228,7 @@ class Router:
                     f"{msg.user.name} via {msg.chat}",
                     text,
                     mirror.max_text,
-                    to=None if mirror.threaded else number,
+                    to=None if threaded(mirror) else number,
                 )
                 echoes.append((other, shown))
         request = OutboundRequest(
@@ -238,6 +238,7 @@ class Router:
             origin_chat=msg.chat,
             origin_message_id=msg.message_id,
             origin_thread_id=msg.thread_id,
+            mirrored=not msg.private,  # what only its author saw shows no status
             author=msg.user.name,
         )
         # The platform's delivery id (Slack's event_id, Telegram's update_id) is recorded in

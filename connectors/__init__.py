@@ -122,7 +122,7 @@ CHATS: dict[str, ChatKind] = {
     "telegram": ChatKind(
         "chat.telegram",
         "config:TelegramConfig",
-        "client:TelegramChat",
+        "client:create",
         "fake:FakeTelegram",
         check_at="config:check_configs",
     ),

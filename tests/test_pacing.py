@@ -70,3 +70,19 @@ async def test_a_stop_does_not_hold_up_a_post_that_has_room() -> None:
     stop = asyncio.Event()
     stop.set()
     assert await Pacer().acquire([("chat", Rate(1, 1))], stop) == 0.0
+
+
+async def test_a_window_listed_twice_takes_two_slots() -> None:
+    """A call the platform makes as two requests (Slack's status: add one reaction, remove
+    another) counts twice in its window, so the platform's own count stays under its limit."""
+    clock = [100.0]
+    pacer = Pacer(clock=lambda: clock[0])
+    twice = [("reactions", Rate(3, 10)), ("reactions", Rate(3, 10))]
+    assert pacer.delay(twice) == 0.0
+    await pacer.acquire(twice)  # 2 of 3 taken
+    assert pacer.delay([("reactions", Rate(3, 10))]) == 0.0  # one more fits
+    assert pacer.delay(twice) == pytest.approx(10 + max(JITTER_MARGIN, 0.1))  # two do not
+    clock[0] += 11
+    assert pacer.delay(twice) == 0.0
+    # More than a window holds waits for it to empty, then goes (never forever).
+    assert pacer.delay([("one", Rate(1, 5))] * 3) == 0.0

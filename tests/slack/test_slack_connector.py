@@ -14,6 +14,8 @@ from slack_support import AGENT_ID, CHANNEL, slack_section, started_chat, world
 from bridge.config import parse_config
 from bridge.errors import ConfigError, RateLimited, Retryable, Terminal, ThreadGone, Unavailable
 from bridge.models import ChatMessage, Status
+from bridge.pacing import Pacer
+from bridge.ports import CallKind
 from connectors.chat.slack.client import SlackChat, SlackConfig
 from connectors.chat.slack.events import plain_text
 from connectors.chat.slack.fake import FakeSlack
@@ -192,30 +194,42 @@ async def test_a_missing_scope_stops_the_chat_only_for_what_every_post_needs(
     assert not isinstance(refused.value, Unavailable)
 
 
-async def test_each_reaction_call_is_paced_and_a_429_holds_reactions_only(
+async def test_a_status_is_paced_by_the_core_as_two_reaction_calls(
     slack: FakeSlack, seen: list[ChatMessage]
 ) -> None:
+    """The connector keeps no pacer of its own: ``limits`` tells the core's that a status
+    change is two calls to Slack (add one reaction, remove the other), and a 429 names the
+    reactions' key, so the core holds reactions only."""
     pacing = {
         "channel": {"messages": 1000, "seconds": 1},
         "reactions": {"messages": 2, "seconds": 1},
     }
     platform = SlackChat(SlackConfig.model_validate(slack_section(slack, pacing=pacing)), None)
     await platform.start(seen.append)  # type: ignore[arg-type]
+    pacer = Pacer()
     try:
         parent = await platform.open_thread("+1 555-123-4567")
-        reply = slack.user_message(CHANNEL, AGENT_ID, "hello", thread_ts=parent)["ts"]
-        # A restart's first status: one add and a remove of each earlier one, four calls.
-        await platform.show_status(reply, Status.DELIVERED)
+        replies = [
+            slack.user_message(CHANNEL, AGENT_ID, text, thread_ts=parent)["ts"]
+            for text in ("hello", "again")
+        ]
+        assert platform.limits(CallKind.STATUS) == 2 * platform.limits(CallKind.LIGHT)
+        for reply in replies:
+            for status in (Status.QUEUED, Status.SENT):
+                await pacer.acquire(platform.limits(CallKind.STATUS))
+                await platform.show_status(reply, status)
         times = [c.at for c in slack.calls if c.method.startswith("reactions.")]
-        assert len(times) == 4
+        assert len(times) == 6  # add; add and remove; for each reply
+        # Never more than two in any second, as configured.
         assert all(
             later - earlier >= 0.95 for earlier, later in zip(times, times[2:], strict=False)
         )
         slack.fail_next("reactions.add", "ratelimited", status=429, retry_after=9)
         with pytest.raises(RateLimited) as limited:
-            await platform.show_status(reply, Status.FAILED)
+            await platform.show_status(replies[0], Status.FAILED)
         assert limited.value.key == platform.reactions_key != platform.hold_key
         assert limited.value.retry_after == 9.0
+        assert {key for key, _ in platform.limits(CallKind.MESSAGE)} == {platform.hold_key}
     finally:
         await platform.stop()
 

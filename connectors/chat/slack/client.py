@@ -14,13 +14,13 @@ from collections.abc import Sequence
 import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge.errors import DeliveryError, RateLimited, Terminal, ThreadGone
+from bridge.errors import DeliveryError, Terminal, ThreadGone
 from bridge.models import ChatUser, Status
-from bridge.pacing import Pacer, Rate
-from bridge.ports import OnChatMessage
+from bridge.pacing import Rate
+from bridge.ports import CallKind, OnChatMessage
 from connectors.chat.slack.calls import CHAT_DOWN_RETRY, call
 from connectors.chat.slack.config import SlackConfig, check_configs
-from connectors.chat.slack.events import command_user, escape
+from connectors.chat.slack.events import escape
 from connectors.chat.slack.lookup import bounded_put
 from connectors.chat.slack.receive import SlackReceiver
 
@@ -51,8 +51,6 @@ class SlackChat(SlackReceiver):
         super().__init__(config)
         self.hold_key = f"slack:{config.channel}"
         self.reactions_key = f"{self.hold_key}:reactions"
-        # The core paces a status change as one call; Slack counts each add and remove.
-        self._reaction_pacer = Pacer()
         self.request_url = webhook_url  # what to enter as the Slack app's Request URL
         self.transport = "socket_mode" if config.app_token else "events_api"
         self._session: aiohttp.ClientSession | None = None
@@ -138,11 +136,16 @@ class SlackChat(SlackReceiver):
         return not self.config.allowed_user_ids or user.id in self.config.allowed_user_ids
 
     # -- posting --------------------------------------------------------------------------------
-    def limits(self, message: bool) -> Sequence[tuple[str, Rate]]:
+    def limits(self, call: CallKind) -> Sequence[tuple[str, Rate]]:
         pacing = self.config.pacing
-        if message:
+        if call is CallKind.MESSAGE:
             return ((self.hold_key, pacing.channel.rate()),)
-        return ((self.reactions_key, pacing.reactions.rate()),)
+        reactions = (self.reactions_key, pacing.reactions.rate())
+        if call is CallKind.STATUS:
+            # A status change is two calls to Slack: the new reaction added, the old removed.
+            # (The first change after a restart may remove more; a 429 then holds reactions.)
+            return (reactions, reactions)
+        return (reactions,)
 
     def _live(self, thread_id: str | None) -> str | None:
         if thread_id is not None and thread_id in self._gone:
@@ -163,9 +166,6 @@ class SlackChat(SlackReceiver):
         self._lookups.remember_title(str(data["ts"]), title)
         return str(data["ts"])
 
-    async def reopen_thread(self, thread_id: str) -> None:
-        """Slack threads cannot be closed."""
-
     async def rename_thread(self, thread_id: str, title: str) -> None:
         ts = self._live(thread_id)
         await call(
@@ -177,13 +177,8 @@ class SlackChat(SlackReceiver):
 
     async def post(self, thread_id: str | None, text: str, reply_to: str | None = None) -> str:
         thread = self._live(thread_id)
-        if thread is None:
-            commander = command_user(reply_to)
-            if commander is not None:
-                # A slash command is seen by its author alone; so is what answers it.
-                return f"ephemeral:{await self._ephemeral(None, commander, text)}"
-            if reply_to is not None and _TS.match(reply_to):
-                thread = reply_to
+        if thread is None and reply_to is not None and _TS.match(reply_to):
+            thread = reply_to  # a notice about a message in the channel: under it
         data = await call(
             "chat.postMessage",
             lambda: self.client.chat_postMessage(
@@ -206,16 +201,12 @@ class SlackChat(SlackReceiver):
 
     async def post_private(self, thread_id: str | None, user_id: str, text: str) -> None:
         thread = thread_id if thread_id is None or thread_id not in self._gone else None
-        await self._ephemeral(thread, user_id, text)
-
-    async def _ephemeral(self, thread: str | None, user: str, text: str) -> str:
-        data = await call(
+        await call(
             "chat.postEphemeral",
             lambda: self.client.chat_postEphemeral(
-                channel=self.channel, user=user, text=escape(text), thread_ts=thread
+                channel=self.channel, user=user_id, text=escape(text), thread_ts=thread
             ),
         )
-        return str(data.get("message_ts") or "")
 
     async def post_file(
         self,
@@ -243,8 +234,7 @@ class SlackChat(SlackReceiver):
         return f"file:{uploaded.get('id', '')}"
 
     async def show_status(self, message_id: str, status: Status) -> None:
-        if not _TS.match(message_id):
-            return  # a slash command or a private notice: no message anyone can react on
+        """Paced by the core as ``CallKind.STATUS``: one add and one remove."""
         name = STATUS_REACTION[status]
         before = self._shown.get(message_id)
         if before == name:
@@ -264,17 +254,12 @@ class SlackChat(SlackReceiver):
         make = (
             self.client.reactions_add if method == "reactions.add" else self.client.reactions_remove
         )
-        limit = ((self.reactions_key, self.config.pacing.reactions.rate()),)
-        await self._reaction_pacer.acquire(limit)
         try:
             await call(
                 method,
                 lambda: make(channel=self.channel, timestamp=ts, name=name),
-                pacing_key=self.reactions_key,  # posting messages goes on meanwhile
+                pacing_key=self.reactions_key,  # a 429 holds reactions; posting goes on
             )
-        except RateLimited as exc:
-            self._reaction_pacer.hold(self.reactions_key, exc.retry_after)
-            raise
         except Terminal as exc:
             if exc.raw_status != harmless:
                 raise  # already so is fine: a retry after a lost answer

@@ -14,7 +14,6 @@ from bridge.openapi import TEXT, header_scheme, obj
 _WRITTEN = frozenset({None, "thread_broadcast", "file_share", "me_message"})
 _ENTITY = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
 _SPECIAL = {"here": "@here", "channel": "@channel", "everyone": "@everyone"}
-COMMAND_PREFIX = "cmd:"  # message ids of slash commands, which have no ts of their own
 SOMEONE = ChatUser("", "someone")  # Slack does not say who deleted a message
 SLACKBOT = "USLACKBOT"  # Slack's own bot posts with a user id and no bot_id
 
@@ -167,21 +166,15 @@ def command(payload: dict[str, Any], chat: str) -> ChatMessage | None:
     who = payload.get("user_name")
     return ChatMessage(
         chat=chat,
-        # Not a ts: a notice answering it goes to the person privately (see SlackChat.post).
-        message_id=f"{COMMAND_PREFIX}{user}:{trigger}",
+        # No ts of its own: the trigger id is as unique, and a redelivery carries it again.
+        message_id=trigger,
         thread_id=None,
         reply_to=None,
         user=ChatUser(user, who if isinstance(who, str) and who else user),
         text=text.strip(),
         event_id=None,
+        private=True,  # Slack shows a slash command to its author alone
     )
-
-
-def command_user(message_id: str | None) -> str | None:
-    """The person who ran the slash command a message id names, if it names one."""
-    if message_id is None or not message_id.startswith(COMMAND_PREFIX):
-        return None
-    return message_id[len(COMMAND_PREFIX) :].split(":", 1)[0] or None
 
 
 # Bolt reads Slack's envelope without checking types (Slack never gets them wrong). A signed

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 # PTB 22 reads RetryAfter.retry_after while building the exception and warns that it will become
 # a timedelta; opting in now makes 429s plain exceptions (and silent) in this process.
@@ -21,7 +21,7 @@ from telegram.request import HTTPXRequest
 from bridge.errors import Terminal
 from bridge.models import ChatUser, Status, WebhookAnswer, WebhookDoc
 from bridge.pacing import Rate
-from bridge.ports import OnChatMessage
+from bridge.ports import CallKind, OnChatMessage
 from bridge.tls import tls_context
 from connectors.chat.telegram.calls import call
 from connectors.chat.telegram.config import TelegramConfig
@@ -41,15 +41,22 @@ PHOTO_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
 PHOTO_MAX_BYTES = 10 * 1024 * 1024
 
 
+def create(config: TelegramConfig, webhook_url: str | None) -> TelegramChat:
+    """The chat for ``config``: only a group's topics can be closed (``TelegramForum``)."""
+    if config.chat_id < 0:
+        return TelegramForum(config, webhook_url)
+    return TelegramChat(config, webhook_url)
+
+
 class TelegramChat:
-    """One Telegram chat: a forum supergroup (a topic per number) or a private chat."""
+    """One Telegram chat: a private chat (a header per SMS, or a topic per number when the
+    bot has Threaded Mode on), or a group (see ``TelegramForum``)."""
 
     max_text = 4096
 
     def __init__(self, config: TelegramConfig, webhook_url: str | None) -> None:
         self.config = config
         self.name = config.name
-        self.threaded = config.threaded
         token = config.bot_token.get_secret_value()
         self._bot_id = token.partition(":")[0]
         self.hold_key = f"telegram:{self._bot_id}:{config.chat_id}"
@@ -89,6 +96,10 @@ class TelegramChat:
     def transport(self) -> str:
         return self._receiver.transport
 
+    @property
+    def threaded(self) -> bool:
+        return self._receiver.threaded
+
     async def start(self, on_message: OnChatMessage) -> None:
         await self._receiver.start(on_message)
 
@@ -117,10 +128,10 @@ class TelegramChat:
     def allows(self, user: ChatUser) -> bool:
         return user.id.isdigit() and int(user.id) in self.config.allowed_user_ids
 
-    def limits(self, message: bool) -> Sequence[tuple[str, Rate]]:
+    def limits(self, call: CallKind) -> Sequence[tuple[str, Rate]]:
         pacing = self.config.pacing
         overall = (f"telegram:{self._bot_id}", pacing.overall.rate())
-        if not message:
+        if call is not CallKind.MESSAGE:
             return (overall,)
         chat = (self.hold_key, pacing.chat.rate())
         if self._group:
@@ -133,16 +144,6 @@ class TelegramChat:
             lambda: self.bot.create_forum_topic(self.config.chat_id, name=title),
         )
         return str(topic.message_thread_id)
-
-    async def reopen_thread(self, thread_id: str) -> None:
-        try:
-            await call(
-                "reopenForumTopic",
-                lambda: self.bot.reopen_forum_topic(self.config.chat_id, int(thread_id)),
-            )
-        except Terminal as exc:
-            if "topic_not_modified" not in exc.reason.lower():
-                raise  # already open is fine: someone reopened it first
 
     async def rename_thread(self, thread_id: str, title: str) -> None:
         try:
@@ -221,3 +222,27 @@ class TelegramChat:
                 self.config.chat_id, int(message_id), ReactionTypeEmoji(STATUS_EMOJI[status])
             ),
         )
+
+
+class TelegramForum(TelegramChat):
+    """A group: a forum's topics, unlike a private chat's, can be closed and reopened."""
+
+    async def close_thread(self, thread_id: str) -> None:
+        await self._topic_state(
+            "closeForumTopic",
+            lambda: self.bot.close_forum_topic(self.config.chat_id, int(thread_id)),
+        )
+
+    async def reopen_thread(self, thread_id: str) -> None:
+        await self._topic_state(
+            "reopenForumTopic",
+            lambda: self.bot.reopen_forum_topic(self.config.chat_id, int(thread_id)),
+        )
+
+    @staticmethod
+    async def _topic_state(label: str, make: Callable[[], Awaitable[bool]]) -> None:
+        try:
+            await call(label, make)
+        except Terminal as exc:
+            if "topic_not_modified" not in exc.reason.lower():
+                raise  # already so is fine: a person did it first, or a retry after a lost answer

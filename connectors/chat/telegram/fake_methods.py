@@ -26,8 +26,9 @@ class FakeTelegramMethods(FakeTelegramHumans):
 
     async def _on_get_me(self, p: Params) -> Any:
         flags = ["can_read_all_group_messages", "supports_inline_queries", "has_main_web_app"]
-        flags += ["can_connect_to_business", "has_topics_enabled", "allows_users_to_create_topics"]
-        return {**self.bot_user(), "can_join_groups": True, **dict.fromkeys(flags, False)}
+        flags += ["can_connect_to_business", "allows_users_to_create_topics"]
+        me = {**self.bot_user(), "can_join_groups": True, **dict.fromkeys(flags, False)}
+        return {**me, "has_topics_enabled": self.has_topics_enabled}
 
     # -- sending ----------------------------------------------------------------------------
     async def _on_send_message(self, p: Params) -> Any:
@@ -101,14 +102,16 @@ class FakeTelegramMethods(FakeTelegramHumans):
         return True
 
     # -- forum topics -----------------------------------------------------------------------
-    def _forum(self, p: Params) -> Chat:
+    def _forum(self, p: Params, *, private: bool = True) -> Chat:
+        """The chat of a topic call: a forum supergroup, or (``private``: the methods whose
+        spec names "a private chat with a user") a private chat with Threaded Mode on."""
         chat = self._chat(p["chat_id"])
-        if not chat.is_forum:
+        if not (chat.is_forum or (private and self._has_topics(chat))):
             raise ApiError(400, "Bad Request: the chat is not a forum")
         return chat
 
-    def _topic(self, p: Params) -> tuple[Chat, Topic]:
-        chat = self._forum(p)
+    def _topic(self, p: Params, *, private: bool = True) -> tuple[Chat, Topic]:
+        chat = self._forum(p, private=private)
         topic = chat.topics.get(p["message_thread_id"])
         if topic is None or topic.deleted:
             raise ApiError(400, "Bad Request: TOPIC_ID_INVALID")
@@ -149,7 +152,8 @@ class FakeTelegramMethods(FakeTelegramHumans):
         return self._set_topic_closed(p, closed=False)
 
     def _set_topic_closed(self, p: Params, *, closed: bool) -> bool:
-        chat, topic = self._topic(p)
+        # closeForumTopic and reopenForumTopic are for forum supergroups only (Bot API 9.4).
+        chat, topic = self._topic(p, private=False)
         if self._toggle_topic(chat, topic, self.bot_user(), closed=closed) is None:
             raise ApiError(400, "Bad Request: TOPIC_NOT_MODIFIED")
         return True

@@ -33,6 +33,9 @@ class FakeTelegramState:
         self.bot_username = bot_username
         self.bot_first_name = "SMS Bridge"
         self.limits = limits
+        # The bot's Threaded Mode (@BotFather; getMe's has_topics_enabled, Bot API 9.3+):
+        # topics in its private chats, which it may create (9.4), edit and delete.
+        self.has_topics_enabled = False
         self._next_update_id = 1
         self._wakeup = asyncio.Event()
         self.reset()
@@ -65,10 +68,14 @@ class FakeTelegramState:
             raise ApiError(400, "Bad Request: chat not found")
         return chat
 
+    def _has_topics(self, chat: Chat) -> bool:
+        """A forum, or a private chat of a bot with Threaded Mode on."""
+        return chat.is_forum or (chat.type == "private" and self.has_topics_enabled)
+
     def _thread(self, chat: Chat, thread_id: int | None) -> Topic | None:
-        """The topic a bot call addresses; only live forum topics are threads one can use."""
+        """The topic a bot call addresses; only live topics are threads one can use."""
         topic = None if thread_id is None else chat.topics.get(thread_id)
-        if thread_id is not None and (topic is None or topic.deleted or not chat.is_forum):
+        if thread_id is not None and (topic is None or topic.deleted or not self._has_topics(chat)):
             raise ApiError(400, "Bad Request: message thread not found")
         return topic
 

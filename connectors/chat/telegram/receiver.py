@@ -60,14 +60,33 @@ class UpdateReceiver:
         self._connected = asyncio.Event()
         self._stopping = asyncio.Event()
         self._state: dict[str, object] = {"state": "starting", "last_error": None}
+        self._private_topics = False  # a private chat whose bot has Threaded Mode on (getMe)
 
     @property
     def transport(self) -> str:
         return "webhook" if self._webhook_url else "polling"
 
+    @property
+    def threaded(self) -> bool:
+        """Topics: in a forum (by the config), or in a private chat once getMe has said that
+        the bot has them (``has_topics_enabled``, Bot API 9.3+)."""
+        return self.config.threaded or self._private_topics
+
     async def start(self, on_message: OnChatMessage) -> None:
         self._on_message = on_message
+        if self._topics_unknown():
+            # Whether a private chat has topics decides how its first SMS is shown: ask now,
+            # once; if Telegram does not answer, the connector below keeps asking.
+            try:
+                await self._connect()
+                self._connected.set()
+                return
+            except (RateLimited, Retryable, Terminal) as exc:
+                self._down(exc)
         self._connector = asyncio.create_task(self._receive(), name=f"telegram:{self.name}")
+
+    def _topics_unknown(self) -> bool:
+        return self.config.chat_id > 0 and self.config.threads == "auto"
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -121,6 +140,8 @@ class UpdateReceiver:
 
     async def _connect(self) -> None:
         await call("getMe", self.bot.initialize)
+        if self._topics_unknown():
+            self._private_topics = bool(self.bot.bot.has_topics_enabled)
         if self._webhook_url is not None:
             await call(
                 "setWebhook",
@@ -208,7 +229,7 @@ class UpdateReceiver:
             message,
             chat=self.name,
             bot_id=self.bot.id,
-            threaded=self.config.threaded,
+            threaded=self.threaded,
             edited=update.edited_message is not None,
             event_id=str(update.update_id),
         )
