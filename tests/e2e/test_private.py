@@ -96,3 +96,53 @@ async def test_reply_to_our_post_without_a_stored_mapping_uses_its_header(
     harness.telegram.user_message(AGENT, AGENT, "still works", reply_to=post["message_id"])
     await harness.gateway.wait_for(lambda: len(harness.gateway.sent) == 1)
     assert harness.gateway.sent[0].recipients == "+15550005555"
+
+
+async def test_with_threaded_mode_each_number_gets_a_topic_in_the_private_chat(
+    start_bridge: Callable[..., Any],
+) -> None:
+    """Bot API 9.4: a bot with topics in private chats (getMe's has_topics_enabled) gives each
+    number a topic there, as in a forum, instead of a header on every SMS."""
+    harness: Harness = await start_bridge(chat={"chat_id": AGENT})
+    await harness.bridge.stop()
+    harness.telegram.has_topics_enabled = True  # the owner turned Threaded Mode on
+    harness = await start_bridge(chat={"chat_id": AGENT})
+    await harness.sms("Your parcel is here", alias="DHL")
+    await harness.sms("Call me back", number="+15550002222")
+    await harness.telegram.wait_for(lambda: len(texts(harness)) == 2)
+    first, second = harness.telegram.topics(AGENT)
+    assert (first.name, second.name) == ("DHL (+1 555-123-4567)", "+1 555-000-2222")
+    assert [m["text"] for m in harness.telegram.sent_messages(AGENT, first.thread_id)] == [
+        "Your parcel is here"
+    ]
+    assert [m["text"] for m in harness.telegram.sent_messages(AGENT, second.thread_id)] == [
+        "Call me back"
+    ]
+    # Answering is writing in the number's topic, no reply needed.
+    harness.telegram.user_message(AGENT, AGENT, "on my way", thread_id=second.thread_id)
+    await harness.gateway.wait_for(lambda: len(harness.gateway.sent) == 1)
+    assert harness.gateway.sent[0].recipients == "+15550002222"
+    assert harness.gateway.sent[0].message == "on my way"
+    await harness.sms("and another", alias="DHL")  # the same topic again
+    await harness.telegram.wait_for(lambda: len(texts(harness)) == 3)
+    assert len(harness.telegram.topics(AGENT)) == 2
+    ok, report = await harness.bridge.health()
+    assert ok and report["chats"]["support"]["threads"] is True  # type: ignore[index]
+
+
+async def test_without_threaded_mode_or_with_replies_configured_the_header_stays(
+    start_bridge: Callable[..., Any],
+) -> None:
+    harness: Harness = await start_bridge(chat={"chat_id": AGENT})
+    await harness.sms("no topics here")
+    await harness.telegram.wait_for(lambda: len(texts(harness)) == 1)
+    await harness.bridge.stop()
+    harness.telegram.has_topics_enabled = True
+    harness = await start_bridge(chat={"chat_id": AGENT, "threads": "replies"})
+    await harness.sms("nor here")
+    await harness.telegram.wait_for(lambda: len(texts(harness)) == 2)
+    assert texts(harness) == [
+        "📩 +1 555-123-4567\nno topics here",
+        "📩 +1 555-123-4567\nnor here",
+    ]
+    assert harness.telegram.topics(AGENT) == []
