@@ -1,4 +1,5 @@
-"""Where a chat's posts go: the number's own thread, or a route's fixed thread; each opened once.
+"""Where a chat's posts go: the number's own thread, or a route's fixed thread; each opened once,
+renamed, closed and reopened here.
 
 The chat's worker is the only one that opens threads in its chat (one instance of a
 deployment owns its posting), so what it has seen of the mapping is always current, and
@@ -10,9 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from bridge.ports import ChatPlatform, ManagesThreads
+from bridge.errors import ThreadGone
+from bridge.ports import ChatPlatform, ClosesThreads, ManagesThreads
 from bridge.render import thread_title
-from bridge.store.records import ChatJob
+from bridge.store.records import ChatJob, JobKind
 from bridge.store.sql import SqlStore
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,31 @@ class Placer:
             self._unsaved.add(job.conversation_id)
             log.info("%s: opened thread %s for %s", self.name, thread, number)
         self._remember(job, thread)
+        return thread
+
+    async def keep(self, job: ChatJob) -> str | None:
+        """A rename, close or reopen job: done to the number's thread where the platform can;
+        with no thread, or on a platform that cannot, there is nothing to do. The thread."""
+        thread = self.known(job)
+        if thread is None:
+            return None
+        try:
+            if job.kind is JobKind.RENAME and self.threads is not None:
+                # The title the alias calls for now: the newest alias wins.
+                number, alias = await self.who(job)
+                await self.pace()  # a renamed, closed or reopened topic shows a service message
+                await self.threads.rename_thread(thread, thread_title(number, alias))
+            elif job.kind in (JobKind.CLOSE, JobKind.REOPEN) and isinstance(
+                self.platform, ClosesThreads
+            ):
+                await self.pace()
+                if job.kind is JobKind.CLOSE:
+                    await self.platform.close_thread(thread)
+                else:
+                    await self.platform.reopen_thread(thread)
+        except ThreadGone:
+            # Deleted by a human: the next post opens a new thread, titled anew and open.
+            log.info("%s: thread %s is gone, nothing to %s", self.name, thread, job.kind)
         return thread
 
     def opened_for(self, job: ChatJob) -> bool:

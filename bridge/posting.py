@@ -29,12 +29,11 @@ from bridge.ports import (
     ChatPlatform,
     ClosesThreads,
     EditsMessages,
-    ManagesThreads,
     PostsFiles,
     PostsPrivately,
     ShowsStatus,
 )
-from bridge.render import attachment_line, status_notice, thread_title
+from bridge.render import attachment_line, status_notice
 from bridge.store.records import ChatJob, JobKind, PostDone
 from bridge.store.sql import SqlStore
 
@@ -207,14 +206,13 @@ class ChatWorker(Worker):
         if job.kind is JobKind.STATUS:
             await self._status(job)
             return
-        if job.kind is JobKind.RENAME:
-            await self._rename(job)
+        if job.kind in (JobKind.RENAME, JobKind.CLOSE, JobKind.REOPEN):
+            # Nothing posted: the thread is kept, whether or not there was one to change.
+            thread = await self.placer.keep(job)
+            await self._record.submit([PostDone(job, (), thread)])
             return
         if job.kind is JobKind.EDIT:
             await self._edit(job)
-            return
-        if job.kind in (JobKind.CLOSE, JobKind.REOPEN):
-            await self._close_or_reopen(job)
             return
         text = job.text or ""
         if job.private_to is not None and isinstance(self.platform, PostsPrivately):
@@ -271,35 +269,6 @@ class ChatWorker(Worker):
         """Record a post (and the number's thread it opened) in the next group commit."""
         await self._record.submit([PostDone(job, message_ids, thread, self.placer.opened_for(job))])
         self.placer.saved(job)
-
-    async def _rename(self, job: ChatJob) -> None:
-        """Give the number's thread the title its alias now calls for."""
-        thread = self.placer.known(job)
-        if thread is not None and isinstance(self.platform, ManagesThreads):
-            number, alias = await self.placer.who(job)
-            await self._pace(CallKind.MESSAGE)  # a renamed topic shows a service message
-            try:
-                await self.platform.rename_thread(thread, thread_title(number, alias))
-            except ThreadGone:
-                # Deleted by a human: the next post opens a new thread, with the new title.
-                log.info("%s: thread %s is gone, nothing to rename", self.name, thread)
-        await self._record.submit([PostDone(job, (), thread)])
-
-    async def _close_or_reopen(self, job: ChatJob) -> None:
-        """/close or /reopen: the number's thread here, where the platform can; elsewhere, or
-        with no thread yet, there is nothing to do."""
-        thread = self.placer.known(job)
-        if thread is not None and isinstance(self.platform, ClosesThreads):
-            await self._pace(CallKind.MESSAGE)  # a closed or reopened topic shows a service message
-            try:
-                if job.kind is JobKind.CLOSE:
-                    await self.platform.close_thread(thread)
-                else:
-                    await self.platform.reopen_thread(thread)
-            except ThreadGone:
-                # Deleted by a human: the next SMS opens a new thread, open.
-                log.info("%s: thread %s is gone, nothing to %s", self.name, thread, job.kind)
-        await self._record.submit([PostDone(job, (), thread)])
 
     async def _pace(self, call: CallKind) -> None:
         waited = await self.pacer.acquire(self.platform.limits(call), self._halted)
