@@ -418,3 +418,26 @@ async def test_topics_need_a_forum_and_latency_applies(fake: FakeTelegram, bot: 
 async def test_wait_for_explains_timeouts(fake: FakeTelegram) -> None:
     with pytest.raises(AssertionError, match="still false"):
         await fake.wait_for(lambda: fake.count("sendMessage") > 0, timeout=0.05)
+
+
+async def test_private_chat_topics_come_with_threaded_mode(fake: FakeTelegram, bot: Bot) -> None:
+    """Bot API 9.4: topics in a private chat once the bot has Threaded Mode (getMe says so);
+    closing and reopening stay forum-only."""
+    assert (await bot.get_me()).has_topics_enabled is False
+    with pytest.raises(BadRequest, match="The chat is not a forum"):
+        await bot.create_forum_topic(USER, "+1 555-123-4567")
+    with pytest.raises(BadRequest, match="Message thread not found"):
+        await bot.send_message(USER, "hi", message_thread_id=1)
+    fake.has_topics_enabled = True
+    assert (await bot.get_me()).has_topics_enabled is True
+    topic = await bot.create_forum_topic(USER, "+1 555-123-4567")
+    sent = await bot.send_message(USER, "hi", message_thread_id=topic.message_thread_id)
+    assert sent.is_topic_message and sent.message_thread_id == topic.message_thread_id
+    assert [t.name for t in fake.topics(USER)] == ["+1 555-123-4567"]
+    assert [m["text"] for m in fake.sent_messages(USER, topic.message_thread_id)] == ["hi"]
+    with pytest.raises(BadRequest, match="The chat is not a forum"):
+        await bot.close_forum_topic(USER, topic.message_thread_id)
+    assert await bot.edit_forum_topic(USER, topic.message_thread_id, name="Alice") is True
+    reply = fake.user_message(USER, USER, "hello", thread_id=topic.message_thread_id)
+    assert reply["is_topic_message"] and reply["message_thread_id"] == topic.message_thread_id
+    assert fake.violations == []

@@ -33,15 +33,15 @@ class FakeTelegramState:
         self.bot_username = bot_username
         self.bot_first_name = "SMS Bridge"
         self.limits = limits
-        # The bot's Threaded Mode (@BotFather; getMe's has_topics_enabled, Bot API 9.3+):
-        # topics in its private chats, which it may create (9.4), edit and delete.
-        self.has_topics_enabled = False
         self._next_update_id = 1
         self._wakeup = asyncio.Event()
         self.reset()
 
     def reset(self) -> None:
         """Forget chats, calls, updates, webhook and files; update ids keep increasing."""
+        # The bot's Threaded Mode (@BotFather; getMe's has_topics_enabled, Bot API 9.3+):
+        # topics in its private chats, which it may create (9.4), edit and delete.
+        self.has_topics_enabled = False
         self.calls: list[Call] = []
         self.violations: list[str] = []
         self.webhook: dict[str, Any] | None = None
