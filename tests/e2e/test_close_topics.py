@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from conftest import AGENT, CUSTOMER, GROUP, Harness
 
+from bridge.ports import ClosesThreads
 from bridge.store.records import JobKind
 from bridge.store.schema import chat_jobs
 from connectors.chat.telegram.fake import FakeTelegram
@@ -36,6 +37,7 @@ async def states(harness: Harness, kind: JobKind) -> list[str]:
 
 
 async def test_a_close_job_closes_the_topic_and_the_next_sms_reopens_it(harness: Harness) -> None:
+    assert isinstance(harness.bridge.chats["support"], ClosesThreads)  # a forum
     await harness.sms("first")
     await harness.telegram.wait_for(lambda: len(harness.posts()) == 1)
     [topic] = harness.topics()
@@ -88,6 +90,7 @@ async def test_private_chat_topics_cannot_be_closed_so_the_job_is_done(
 ) -> None:
     telegram.has_topics_enabled = True  # topics in the private chat, which only a forum closes
     harness: Harness = await start_bridge(chat={"chat_id": AGENT})
+    assert not isinstance(harness.bridge.chats["support"], ClosesThreads)
     await harness.sms("first")
     await telegram.wait_for(lambda: len(telegram.sent_messages(AGENT)) == 1)
     assert len(telegram.topics(AGENT)) == 1

@@ -21,7 +21,7 @@ from telegram.request import HTTPXRequest
 from bridge.errors import Terminal
 from bridge.models import ChatUser, Status, WebhookAnswer, WebhookDoc
 from bridge.pacing import Rate
-from bridge.ports import CallKind, OnChatMessage
+from bridge.ports import CallKind, ChatPlatform, OnChatMessage
 from bridge.tls import tls_context
 from connectors.chat.telegram.calls import call
 from connectors.chat.telegram.config import TelegramConfig
@@ -41,7 +41,7 @@ PHOTO_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
 PHOTO_MAX_BYTES = 10 * 1024 * 1024
 
 
-def create(config: TelegramConfig, webhook_url: str | None) -> TelegramChat:
+def create(config: TelegramConfig, webhook_url: str | None) -> ChatPlatform:
     """The chat for ``config``: only a group's topics can be closed (``TelegramForum``)."""
     if config.chat_id < 0:
         return TelegramForum(config, webhook_url)
