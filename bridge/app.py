@@ -127,6 +127,7 @@ class Bridge:
             region=self.config.default_region,
             history_limit=self.config.history_limit,
             forget_thread=self._forget_thread,
+            personal=frozenset(c.name for c in self.config.chats if c.personal),
         )
         for chat in self.chats.values():
             await chat.start(self._handler)

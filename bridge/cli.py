@@ -1,4 +1,4 @@
-"""``smsbridge run | check | route | demo | status | conversations | send``: the command line.
+"""``smsbridge run | check | route | demo | status | conversations | send | contacts``: the CLI.
 
 The operator commands live in bridge/commands/, one module each, registering their own
 arguments; this module parses and dispatches."""
@@ -203,9 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if given[:1] != ["run"]:
         # Not for `run`: the operator commands' modules (store reports, CSV) would stay in the
         # bridge's memory for nothing (0.6 MB, measured).
-        from bridge.commands import conversations, send, status
+        from bridge.commands import contacts, conversations, send, status
 
-        for command in (status, conversations, send):
+        for command in (status, conversations, send, contacts):
             command.add_parser(commands)
     args = parser.parse_args(given)
     return int(args.func(args))

@@ -28,6 +28,12 @@ class GatewayConfigBase(Strict):
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     type: str
+
+    @property
+    def personal(self) -> bool:
+        """One person's chat without threads: what they write outside an SMS is for us."""
+        return False
+
     receive: Literal["poll", "webhook", "both"] = "poll"
     poll_interval: float = Field(default=15.0, gt=0, le=86400)
     status_poll_interval: float = Field(default=60.0, gt=0, le=86400)
@@ -66,6 +72,11 @@ class ChatConfigBase(Strict):
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     type: str
+
+    @property
+    def personal(self) -> bool:
+        """One person's chat without threads: what they write outside an SMS is for us."""
+        return False
 
 
 def check_url_token(value: SecretStr | None) -> SecretStr | None:

@@ -168,6 +168,15 @@ class ChatUser:
     is_bot: bool = False
 
 
+# The bridge's commands (bridge/desk.py). Where a platform has no commands in threads (Slack),
+# its connector reads ``!word`` as ``/word`` for these words only, alone or (``ARGUMENTS``)
+# followed by their arguments: any other text with a leading ``!`` is a reply.
+COMMAND_WORDS = frozenset(
+    {"sms", "help", "name", "status", "history", "retry", "close", "reopen", "block", "unblock"}
+)
+COMMAND_ARGUMENTS = frozenset({"sms", "name"})
+
+
 @dataclass(frozen=True, slots=True)
 class ChatMessage:
     """A human message seen in a chat, translated from the platform's update."""

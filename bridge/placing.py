@@ -115,12 +115,14 @@ class Placer:
             self._unsaved.discard(job.conversation_id)
 
     async def who(self, job: ChatJob) -> tuple[str, str | None]:
-        """The job's number and its alias (joined in by the read; looked up if not)."""
+        """The job's number and the name its titles show: a person's, else the gateway's
+        alias (joined in by the read; looked up if not)."""
         if job.number is not None:
             return job.number, job.alias
         assert job.conversation_id is not None
         conversation = await self.store.threads.conversation_by_id(job.conversation_id)
-        return conversation.number, conversation.alias
+        contact = await self.store.contacts.get(conversation.number)
+        return conversation.number, contact.name or conversation.alias
 
     def forget(self, conversation_id: int) -> None:
         """The conversation's thread was deleted: its next post opens a new one."""

@@ -1,6 +1,6 @@
-"""What people write in chats: who may send, which number a message answers, the commands.
+"""What people write in chats: who may send, which number a message answers, what is refused.
 
-Where an answer goes (gateway, mirrors) is the router's to decide."""
+The commands are bridge/desk.py's; where an answer goes (gateway, mirrors) is the router's."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from bridge import desk
 from bridge.errors import DeliveryError
 from bridge.lifecycle import STOP_GRACE, settle
 from bridge.models import ChatMessage, Conversation
-from bridge.phone import InvalidNumber, is_dialable, parse_dialable, pretty
-from bridge.ports import ChatPlatform, HasHistory, SmsGateway, threaded
+from bridge.phone import is_dialable, pretty
+from bridge.ports import ChatPlatform, HasHistory, PostsPrivately, SmsGateway, threaded
 from bridge.render import history_text, split_text
 from bridge.router import Router
 from bridge.store.records import Notice
@@ -24,7 +25,6 @@ from bridge.store.sql import SqlStore
 log = logging.getLogger(__name__)
 
 _COMMAND = re.compile(r"^/([A-Za-z_]+)(?:@\S+)?(?:\s+(.*))?$", re.DOTALL)
-_NUMBER_TOKEN = re.compile(r"^[+()\d][\d\-().]*$")
 
 REFUSED = "⛔ You are not allowed to send SMS from this chat. Nothing was sent."
 NOT_TEXT = "Only text can be sent as SMS; this message was not sent."
@@ -37,28 +37,11 @@ GATHERING = (
     "This thread gathers SMS from several numbers, so a message here goes to nobody. To answer "
     "one, reply to it, or send /sms <number> <text>. Nothing was sent."
 )
+UNANCHORED = (
+    "💬 Nothing was sent: to answer by SMS, reply to the SMS, or send /sms <number> <text>."
+)
 NOTE_PREFIX = "note:"  # an internal note in a number's thread: never sent
-HELP_THREADED = (
-    "Each phone number has its own topic; what you write there is sent to it by SMS.\n"
-    "/sms <number> <text> — text a number (starts its topic)\n"
-    "/history — the number's earlier messages at the gateway (inside its topic)"
-)
-HELP_PLAIN = (
-    "Reply to a bridged message to answer that number by SMS.\n"
-    "/sms <number> <text> — text a number\n"
-    "/history — reply with it to a bridged message to see earlier messages"
-)
-
-
-def split_number(args: str) -> tuple[str, str]:
-    """``"+1 555 123 4567 hello"`` -> (``"+1 555 123 4567"``, ``"hello"``)."""
-    tokens = args.split(" ")
-    taken = 0
-    while taken < len(tokens) and _NUMBER_TOKEN.match(tokens[taken]):
-        taken += 1
-    if taken == 0 and tokens:
-        taken = 1  # not number-like: let the parser say why
-    return " ".join(tokens[:taken]), " ".join(tokens[taken:]).strip()
+DONE = "✔ Done."  # the private answer to a command that the thread is told of
 
 
 class ChatHandler:
@@ -74,6 +57,7 @@ class ChatHandler:
         region: str | None = None,
         history_limit: int = 50,
         forget_thread: Callable[[str, int], None] = lambda _chat, _conversation: None,
+        personal: frozenset[str] = frozenset(),
     ) -> None:
         self.router = router
         self.region = region  # how numbers without a country code are read
@@ -82,6 +66,7 @@ class ChatHandler:
         self.gateways = gateways
         self.chats = chats
         self.forget_thread = forget_thread  # tells the chat's worker a thread was deleted
+        self.personal = personal  # chats with one person and no threads (a private chat)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def __call__(self, msg: ChatMessage) -> None:
@@ -100,9 +85,8 @@ class ChatHandler:
         text = (msg.text or "").strip()
         command = _COMMAND.match(text) if text.startswith("/") else None
         if command is not None:
-            await self._command(
-                msg, platform, conversation, command.group(1).lower(), command.group(2) or ""
-            )
+            call = desk.Call(msg, platform, conversation, command.group(2) or "")
+            await desk.dispatch(self, call, command.group(1).lower())
             return
         if text[: len(NOTE_PREFIX)].lower() == NOTE_PREFIX:
             return  # the team talking among themselves
@@ -111,17 +95,23 @@ class ChatHandler:
                 msg.chat, msg.thread_id
             ):
                 await self._reply(msg, GATHERING)
+            elif msg.chat in self.personal and not threaded(platform):
+                await self._reply(msg, UNANCHORED)  # only one person writes here: say how
             return  # otherwise chatter outside any number's thread
         if not platform.allows(msg.user):
-            await self._reply(msg, REFUSED, private=True)
+            await self.refuse(msg)
             return
         if not await self.router.may_answer(msg, conversation):
             await self._reply(msg, ALERTS_ONLY)
             return
         if msg.has_media or not text:
-            await self._reply(msg, NOT_TEXT)
+            await self._media(msg)
             return
         await self._send(msg, conversation.gateway, conversation.number, text, echo=False)
+
+    async def _media(self, msg: ChatMessage) -> None:
+        """A file, or nothing that is text: SMS carry text only."""
+        await self._reply(msg, NOT_TEXT)
 
     async def _deleted(self, msg: ChatMessage) -> None:
         """A thread's first message deleted retires the thread; a sent reply cannot be undone."""
@@ -143,44 +133,6 @@ class ChatHandler:
             await self.store.jobs.add_notices(
                 [notice], dedupe=(f"notice:{msg.chat}", f"delete:{msg.message_id}")
             )
-
-    async def _command(
-        self,
-        msg: ChatMessage,
-        platform: ChatPlatform,
-        conversation: Conversation | None,
-        name: str,
-        args: str,
-    ) -> None:
-        if name in ("help", "start"):
-            await self._reply(msg, HELP_THREADED if threaded(platform) else HELP_PLAIN)
-            return
-        if name not in ("sms", "history"):
-            return  # other bots' commands are none of our business
-        if not platform.allows(msg.user):
-            await self._reply(msg, REFUSED, private=True)
-            return
-        if name == "history":
-            if conversation is None:
-                where = "inside a number's topic" if threaded(platform) else "as a reply to an SMS"
-                await self._reply(msg, f"Use /history {where}.")
-                return
-            self._spawn(self._history(msg, conversation))
-            return
-        raw_number, body = split_number(args.strip())
-        if not raw_number or not body:
-            await self._reply(msg, "Usage: /sms <number> <text>")
-            return
-        try:
-            number = parse_dialable(raw_number, self.region)
-        except InvalidNumber as exc:
-            await self._reply(msg, f"Cannot send: {exc}.")
-            return
-        gateway = self.router.default_gateway(msg.chat)
-        if gateway is None:
-            await self._reply(msg, "No gateway is routed to this chat; nothing was sent.")
-            return
-        await self._send(msg, gateway, number, body, echo=True)
 
     async def _send(
         self, msg: ChatMessage, gateway: str, number: str, text: str, *, echo: bool
@@ -226,16 +178,41 @@ class ChatHandler:
     async def _reply(
         self, msg: ChatMessage, text: str, key: str | None = None, *, private: bool = False
     ) -> None:
-        notice = Notice(
+        notice = self._notice(msg, text, private=private)
+        dedupe = (f"notice:{msg.chat}", key) if key else self.key(msg)
+        await self.store.jobs.add_notices([notice], dedupe=dedupe)
+
+    def _notice(self, msg: ChatMessage, text: str, *, private: bool) -> Notice:
+        return Notice(
             msg.chat,
             text,
             thread_id=msg.thread_id,
             reply_to=msg.message_id,
             private_to=msg.user.id if private or msg.private else None,
         )
-        await self.store.jobs.add_notices(
-            [notice], dedupe=(f"notice:{msg.chat}", key or msg.message_id)
-        )
+
+    async def answer(self, msg: ChatMessage, text: str) -> None:
+        """A command's answer: to its author alone where the platform can."""
+        await self._reply(msg, text, private=True)
+
+    async def refuse(self, msg: ChatMessage) -> None:
+        await self._reply(msg, REFUSED, private=True)
+
+    async def announce(self, call: desk.Call, text: str) -> None:
+        """A command changed what the whole team sees: the thread is told."""
+        await self.store.jobs.add_notices(self.announcement(call, text), dedupe=self.key(call.msg))
+
+    def announcement(self, call: desk.Call, text: str) -> list[Notice]:
+        """``text`` for the thread; where answers are private, its author also gets one."""
+        notices = [self._notice(call.msg, text, private=False)]
+        if isinstance(call.platform, PostsPrivately):
+            notices.insert(0, self._notice(call.msg, DONE, private=True))
+        return notices
+
+    @staticmethod
+    def key(msg: ChatMessage) -> tuple[str, str]:
+        """What makes a message's answer one: a redelivered message gets none again."""
+        return (f"notice:{msg.chat}", msg.message_id)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         # A gateway call must not hold up the chat's update loop; the task is kept so that

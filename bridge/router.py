@@ -4,7 +4,7 @@ its number's gateway with the mirrors that show it. Built from ``Routes``, not t
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from bridge import storable
@@ -46,11 +46,15 @@ class Router:
         self.clock = clock  # a route's `hours` are read on it (tests move it)
         # Concurrent webhooks share a transaction; each is answered once it has committed.
         self.batcher: GroupCommit[IngestItem, int | None] = GroupCommit(store.inbound.ingest)
+        self._fixed_threads = any(rule.thread is not None for rule in routes.rules)
 
     # Inbound ---------------------------------------------------------------------------------
 
-    def deliveries(self, sms: InboundSms) -> tuple[Delivery, ...]:
-        """The posts each chat its routes choose gets for ``sms``, rendered once, here."""
+    def deliveries(
+        self, sms: InboundSms, names: Mapping[str, str] | None = None
+    ) -> tuple[Delivery, ...]:
+        """The posts each chat its routes choose gets for ``sms``, rendered once, here;
+        ``names`` people gave numbers win over the gateway's alias in headers."""
         decision = self.routes.evaluate(
             sms.gateway, sms.sender, sms.text, at=self.clock(), device=sms.device, sim=sms.sim
         )
@@ -75,7 +79,8 @@ class Router:
                 text = "" if sms.attachments else "(empty message)"
             if not threaded(platform) or delivery.thread is not None:
                 # Outside the number's own thread, each post says who sent it.
-                text = f"{inbound_header(sms.sender, sms.alias)}\n{text}".rstrip("\n")
+                shown = (names or {}).get(sms.sender) or sms.alias
+                text = f"{inbound_header(sms.sender, shown)}\n{text}".rstrip("\n")
             parts = tuple(split_text(text, platform.max_text)) if text else ()
             result.append(
                 Delivery(
@@ -89,9 +94,23 @@ class Router:
             )
         return tuple(result)
 
-    def _item(self, sms: InboundSms, event: tuple[str, str] | None = None) -> IngestItem:
+    def _item(
+        self,
+        sms: InboundSms,
+        names: Mapping[str, str],
+        event: tuple[str, str] | None = None,
+    ) -> IngestItem:
         fit = storable.inbound(sms)
-        return IngestItem(fit, self.deliveries(fit), event)
+        return IngestItem(fit, self.deliveries(fit, names), event)
+
+    async def _names(self, messages: Sequence[InboundSms]) -> Mapping[str, str]:
+        """The names of a batch's senders: one read, and none where no post has a header."""
+        # Only a post with a header shows a name (a chat without threads, a route's fixed
+        # thread); a chat's threads are known once it started (Telegram private chats).
+        headers = self._fixed_threads or not all(threaded(c) for c in self.chats.values())
+        if not headers or not messages:
+            return {}
+        return await self.store.contacts.names({sms.sender for sms in messages})
 
     async def ingest(
         self,
@@ -119,12 +138,14 @@ class Router:
             event = (f"webhook:{gateway}", event_id) if event_id else None
         new = 0
         if polled:
-            items = [self._item(sms) for sms in events.inbound if self._sender_ok(sms)]
+            names = await self._names(events.inbound)
+            items = [self._item(sms, names) for sms in events.inbound if self._sender_ok(sms)]
             if items or cursor is not None:
                 new = self._count(gateway, source, await self.store.inbound.ingest(items, cursor))
         elif events.inbound:
+            names = await self._names(events.inbound)
             items = [
-                self._item(sms, event if index == 0 else None)
+                self._item(sms, names, event if index == 0 else None)
                 for index, sms in enumerate(events.inbound)
             ]
             new = self._count(gateway, source, await self.batcher.submit(items))
@@ -212,14 +233,28 @@ class Router:
         return await self.store.threads.conversation(gateway, number)
 
     async def send(
-        self, msg: ChatMessage, gateway: str, number: str, text: str, *, echo: bool
+        self,
+        msg: ChatMessage,
+        gateway: str,
+        number: str,
+        text: str,
+        *,
+        echo: bool,
+        retry_of: int | None = None,
     ) -> int | None:
         """Queue ``text`` to ``number`` through ``gateway``; the outbox id, or None if the chat
         message was queued before. The number's thread in every other chat that mirrors the
-        gateway shows it too, and who sent it from where (``echo``: this chat's as well)."""
+        gateway shows it too, and who sent it from where (``echo``: this chat's as well).
+
+        ``retry_of`` (/retry) names the failed SMS this one resends: it is the origin, once
+        per failed SMS whatever the command's message, and this chat shows it as an echo."""
         platform = self.chats[msg.chat]
         echoes: list[tuple[str, str]] = []
-        if echo and threaded(platform):
+        if retry_of is not None:
+            to = None if threaded(platform) else number
+            shown = outbound_echo(f"{msg.user.name} (retry)", text, platform.max_text, to=to)
+            echoes.append((msg.chat, shown))
+        elif echo and threaded(platform):
             echoes.append((msg.chat, outbound_echo(msg.user.name, text, platform.max_text)))
         for other in self.routes.mirrors_for(gateway):
             if other != msg.chat:
@@ -236,10 +271,13 @@ class Router:
             number=number,
             text=text,
             origin_chat=msg.chat,
-            origin_message_id=msg.message_id,
+            origin_message_id=msg.message_id if retry_of is None else f"retry:{retry_of}",
             origin_thread_id=msg.thread_id,
-            mirrored=not msg.private,  # what only its author saw shows no status
             author=msg.user.name,
+            # What only its author saw shows no status; nor does a retry's origin, which is
+            # no chat message (its echo shows it).
+            mirrored=not msg.private and retry_of is None,
+            purpose="reply" if retry_of is None else "retry",
         )
         # The platform's delivery id (Slack's event_id, Telegram's update_id) is recorded in
         # the SMS's own transaction: a redelivery is dropped by it as well as by the chat

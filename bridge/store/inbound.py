@@ -90,6 +90,10 @@ class Inbound:
             sms = items[index].sms
             # pop: the same SMS twice in one batch is new only the first time
             results[index] = new_ids.pop((sms.gateway, sms.provider_id), None)
+        # A new SMS reopens its number's closed threads (a redelivered one does not).
+        await self.threads.reopen_in(
+            tx, {conversation_ids[i] for i in live if results[i] is not None}
+        )
         files = await self._store_attachments(tx, items, results, stamp)
         jobs: list[dict[str, object]] = []
         for index in live:

@@ -11,7 +11,7 @@ from bridge.models import Status
 from bridge.store.base import Shared, Tx, now
 from bridge.store.cursors import Cursors
 from bridge.store.records import ChatJob, JobKind, Notice, PostDone
-from bridge.store.schema import chat_jobs, chat_messages, conversations, named_threads
+from bridge.store.schema import chat_jobs, chat_messages, contacts, conversations, named_threads
 from bridge.store.schema import threads as thread_rows
 from bridge.store.threads import Threads
 
@@ -41,6 +41,20 @@ def job_of(row: Any) -> ChatJob:
     )
 
 
+def notice_row(notice: Notice) -> dict[str, object]:
+    """The chat job that posts a notice."""
+    return {
+        "chat": notice.chat,
+        "kind": JobKind.NOTICE.value,
+        "conversation_id": notice.conversation_id,
+        "text": notice.text,
+        "thread_id": notice.thread_id,
+        "message_id": notice.reply_to,
+        "private_to": notice.private_to,
+        "fixed_thread": notice.fixed_thread,
+    }
+
+
 class Jobs:
     """Each chat's queue of posts, edits and reactions, and the chat messages they made."""
 
@@ -60,11 +74,13 @@ class Jobs:
             sa.select(
                 chat_jobs,
                 conversations.c.number,
-                conversations.c.alias,
+                # The name a person gave the number wins over the gateway's alias.
+                sa.func.coalesce(contacts.c.name, conversations.c.alias).label("alias"),
                 thread_rows.c.thread_id.label("known_thread"),
                 named_threads.c.thread_id.label("named_thread"),
             )
             .outerjoin(conversations, conversations.c.id == chat_jobs.c.conversation_id)
+            .outerjoin(contacts, contacts.c.number == conversations.c.number)
             .outerjoin(
                 thread_rows,
                 (thread_rows.c.conversation_id == chat_jobs.c.conversation_id)
@@ -99,21 +115,7 @@ class Jobs:
                 return False
             if cursor is not None:
                 await self.cursors.set_in(tx, *cursor)
-            await tx.add_jobs(
-                [
-                    {
-                        "chat": n.chat,
-                        "kind": JobKind.NOTICE.value,
-                        "conversation_id": n.conversation_id,
-                        "text": n.text,
-                        "thread_id": n.thread_id,
-                        "message_id": n.reply_to,
-                        "private_to": n.private_to,
-                        "fixed_thread": n.fixed_thread,
-                    }
-                    for n in notices
-                ]
-            )
+            await tx.add_jobs([notice_row(n) for n in notices])
         return True
 
     async def complete_post(

@@ -59,6 +59,7 @@ class Outbound:
                         origin_chat=request.origin_chat,
                         origin_message_id=request.origin_message_id,
                         author=request.author[:255],
+                        purpose=request.purpose,
                         status=Status.PENDING.value,
                         next_attempt_at=stamp,
                         created_at=stamp,

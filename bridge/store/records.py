@@ -14,7 +14,7 @@ class JobKind(enum.StrEnum):
     ECHO = "echo"  # an SMS sent from elsewhere, shown in the number's thread
     NOTICE = "notice"  # a short bridge message (refusal, failure reason, history)
     STATUS = "status"  # show an outbound SMS's status on one of its chat messages
-    RENAME = "rename"  # retitle the number's thread: the gateway told us a new alias
+    RENAME = "rename"  # retitle the number's thread: a new name (/name) or gateway alias
     EDIT = "edit"  # show on an earlier post that the same SMS came again (a route's collapse)
     CLOSE = "close"  # /close: close the number's thread where the platform can
     REOPEN = "reopen"  # /reopen, or an SMS into a closed thread
@@ -55,6 +55,7 @@ class OutboundRequest:
     # The origin is a chat message that shows the SMS's status; False for SMS from no chat
     # (`smsbridge send`), whose origin_chat names no chat a worker posts in.
     mirrored: bool = True
+    purpose: str = "reply"  # 'retry': /retry resending a failed SMS
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,7 @@ class ChatJob:
     next_attempt_at: float
     # Fetched with the job, so posting needs no further reads:
     number: str | None = None
-    alias: str | None = None
+    alias: str | None = None  # the name shown: a person's (contacts), else the gateway's
     known_thread: str | None = None  # the conversation's thread in this chat, if it has one
     attachment_id: int | None = None
     private_to: str | None = None

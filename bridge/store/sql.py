@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from bridge.store.base import Shared, Wake, now
 from bridge.store.contacts import Contacts
 from bridge.store.cursors import Cursors
+from bridge.store.desk import Desk
 from bridge.store.engine import Database
 from bridge.store.inbound import Inbound
 from bridge.store.jobs import Jobs
@@ -30,6 +31,7 @@ class SqlStore:
         self.cursors = Cursors(shared)
         self.threads = Threads(shared)
         self.contacts = Contacts(shared)
+        self.desk = Desk(shared, self.contacts, self.cursors)
         self.inbound = Inbound(shared, self.threads, self.cursors)
         self.outbound = Outbound(shared, self.threads, self.cursors)
         self.jobs = Jobs(shared, self.threads, self.cursors)

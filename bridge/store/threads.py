@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from bridge.models import Conversation
 from bridge.store.base import Shared, Tx, now
 from bridge.store.records import JobKind
-from bridge.store.schema import chat_messages, conversations, named_threads, threads
+from bridge.store.schema import chat_messages, contacts, conversations, named_threads, threads
 
 
 def conversation_of(row: Any) -> Conversation:
@@ -82,11 +82,30 @@ class Threads:
             await tx.conn.execute(
                 conversations.update().where(conversations.c.id == cached.id).values(**changes)
             )
-            if "alias" in changes:
+            if "alias" in changes and not await self._has_name(tx, number):
                 await self._queue_renames(tx, cached.id)
             cached = dataclasses.replace(cached, **changes)
         tx.learned[key] = cached
         return cached
+
+    async def _has_name(self, tx: Tx, number: str) -> bool:
+        """A person named the number: its titles show that name, whatever the gateway says."""
+        named = sa.select(contacts.c.name).where(
+            contacts.c.number == number, contacts.c.name.is_not(None)
+        )
+        return (await tx.conn.execute(named)).first() is not None
+
+    async def reopen_in(self, tx: Tx, conversation_ids: set[int]) -> None:
+        """An SMS came in: its number's closed threads are open again (a closed topic is
+        reopened by the post that finds it closed)."""
+        if not conversation_ids:
+            return
+        await tx.conn.execute(
+            threads.update()
+            .where(threads.c.conversation_id.in_(sorted(conversation_ids)))
+            .where(threads.c.closed_at.is_not(None))
+            .values(closed_at=None)
+        )
 
     async def _queue_renames(self, tx: Tx, conversation_id: int) -> None:
         """Retitle every thread the number has, in the transaction that learned its alias.

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.models import ChatMessage, ChatUser, WebhookDoc
+from bridge.models import COMMAND_ARGUMENTS, COMMAND_WORDS, ChatMessage, ChatUser, WebhookDoc
 from bridge.openapi import TEXT, header_scheme, obj
 
 # Subtypes that are a person writing: plain, "also send to channel", and with files.
@@ -47,6 +47,23 @@ def plain_text(text: str) -> str:
 def escape(text: str) -> str:
     """Text for Slack: the three characters its markup reserves, escaped as it asks."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def as_command(text: str, me: Identity) -> str:
+    """Slack has no slash commands in threads: ``!close`` and a mention of the bot at the start
+    (``@SMS close``) are the core's ``/close``. ``!`` with any other word is a plain text."""
+    mention = re.match(rf"<@{re.escape(me.user_id)}(?:\|[^<>]*)?>", text)
+    if mention is not None:
+        rest = plain_text(text[mention.end() :]).strip()
+        return f"/{rest}" if rest else "/help"
+    plain = plain_text(text)
+    if not plain.startswith("!"):
+        return plain
+    word, _, args = plain[1:].partition(" ")
+    word = word.lower()
+    if word in COMMAND_WORDS and (not args.strip() or word in COMMAND_ARGUMENTS):
+        return f"/{plain[1:]}"
+    return plain
 
 
 def _thread_of(message: dict[str, Any]) -> str | None:
@@ -138,7 +155,7 @@ def message(body: dict[str, Any], channel: str, chat: str, me: Identity) -> Chat
         thread_id=_thread_of(source),
         reply_to=None,
         user=ChatUser(who, who, is_bot),
-        text=plain_text(text) if isinstance(text, str) and text else None,
+        text=as_command(text, me) if isinstance(text, str) and text else None,
         edited=edited,
         has_media=bool(files),
         event_id=event_id if isinstance(event_id, str) else None,

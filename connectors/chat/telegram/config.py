@@ -69,6 +69,11 @@ class TelegramConfig(ChatConfigBase):
     def threaded(self) -> bool:
         return self.threads == "topics" or (self.threads == "auto" and self.chat_id < 0)
 
+    @property
+    def personal(self) -> bool:
+        """A private chat (a positive chat id is a person's) without topics."""
+        return self.chat_id > 0 and not self.threaded
+
 
 def check_configs(configs: list[TelegramConfig]) -> list[tuple[int, str]]:
     """One bot per chat: Telegram gives a bot one update stream (one getUpdates, one webhook)."""
