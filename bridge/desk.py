@@ -161,7 +161,8 @@ async def _close(handler: ChatHandler, call: Call, closed: bool) -> None:
     )
     if done is None:
         await handler.answer(call.msg, f"{pretty(call.conversation.number)} has no thread here.")
-    elif not done:
+    elif not done and (not closed or isinstance(call.platform, PostsPrivately)):
+        # (A closed topic takes no post: Telegram's own service message says it is closed.)
         await handler.answer(call.msg, f"This {where(call.platform)} is {what} already.")
 
 
@@ -193,9 +194,7 @@ async def _retry(handler: ChatHandler, call: Call) -> None:
     assert call.conversation is not None
     failed = await handler.store.desk.last_failed(call.conversation.id)
     if failed is None:
-        await handler.answer(
-            call.msg, "Nothing to retry: the last SMS to this number did not fail."
-        )
+        await handler.answer(call.msg, "Nothing to retry: no SMS to this number failed.")
         return
     queued = await handler.router.send(
         call.msg, failed.gateway, failed.to, failed.text, echo=False, retry_of=failed.id

@@ -149,19 +149,20 @@ class Desk:
         return True
 
     async def last_failed(self, conversation_id: int) -> Outbox | None:
-        """The conversation's newest SMS out, if it failed (an older failure is history)."""
+        """The conversation's newest SMS out that failed, if any."""
         async with self.shared.read() as conn:
             row = (
                 await conn.execute(
                     sa.select(outbox)
-                    .where(outbox.c.conversation_id == conversation_id)
+                    .where(
+                        outbox.c.conversation_id == conversation_id,
+                        outbox.c.status == Status.FAILED.value,
+                    )
                     .order_by(outbox.c.id.desc())
                     .limit(1)
                 )
             ).first()
-        if row is None or row.status != Status.FAILED.value:
-            return None
-        return outbox_of(row)
+        return None if row is None else outbox_of(row)
 
     async def card(self, conversation: Conversation, chat: str) -> Card:
         """What /status shows: a handful of indexed reads, one transaction."""

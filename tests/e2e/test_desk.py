@@ -114,14 +114,23 @@ async def test_close_and_reopen_and_an_sms_reopens(harness: Harness) -> None:
     assert [r.closed_at is not None for r in await rows(harness, closed)] == [True]
     kinds = sa.select(chat_jobs.c.kind).where(chat_jobs.c.kind.in_(["close", "reopen"]))
     assert [r.kind for r in await rows(harness, kinds)] == ["close"]
-    assert await command(harness, "/close", thread) == "This topic is closed already."
+    await harness.telegram.wait_for(lambda: harness.topics()[0].closed)
+    # Closed again: a closed topic takes no answer (the service message says it all).
+    posts = len(harness.posts())
+    harness.telegram.user_message(GROUP, AGENT, "/close", thread_id=thread)
+    await harness.settled()
+    assert len(harness.posts()) == posts
+    assert harness.telegram.count("sendMessage", 400) == 0
 
     await harness.sms("still there?")  # reopens it: the SMS shows in the same topic
     await harness.telegram.wait_for(lambda: "still there?" in harness.posts(thread_id=thread))
+    assert not harness.topics()[0].closed
     assert [r.closed_at for r in await rows(harness, closed)] == [None]
     assert await command(harness, "/reopen", thread) == "This topic is reopened already."
     await command(harness, "/close", thread)
+    await harness.telegram.wait_for(lambda: harness.topics()[0].closed)
     assert await command(harness, "/reopen", thread) == "🔓 Alice reopened this topic."
+    assert not harness.topics()[0].closed
     assert [r.kind for r in await rows(harness, kinds)] == ["close", "close", "reopen"]
 
 
@@ -161,14 +170,16 @@ async def test_status_shows_the_number_at_a_glance(harness: Harness) -> None:
 async def test_retry_resends_the_last_failed_sms_exactly_once(harness: Harness) -> None:
     thread = await topic_for(harness)
     assert await command(harness, "/retry", thread) == (
-        "Nothing to retry: the last SMS to this number did not fail."
+        "Nothing to retry: no SMS to this number failed."
     )
     harness.telegram.user_message(GROUP, AGENT, "Your parcel", thread_id=thread)
     await harness.gateway.wait_for(lambda: len(harness.gateway.sent) == 1)
     await harness.gateway.deliver_status_v2(
         harness.signed_hook, harness.gateway.sent[0].guid, "sms.failed", reason="Busy"
     )
-    await harness.telegram.wait_for(lambda: any("Busy" in p for p in harness.posts(thread_id=thread)))
+    await harness.telegram.wait_for(
+        lambda: any("Busy" in p for p in harness.posts(thread_id=thread))
+    )
     assert await command(harness, "/retry", thread) == "🔁 Sending again: “Your parcel”"
     assert await command(harness, "/retry", thread) == (
         "That failed SMS was retried already; nothing was sent."
