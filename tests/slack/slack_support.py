@@ -97,9 +97,9 @@ class SlackHarness:
         )
         await self.bridge.router.ingest("office", WebhookEvents(inbound=(mms,)))
 
-    async def thread_for(self, text: str = "hi", number: str = "+15551234567") -> str:
+    async def thread_for(self, text: str = "hi", number: str = "+15551234567", **kw: Any) -> str:
         """The number's thread, once its SMS shows in it (as a person would see it)."""
-        await self.sms(text, number=number)
+        await self.sms(text, number=number, **kw)
         await self.slack.wait_for(lambda: any(text in self.thread(p["ts"]) for p in self.parents()))
         await self.harness.idle()
         return next(p["ts"] for p in self.parents() if text in self.thread(p["ts"]))
