@@ -14,6 +14,7 @@ from typing import Any
 from bridge.errors import DeliveryError
 from bridge.lifecycle import STOP_GRACE, settle
 from bridge.models import ChatMessage, Conversation
+from bridge.outgoing_media import OutgoingMedia
 from bridge.phone import InvalidNumber, is_dialable, parse_dialable, pretty
 from bridge.ports import ChatPlatform, HasHistory, SmsGateway
 from bridge.render import history_text, split_text
@@ -74,6 +75,7 @@ class ChatHandler:
         region: str | None = None,
         history_limit: int = 50,
         forget_thread: Callable[[str, int], None] = lambda _chat, _conversation: None,
+        public_url: str | None = None,
     ) -> None:
         self.router = router
         self.region = region  # how numbers without a country code are read
@@ -83,6 +85,7 @@ class ChatHandler:
         self.chats = chats
         self.forget_thread = forget_thread  # tells the chat's worker a thread was deleted
         self._tasks: set[asyncio.Task[None]] = set()
+        self.media = OutgoingMedia(router, store, gateways, chats, public_url)
 
     async def __call__(self, msg: ChatMessage) -> None:
         if msg.user.is_bot:
@@ -119,7 +122,9 @@ class ChatHandler:
             await self._reply(msg, ALERTS_ONLY)
             return
         if msg.has_media or not text:
-            await self._reply(msg, NOT_TEXT)
+            refusal = await self.media.send(msg, conversation, text) if msg.files else NOT_TEXT
+            if refusal is not None:
+                await self._reply(msg, refusal)
             return
         await self._send(msg, conversation.gateway, conversation.number, text, echo=False)
 

@@ -16,6 +16,7 @@ from bridge.phone import is_sender
 from bridge.ports import ChatPlatform
 from bridge.render import inbound_header, number_from_title, outbound_echo, split_text
 from bridge.rules import Routes
+from bridge.store.media import MediaFile
 from bridge.store.records import Delivery, IngestItem, OutboundRequest
 from bridge.store.sql import SqlStore
 
@@ -212,21 +213,30 @@ class Router:
         return await self.store.threads.conversation(gateway, number)
 
     async def send(
-        self, msg: ChatMessage, gateway: str, number: str, text: str, *, echo: bool
+        self,
+        msg: ChatMessage,
+        gateway: str,
+        number: str,
+        text: str,
+        *,
+        echo: bool,
+        media: tuple[MediaFile, ...] = (),
     ) -> int | None:
         """Queue ``text`` to ``number`` through ``gateway``; the outbox id, or None if the chat
         message was queued before. The number's thread in every other chat that mirrors the
         gateway shows it too, and who sent it from where (``echo``: this chat's as well)."""
         platform = self.chats[msg.chat]
+        # Mirrors show what went with it by name: the files themselves stay in their chat.
+        shown_text = "\n".join([text, *(f"📎 {f.name or f.content_type}" for f in media)]).strip()
         echoes: list[tuple[str, str]] = []
         if echo and platform.threaded:
-            echoes.append((msg.chat, outbound_echo(msg.user.name, text, platform.max_text)))
+            echoes.append((msg.chat, outbound_echo(msg.user.name, shown_text, platform.max_text)))
         for other in self.routes.mirrors_for(gateway):
             if other != msg.chat:
                 mirror = self.chats[other]
                 shown = outbound_echo(
                     f"{msg.user.name} via {msg.chat}",
-                    text,
+                    shown_text,
                     mirror.max_text,
                     to=None if mirror.threaded else number,
                 )
@@ -239,6 +249,7 @@ class Router:
             origin_message_id=msg.message_id,
             origin_thread_id=msg.thread_id,
             author=msg.user.name,
+            media=media,
         )
         # The platform's delivery id (Slack's event_id, Telegram's update_id) is recorded in
         # the SMS's own transaction: a redelivery is dropped by it as well as by the chat

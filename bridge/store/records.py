@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass
 
 from bridge.models import InboundSms, Outbox
+from bridge.store.media import MediaFile
 
 
 class JobKind(enum.StrEnum):
@@ -55,6 +56,7 @@ class OutboundRequest:
     # The origin is a chat message that shows the SMS's status; False for SMS from no chat
     # (`smsbridge send`), whose origin_chat names no chat a worker posts in.
     mirrored: bool = True
+    media: tuple[MediaFile, ...] = ()  # files that go with it (MMS), stored in its transaction
 
 
 @dataclass(frozen=True, slots=True)
