@@ -174,7 +174,7 @@ def _media_path() -> dict[str, Any]:
         "name": "token",
         "in": "path",
         "required": True,
-        "schema": {"type": "string"},
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{20,64}$"},
         "description": "the random token of one file; it expires 24 h after it was stored",
     }
     found = {"*/*": {"schema": {"type": "string", "format": "binary"}}}

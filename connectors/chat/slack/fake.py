@@ -203,15 +203,21 @@ class FakeSlack(EventDelivery, SlackApiMethods):
         *,
         text: str = "",
         thread_ts: str | None = None,
+        deliver: bool = True,
     ) -> dict[str, Any]:
-        """A person shares a file (with ``text`` as its message); the app gets the event, and
-        the file's ``url_private`` serves it to the bot token only."""
+        """A person shares a file (with ``text`` as its message); the app gets the event
+        (unless ``deliver`` is false), and ``url_private`` serves it to the bot token only."""
         file_id = f"F{uuid.uuid4().hex[:10].upper()}"
         shared = SlackFile(file_id, name, len(data), name, data, channel_id, thread_ts)
         shared.mimetype, shared.user = mimetype, user
         self.files[file_id] = shared
         return self.user_message(
-            channel_id, user, text, thread_ts=thread_ts, files=[self.file_object(shared)]
+            channel_id,
+            user,
+            text,
+            thread_ts=thread_ts,
+            files=[self.file_object(shared)],
+            deliver=deliver,
         )
 
     def _file_url(self, f: SlackFile) -> str:
