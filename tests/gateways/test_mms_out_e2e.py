@@ -36,7 +36,7 @@ async def start(tmp_path: Path, twilio: FakeTwilio, telegram: FakeTelegram) -> A
     """``await start(public=...)``: a bridge on the fakes, reachable at its public URL."""
     async with Started() as started:
 
-        async def run(public: bool = True) -> Harness[FakeTwilio]:
+        async def run(public: bool = True, private: bool = False) -> Harness[FakeTwilio]:
             port = free_port()
             server: dict[str, Any] = {"port": port}
             if public:
@@ -48,7 +48,8 @@ async def start(tmp_path: Path, twilio: FakeTwilio, telegram: FakeTelegram) -> A
                 poll_interval=0.2,
                 status_poll_interval=3600,
             )
-            config = bridge_config(tmp_path, gateway, telegram_section(telegram), **server)
+            chat = telegram_section(telegram) | ({"chat_id": AGENT} if private else {})
+            config = bridge_config(tmp_path, gateway, chat, **server)
             return Harness(await started(Bridge(config)), twilio, telegram)
 
         yield run
@@ -158,6 +159,38 @@ async def test_without_a_public_url_the_notice_says_to_set_it(
     async with httpx.AsyncClient(trust_env=False) as http:
         response = await http.get(f"{harness.base}/media/{'x' * 43}")
     assert response.status_code == 404  # not served at all: no file can be queued
+
+
+async def test_in_a_private_chat_a_photo_replying_to_an_sms_answers_its_number(
+    start: Start, twilio: FakeTwilio, telegram: FakeTelegram
+) -> None:
+    await start(private=True)
+    twilio.receive_sms(CUSTOMER, "Which size?")
+    await telegram.wait_for(lambda: len(telegram.sent_messages(AGENT)) == 1)
+    [header] = telegram.sent_messages(AGENT)
+    telegram.user_message(AGENT, AGENT, reply_to=header["message_id"], photo=PHOTO, caption="M")
+    await twilio.wait_for(lambda: len(twilio.sent) == 1)
+    [sent] = twilio.sent
+    assert (sent.to, sent.body, [m.data for m in sent.media]) == (CUSTOMER, "M", [PHOTO])
+
+
+async def test_files_expired_before_the_send_fail_it_whole(
+    start: Start, twilio: FakeTwilio, telegram: FakeTelegram
+) -> None:
+    harness = await start()
+    thread = await topic_of(harness)
+    store = harness.bridge.store
+    assert store is not None
+    twilio.fail_next("create", status=503)  # Twilio down: the MMS waits for its retry
+    reply = telegram.user_message(GROUP, AGENT, thread_id=thread, photo=PHOTO, caption="Here")
+    await twilio.wait_for(lambda: any(r.status == 503 for r in twilio.requests))
+    async with store.shared.write() as tx:
+        await tx.conn.execute(outbox_media.update().values(expires_at=time.time() - 1))
+    await telegram.wait_for(
+        lambda: any("expired before it could be sent" in p for p in harness.posts(thread)), 10
+    )
+    await telegram.wait_for(lambda: telegram.reaction(GROUP, reply["message_id"]) == ["💔"])
+    assert twilio.sent == []  # not the caption alone either
 
 
 async def test_a_gateway_without_mms_sends_nothing_not_even_the_caption(
