@@ -99,6 +99,17 @@ def _answer(answer: WebhookAnswer) -> Response:
     return Response(answer.body, status_code=answer.status, media_type=answer.media_type)
 
 
+def download_name(name: str | None) -> str:
+    """A file name as Twilio asks for in Content-Disposition (the handset shows it): letters,
+    digits and ``._-`` only, at most 20 characters, the extension kept."""
+    stem, dot, extension = _FILENAME.sub("_", name or "file").rpartition(".")
+    if not dot:
+        stem, extension = extension, ""
+    extension = extension[:5]
+    room = 20 - (len(extension) + 1 if extension else 0)
+    return (stem[:room] or "file") + (f".{extension}" if extension else "")
+
+
 def called_url(request: Request, public_url: str | None) -> str:
     """The URL the sender called: behind a proxy only ``public_url`` knows its real start."""
     if public_url is None:
@@ -268,9 +279,8 @@ def build_web(
         found = await media.by_token(token) if _TOKEN.match(token) else None
         if found is None:
             return JSONResponse({"error": "no such file, or it has expired"}, status_code=404)
-        filename = _FILENAME.sub("_", found.name or "file")[-40:]
         headers = {
-            "Content-Disposition": f'inline; filename="{filename}"',
+            "Content-Disposition": f'inline; filename="{download_name(found.name)}"',
             "Cache-Control": "private, no-store",
             "X-Content-Type-Options": "nosniff",  # what a person uploaded is never run as a page
         }

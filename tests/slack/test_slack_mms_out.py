@@ -61,7 +61,13 @@ async def test_a_shared_picture_goes_out_as_mms_with_the_message_as_its_text(
 ) -> None:
     thread = await thread_of(bridge, twilio)
     slack.user_file(
-        CHANNEL, AGENT_ID, "blue.png", "image/png", PICTURE, text="This one", thread_ts=thread
+        CHANNEL,
+        AGENT_ID,
+        "Blue shirt, front (large).png",
+        "image/png",
+        PICTURE,
+        text="This one",
+        thread_ts=thread,
     )
     await twilio.wait_for(lambda: len(twilio.sent) == 1)
     [sent] = twilio.sent
@@ -70,7 +76,10 @@ async def test_a_shared_picture_goes_out_as_mms_with_the_message_as_its_text(
     assert sent.media_urls[0].startswith(f"{bridge.harness.base}/media/")
     assert [authorized for _, authorized in slack.downloads] == [True]  # with the bot token
     async with httpx.AsyncClient(trust_env=False) as http:
+        served = await http.get(sent.media_urls[0])
         forged = await http.get(sent.media_urls[0][:-4] + "AAAA")
+    # The name as Twilio asks for it: no spaces or punctuation, 20 characters at most.
+    assert served.headers["content-disposition"] == 'inline; filename="Blue_shirt_front.png"'
     assert forged.status_code == 404 and forged.json()["error"]
 
 
