@@ -21,7 +21,7 @@ from bridge.media import MediaFetcher
 from bridge.metrics import Metrics
 from bridge.pacing import Pacer
 from bridge.polling import Poller
-from bridge.ports import ChatPlatform, ConsumesUpdates, FetchesMedia, SmsGateway
+from bridge.ports import ChatPlatform, ConsumesUpdates, FetchesMedia, SendsMedia, SmsGateway
 from bridge.posting import ChatWorker
 from bridge.replies import ChatHandler
 from bridge.router import Router
@@ -128,6 +128,7 @@ class Bridge:
             history_limit=self.config.history_limit,
             forget_thread=self._forget_thread,
             personal=frozenset(c.name for c in self.config.chats if c.personal),
+            public_url=self.public_url,
         )
         for chat in self.chats.values():
             await chat.start(self._handler)
@@ -187,7 +188,9 @@ class Bridge:
 
     async def _take_sending(self, gateway: str) -> None:
         assert self.store is not None
-        worker = SmsWorker(self.gateways[gateway], self.store, self.metrics, self.outbound_expiry)
+        worker = SmsWorker(
+            self.gateways[gateway], self.store, self.metrics, self.outbound_expiry, self.public_url
+        )
         self.workers[f"send:{gateway}"] = worker
         worker.start()
 
@@ -262,6 +265,13 @@ class Bridge:
             health=self.health,
             max_body=self.config.server.max_body_bytes,
             public_url=self.public_url,
+            # Served where some gateway sends media: only those can have files queued.
+            media=(
+                self.store.media
+                if self.store is not None
+                and any(isinstance(g, SendsMedia) for g in self.gateways.values())
+                else None
+            ),
             version=metadata.version("smsbridge"),
         )
 

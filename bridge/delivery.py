@@ -14,7 +14,8 @@ from bridge.errors import Ambiguous, DeliveryError, RateLimited, Retryable, Term
 from bridge.lifecycle import STOP_GRACE, settle
 from bridge.metrics import Metrics
 from bridge.models import SendResult
-from bridge.ports import Reconciles, SmsGateway
+from bridge.outgoing_media import MediaLinks
+from bridge.ports import Reconciles, SendsMedia, SmsGateway
 from bridge.store.sql import SqlStore
 
 log = logging.getLogger(__name__)
@@ -117,13 +118,20 @@ class SmsWorker(Worker):
     """Sends a gateway's outbox in order, with retries, reconciliation and expiry."""
 
     def __init__(
-        self, gateway: SmsGateway, store: SqlStore, metrics: Metrics, expiry: float
+        self,
+        gateway: SmsGateway,
+        store: SqlStore,
+        metrics: Metrics,
+        expiry: float,
+        public_url: str | None = None,
     ) -> None:
         super().__init__()
         self.gateway = gateway
         self.store = store
         self.metrics = metrics
         self.expiry = expiry
+        # Only a gateway that sends media can have SMS with files: no lookup for the others.
+        self._media = MediaLinks(store, public_url) if isinstance(gateway, SendsMedia) else None
         self.name = f"sms:{gateway.name}"
         self._latency = metrics.send_latency.labels(gateway.name)  # per SMS: looked up once
 
@@ -163,7 +171,8 @@ class SmsWorker(Worker):
                 return None
         await self.store.outbound.begin_attempt(sms.id)
         try:
-            result = await self.gateway.send(sms.to_outbound())
+            outbound = sms.to_outbound() if self._media is None else await self._media.outbound(sms)
+            result = await self.gateway.send(outbound)
         except Terminal as exc:
             self.metrics.error("gateway", self.gateway.name, exc)
             await self.store.outbound.fail(sms.id, exc.reason, exc.raw_status)

@@ -137,6 +137,10 @@ class Terminal(DeliveryError):
     """Retrying cannot help."""
 
 
+class TooLarge(Terminal):
+    """A download stopped at its size limit (``FetchesFiles.fetch_file``)."""
+
+
 class ThreadError(BridgeError):
     """The chat thread cannot take a post as it is."""
 

@@ -75,6 +75,16 @@ class DeliveryUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboundMedia:
+    """A file to send with an SMS (MMS): the gateway fetches it from ``url``, which the
+    bridge serves (``/media/<token>``) until it expires."""
+
+    url: str
+    content_type: str
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OutboundSms:
     """An SMS for a gateway to send; ``id`` is ours and stable across retries."""
 
@@ -83,6 +93,7 @@ class OutboundSms:
     text: str
     device: str | None = None
     sim: int | None = None
+    media: tuple[OutboundMedia, ...] = ()  # only for gateways that implement ``SendsMedia``
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +189,17 @@ COMMAND_ARGUMENTS = frozenset({"sms", "name"})
 
 
 @dataclass(frozen=True, slots=True)
+class ChatFile:
+    """A photo or document a person posted; ``ref`` is what the platform downloads it by
+    (Telegram's file_id, Slack's url_private), for a chat that implements ``FetchesFiles``."""
+
+    ref: str
+    content_type: str
+    name: str | None = None
+    size: int | None = None  # bytes, when the platform says before the download
+
+
+@dataclass(frozen=True, slots=True)
 class ChatMessage:
     """A human message seen in a chat, translated from the platform's update."""
 
@@ -193,6 +215,7 @@ class ChatMessage:
     # platform can (``PostsPrivately``); no status shows on it, nobody can reply to it.
     private: bool = False
     has_media: bool = False
+    files: tuple[ChatFile, ...] = ()  # of the media, what could go out as MMS
     event_id: str | None = None  # platform delivery id (update_id), for de-duplication
     # The title of the bridge's own thread, or the text of the bridge's own post replied to:
     # lets a reply find its number even if the store's mapping was not committed yet.

@@ -105,8 +105,11 @@ def build_openapi(
     gateways: Mapping[str, tuple[str, Sequence[WebhookDoc]]],
     chats: Mapping[str, tuple[str, WebhookDoc]],
     version: str,
+    *,
+    media: bool = False,
 ) -> dict[str, Any]:
-    """``gateways``: name -> (type, its webhooks); ``chats``: name -> (type, its webhook)."""
+    """``gateways``: name -> (type, its webhooks); ``chats``: name -> (type, its webhook);
+    ``media``: /media/<token> is served (files of outbound MMS)."""
     paths: dict[str, dict[str, Any]] = {}
     schemes: dict[str, Mapping[str, Any]] = {}
     for name, (kind, docs) in sorted(gateways.items()):
@@ -122,6 +125,8 @@ def build_openapi(
         }
         schemes.update(doc.security)
     paths.update(_core_paths())
+    if media:
+        paths["/media/{token}"] = _media_path()
     return {
         "openapi": "3.1.0",
         "info": {
@@ -162,3 +167,24 @@ def _core_paths() -> dict[str, Any]:
             "openapi", "This document", {"200": _json({"type": "object"}, "OpenAPI 3.1")}
         ),
     }
+
+
+def _media_path() -> dict[str, Any]:
+    token = {
+        "name": "token",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{20,64}$"},
+        "description": "the random token of one file; it expires 24 h after it was stored",
+    }
+    found = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+    operation = _core(
+        "media",
+        "A file sent with an outbound MMS, for the gateway to fetch",
+        {
+            "200": {"description": "The file, with its content type", "content": found},
+            "404": _json({"$ref": "#/components/schemas/Error"}, "Unknown or expired"),
+        },
+    )
+    operation["get"]["parameters"] = [token]
+    return operation

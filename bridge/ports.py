@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from bridge.models import (
+    ChatFile,
     ChatMessage,
     ChatUser,
     DeliveryUpdate,
@@ -89,6 +90,16 @@ class FetchesMedia(Protocol):
     async def fetch_media(self, url: str) -> tuple[bytes, str]:
         """The content and its content type; ``DeliveryError`` subclasses on failure."""
         ...
+
+
+@runtime_checkable
+class SendsMedia(Protocol):
+    """Sends files with an SMS (MMS): ``OutboundSms.media``, each fetched by the gateway from
+    its URL. The core checks these limits before anything is queued."""
+
+    max_media_bytes: int  # all files of one message together
+    max_media_files: int
+    media_types: frozenset[str]  # content types it accepts, lower case without parameters
 
 
 @runtime_checkable
@@ -287,4 +298,14 @@ class ConsumesUpdates(Protocol):
 
     async def stop_consuming(self) -> None:
         """Stop fetching; returns once no fetch is open (the next owner's would conflict)."""
+        ...
+
+
+@runtime_checkable
+class FetchesFiles(Protocol):
+    """Can download a file a person posted (``ChatMessage.files``), so it can leave as MMS."""
+
+    async def fetch_file(self, file: ChatFile, limit: int) -> bytes:
+        """The content; ``DeliveryError`` subclasses on failure, ``TooLarge`` past ``limit``
+        bytes (read no further)."""
         ...

@@ -15,6 +15,7 @@ from bridge import desk
 from bridge.errors import DeliveryError
 from bridge.lifecycle import STOP_GRACE, settle
 from bridge.models import ChatMessage, Conversation
+from bridge.outgoing_media import OutgoingMedia
 from bridge.phone import is_dialable, pretty
 from bridge.ports import ChatPlatform, HasHistory, PostsPrivately, SmsGateway, threaded
 from bridge.render import history_text, split_text
@@ -58,6 +59,7 @@ class ChatHandler:
         history_limit: int = 50,
         forget_thread: Callable[[str, int], None] = lambda _chat, _conversation: None,
         personal: frozenset[str] = frozenset(),
+        public_url: str | None = None,
     ) -> None:
         self.router = router
         self.region = region  # how numbers without a country code are read
@@ -68,6 +70,7 @@ class ChatHandler:
         self.forget_thread = forget_thread  # tells the chat's worker a thread was deleted
         self.personal = personal  # chats with one person and no threads (a private chat)
         self._tasks: set[asyncio.Task[None]] = set()
+        self.media = OutgoingMedia(router, store, gateways, chats, public_url)
 
     async def __call__(self, msg: ChatMessage) -> None:
         if msg.user.is_bot:
@@ -105,13 +108,15 @@ class ChatHandler:
             await self._reply(msg, ALERTS_ONLY)
             return
         if msg.has_media or not text:
-            await self._media(msg)
+            await self._media(msg, conversation, text)
             return
         await self._send(msg, conversation.gateway, conversation.number, text, echo=False)
 
-    async def _media(self, msg: ChatMessage) -> None:
-        """A file, or nothing that is text: SMS carry text only."""
-        await self._reply(msg, NOT_TEXT)
+    async def _media(self, msg: ChatMessage, conversation: Conversation, text: str) -> None:
+        """Files go out as MMS where the gateway can; anything else that is not text cannot."""
+        refusal = await self.media.send(msg, conversation, text) if msg.files else NOT_TEXT
+        if refusal is not None:
+            await self._reply(msg, refusal)
 
     async def _deleted(self, msg: ChatMessage) -> None:
         """A thread's first message deleted retires the thread; a sent reply cannot be undone."""

@@ -16,6 +16,7 @@ from bridge.phone import is_sender
 from bridge.ports import ChatPlatform, threaded
 from bridge.render import inbound_header, number_from_title, outbound_echo, split_text
 from bridge.rules import Routes
+from bridge.store.media import MediaFile
 from bridge.store.records import Delivery, IngestItem, OutboundRequest
 from bridge.store.sql import SqlStore
 
@@ -241,6 +242,7 @@ class Router:
         *,
         echo: bool,
         retry_of: int | None = None,
+        media: tuple[MediaFile, ...] = (),
     ) -> int | None:
         """Queue ``text`` to ``number`` through ``gateway``; the outbox id, or None if the chat
         message was queued before. The number's thread in every other chat that mirrors the
@@ -249,19 +251,21 @@ class Router:
         ``retry_of`` (/retry) names the failed SMS this one resends: it is the origin, once
         per failed SMS whatever the command's message, and this chat shows it as an echo."""
         platform = self.chats[msg.chat]
+        # Mirrors show what went with it by name: the files themselves stay in their chat.
+        shown_text = "\n".join([text, *(f"📎 {f.name or f.content_type}" for f in media)]).strip()
         echoes: list[tuple[str, str]] = []
         if retry_of is not None:
             to = None if threaded(platform) else number
             shown = outbound_echo(f"{msg.user.name} (retry)", text, platform.max_text, to=to)
             echoes.append((msg.chat, shown))
         elif echo and threaded(platform):
-            echoes.append((msg.chat, outbound_echo(msg.user.name, text, platform.max_text)))
+            echoes.append((msg.chat, outbound_echo(msg.user.name, shown_text, platform.max_text)))
         for other in self.routes.mirrors_for(gateway):
             if other != msg.chat:
                 mirror = self.chats[other]
                 shown = outbound_echo(
                     f"{msg.user.name} via {msg.chat}",
-                    text,
+                    shown_text,
                     mirror.max_text,
                     to=None if threaded(mirror) else number,
                 )
@@ -278,6 +282,7 @@ class Router:
             # no chat message (its echo shows it).
             mirrored=not msg.private and retry_of is None,
             purpose="reply" if retry_of is None else "retry",
+            media=media,
         )
         # The platform's delivery id (Slack's event_id, Telegram's update_id) is recorded in
         # the SMS's own transaction: a redelivery is dropped by it as well as by the chat

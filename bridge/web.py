@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Container
 from typing import Any
@@ -27,10 +28,13 @@ from bridge.ports import (
     SmsGateway,
 )
 from bridge.router import Router
+from bridge.store.media import Media
 
 log = logging.getLogger(__name__)
 
 Health = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")  # secrets.token_urlsafe's alphabet
+_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -95,6 +99,17 @@ def _answer(answer: WebhookAnswer) -> Response:
     return Response(answer.body, status_code=answer.status, media_type=answer.media_type)
 
 
+def download_name(name: str | None) -> str:
+    """A file name as Twilio asks for in Content-Disposition (the handset shows it): letters,
+    digits and ``._-`` only, at most 20 characters, the extension kept."""
+    stem, dot, extension = _FILENAME.sub("_", name or "file").rpartition(".")
+    if not dot:
+        stem, extension = extension, ""
+    extension = extension[:5]
+    room = 20 - (len(extension) + 1 if extension else 0)
+    return (stem[:room] or "file") + (f".{extension}" if extension else "")
+
+
 def called_url(request: Request, public_url: str | None) -> str:
     """The URL the sender called: behind a proxy only ``public_url`` knows its real start."""
     if public_url is None:
@@ -115,8 +130,11 @@ def build_web(
     health: Health,
     max_body: int,
     public_url: str | None = None,
+    media: Media | None = None,
     version: str,
 ) -> Starlette:
+    """``media``: serve the files of outbound MMS at /media/<token> (with ``public_url`` only:
+    no file can be queued without it)."""
     # Resolved once: a runtime Protocol check per request is measurable at a thousand a second.
     receivers = {
         name: gateway
@@ -141,10 +159,12 @@ def build_web(
         doc = chat.webhook_doc() if isinstance(chat, ReceivesChatWebhooks) else None
         if doc is not None:
             chat_docs[name] = (chat_types[name], doc)
+    serves_media = media is not None and public_url is not None
     document = build_openapi(
         {name: (gateway_types[name], found) for name, found in docs.items()},
         chat_docs,
         version,
+        media=serves_media,
     )
 
     async def sms_webhook(request: Request) -> Response:
@@ -251,6 +271,21 @@ def build_web(
     async def openapi(_request: Request) -> Response:
         return JSONResponse(document)
 
+    async def media_file(request: Request) -> Response:
+        # The token is the file's only guard (gateways fetch without credentials): unknown and
+        # expired look the same, and a malformed one never reaches the store.
+        token = request.path_params["token"]
+        assert media is not None
+        found = await media.by_token(token) if _TOKEN.match(token) else None
+        if found is None:
+            return JSONResponse({"error": "no such file, or it has expired"}, status_code=404)
+        headers = {
+            "Content-Disposition": f'inline; filename="{download_name(found.name)}"',
+            "Cache-Control": "private, no-store",
+            "X-Content-Type-Options": "nosniff",  # what a person uploaded is never run as a page
+        }
+        return Response(found.data, media_type=found.content_type, headers=headers)
+
     return Starlette(
         exception_handlers={HTTPException: _http_error, Exception: _crashed},
         routes=[
@@ -261,5 +296,7 @@ def build_web(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", prometheus, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
+            # GET answers HEAD too, which Twilio sends to check the content type.
+            *([Route("/media/{token}", media_file, methods=["GET"])] if serves_media else []),
         ],
     )

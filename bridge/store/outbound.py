@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from bridge.models import DeliveryUpdate, Outbox, SendResult, Status
 from bridge.store.base import Shared, now
 from bridge.store.cursors import Cursors
+from bridge.store.media import add_media
 from bridge.store.records import JobKind, OutboundRequest, PendingSms
 from bridge.store.schema import chat_messages, outbox
 from bridge.store.status import (
@@ -70,6 +71,7 @@ class Outbound:
             ).scalar()
             if outbox_id is None:
                 return None
+            await add_media(tx, int(outbox_id), request.media, stamp)
             if request.mirrored:
                 await tx.conn.execute(
                     self.shared.insert_ignore(chat_messages).values(

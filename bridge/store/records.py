@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass
 
 from bridge.models import InboundSms, Outbox
+from bridge.store.media import MediaFile
 
 
 class JobKind(enum.StrEnum):
@@ -56,6 +57,7 @@ class OutboundRequest:
     # (`smsbridge send`), whose origin_chat names no chat a worker posts in.
     mirrored: bool = True
     purpose: str = "reply"  # 'retry': /retry resending a failed SMS
+    media: tuple[MediaFile, ...] = ()  # files that go with it (MMS), stored in its transaction
 
 
 @dataclass(frozen=True, slots=True)

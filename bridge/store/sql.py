@@ -16,6 +16,7 @@ from bridge.store.engine import Database
 from bridge.store.inbound import Inbound
 from bridge.store.jobs import Jobs
 from bridge.store.leases import Leases
+from bridge.store.media import Media, purge_expired
 from bridge.store.outbound import Outbound
 from bridge.store.report import Report, Waiting
 from bridge.store.schema import attachments, chat_jobs, orphan_updates, seen_events
@@ -34,6 +35,7 @@ class SqlStore:
         self.desk = Desk(shared, self.contacts, self.cursors)
         self.inbound = Inbound(shared, self.threads, self.cursors)
         self.outbound = Outbound(shared, self.threads, self.cursors)
+        self.media = Media(shared)
         self.jobs = Jobs(shared, self.threads, self.cursors)
         self.leases = Leases(shared)
         self.report = Report(shared)
@@ -65,7 +67,8 @@ class SqlStore:
         return backlog
 
     async def purge(self, older_than: float) -> int:
-        """Forget finished jobs and old event ids; messages and mappings are kept."""
+        """Forget finished jobs and old event ids, and the bytes of expired MMS files;
+        messages and mappings are kept."""
         cutoff = now() - older_than
         async with self.shared.write() as tx:
             removed = 0
@@ -84,6 +87,7 @@ class SqlStore:
                     ),
                 )
                 .values(data=None),
+                purge_expired(),
             ):
                 removed += (await tx.conn.execute(statement)).rowcount
         return removed

@@ -15,12 +15,13 @@ import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.errors import DeliveryError, Terminal, ThreadGone
-from bridge.models import ChatUser, Status
+from bridge.models import ChatFile, ChatUser, Status
 from bridge.pacing import Rate
 from bridge.ports import CallKind, OnChatMessage
 from connectors.chat.slack.calls import CHAT_DOWN_RETRY, call
 from connectors.chat.slack.config import SlackConfig, check_configs
 from connectors.chat.slack.events import escape
+from connectors.chat.slack.files import download
 from connectors.chat.slack.lookup import bounded_put
 from connectors.chat.slack.receive import SlackReceiver
 
@@ -263,3 +264,10 @@ class SlackChat(SlackReceiver):
         except Terminal as exc:
             if exc.raw_status != harmless:
                 raise  # already so is fine: a retry after a lost answer
+
+    async def fetch_file(self, file: ChatFile, limit: int) -> bytes:
+        if self._session is None:
+            raise RuntimeError("chat not started")
+        token = self.config.bot_token.get_secret_value()
+        base = str(self.config.base_url)
+        return await download(self._session, token, base, file, limit, self.config.timeout)

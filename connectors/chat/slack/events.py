@@ -7,7 +7,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.models import COMMAND_ARGUMENTS, COMMAND_WORDS, ChatMessage, ChatUser, WebhookDoc
+from bridge.models import (
+    COMMAND_ARGUMENTS,
+    COMMAND_WORDS,
+    ChatFile,
+    ChatMessage,
+    ChatUser,
+    WebhookDoc,
+)
 from bridge.openapi import TEXT, header_scheme, obj
 
 # Subtypes that are a person writing: plain, "also send to channel", and with files.
@@ -158,8 +165,33 @@ def message(body: dict[str, Any], channel: str, chat: str, me: Identity) -> Chat
         text=as_command(text, me) if isinstance(text, str) and text else None,
         edited=edited,
         has_media=bool(files),
+        files=files_of(files),
         event_id=event_id if isinstance(event_id, str) else None,
     )
+
+
+def files_of(files: object) -> tuple[ChatFile, ...]:
+    """The files shared with a message, each by its ``url_private``; none at all when one of
+    them cannot be downloaded (hidden by the plan's limit, deleted, external), since what
+    goes out as MMS goes whole or not at all."""
+    if not isinstance(files, list):
+        return ()
+    found = []
+    for item in files:
+        url = item.get("url_private") if isinstance(item, dict) else None
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            return ()
+        assert isinstance(item, dict)
+        kind, name, size = item.get("mimetype"), item.get("name"), item.get("size")
+        found.append(
+            ChatFile(
+                url,
+                kind if isinstance(kind, str) and kind else "application/octet-stream",
+                name if isinstance(name, str) and name else None,
+                size if isinstance(size, int) and not isinstance(size, bool) else None,
+            )
+        )
+    return tuple(found)
 
 
 def our_thread(body: dict[str, Any], me: Identity) -> str | None:

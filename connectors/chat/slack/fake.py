@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from bridge.testing.server import serve
@@ -75,10 +75,12 @@ class FakeSlack(EventDelivery, SlackApiMethods):
         self._failures: dict[str, tuple[str, int, int | None, int]] = {}
         self._slow: dict[str, float] = {}
         self._stack: contextlib.AsyncExitStack | None = None
+        self.downloads: list[tuple[str, bool]] = []  # (file id, with the bot token?)
         self.app = Starlette(
             routes=[
                 Route("/api/{method}", self._api, methods=["GET", "POST"]),
                 Route("/upload/v1/{file_id}", self._upload, methods=["POST"]),
+                Route("/files-pri/{key}/{name}", self._download, methods=["GET"]),
                 WebSocketRoute("/link/", self._link),
             ]
         )
@@ -189,6 +191,51 @@ class FakeSlack(EventDelivery, SlackApiMethods):
         else:
             self._failures[method] = (error, status, retry_after, count - 1)
         raise SlackError(error, status=status, retry_after=retry_after)
+
+    # -- files people share ---------------------------------------------------------------------
+    def user_file(
+        self,
+        channel_id: str,
+        user: str,
+        name: str,
+        mimetype: str,
+        data: bytes,
+        *,
+        text: str = "",
+        thread_ts: str | None = None,
+        deliver: bool = True,
+    ) -> dict[str, Any]:
+        """A person shares a file (with ``text`` as its message); the app gets the event
+        (unless ``deliver`` is false), and ``url_private`` serves it to the bot token only."""
+        file_id = f"F{uuid.uuid4().hex[:10].upper()}"
+        shared = SlackFile(file_id, name, len(data), name, data, channel_id, thread_ts)
+        shared.mimetype, shared.user = mimetype, user
+        self.files[file_id] = shared
+        return self.user_message(
+            channel_id,
+            user,
+            text,
+            thread_ts=thread_ts,
+            files=[self.file_object(shared)],
+            deliver=deliver,
+        )
+
+    def _file_url(self, f: SlackFile) -> str:
+        return f"{self.base_url}/files-pri/{TEAM_ID}-{f.id}/{f.name}"
+
+    async def _download(self, request: Request) -> Response:
+        """``url_private``: the file with ``Authorization: Bearer <bot token>``; without it
+        Slack sends a browser to its sign-in page rather than an error."""
+        team, _, file_id = request.path_params["key"].partition("-")
+        found = self.files.get(file_id) if team == TEAM_ID else None
+        bearer = _BEARER.match(request.headers.get("authorization", ""))
+        authorized = bearer is not None and bearer.group(1) == self.bot_token and not self.revoked
+        self.downloads.append((file_id, authorized))
+        if not authorized:
+            return RedirectResponse(f"{self.base_url}/?redir=%2Ffiles-pri", status_code=302)
+        if found is None or found.data is None:
+            return PlainTextResponse("File Not Found", status_code=404)
+        return Response(found.data, media_type=found.mimetype)
 
     def _upload_url(self, file_id: str) -> str:
         return f"{self.base_url}/upload/v1/{file_id}"

@@ -54,6 +54,9 @@ class SlackApiMethods(FakeSlackState):
     def _upload_url(self, file_id: str) -> str:
         raise NotImplementedError
 
+    def _file_url(self, f: SlackFile) -> str:
+        raise NotImplementedError
+
     def _socket_url(self) -> str:
         raise NotImplementedError
 
@@ -306,8 +309,9 @@ class SlackApiMethods(FakeSlackState):
             "name": f.name,
             "title": f.title or f.name,
             "size": len(f.data or b""),
-            "user": BOT_USER_ID,
-            "url_private": f"https://files.slack.com/files-pri/{TEAM_ID}-{f.id}/{f.name}",
+            "mimetype": f.mimetype,
+            "user": f.user,
+            "url_private": self._file_url(f),
         }
 
     def uploads(self, channel_id: str, thread_ts: str | None = None) -> list[SlackFile]:

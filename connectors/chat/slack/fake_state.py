@@ -55,6 +55,8 @@ class SlackFile:
     data: bytes | None = None
     channel: str | None = None
     thread_ts: str | None = None
+    mimetype: str = "application/octet-stream"
+    user: str = BOT_USER_ID  # who shared it
 
 
 @dataclass

@@ -19,12 +19,13 @@ from telegram import Bot, InputFile, ReactionTypeEmoji, ReplyParameters
 from telegram.request import HTTPXRequest
 
 from bridge.errors import Terminal
-from bridge.models import ChatUser, Status, WebhookAnswer, WebhookDoc
+from bridge.models import ChatFile, ChatUser, Status, WebhookAnswer, WebhookDoc
 from bridge.pacing import Rate
 from bridge.ports import CallKind, ChatPlatform, OnChatMessage
 from bridge.tls import tls_context
 from connectors.chat.telegram.calls import call
 from connectors.chat.telegram.config import TelegramConfig
+from connectors.chat.telegram.files import download
 from connectors.chat.telegram.receiver import UpdateReceiver
 
 log = logging.getLogger(__name__)
@@ -222,6 +223,9 @@ class TelegramChat:
                 self.config.chat_id, int(message_id), ReactionTypeEmoji(STATUS_EMOJI[status])
             ),
         )
+
+    async def fetch_file(self, file: ChatFile, limit: int) -> bytes:
+        return await download(self.bot, file, limit)
 
 
 class TelegramForum(TelegramChat):

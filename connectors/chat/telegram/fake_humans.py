@@ -23,10 +23,13 @@ class FakeTelegramHumans(FakeTelegramState):
         first_name: str = "Alice",
         username: str | None = None,
         is_bot: bool = False,
-        photo: bool = False,
+        photo: bool | bytes = False,
+        document: tuple[str, str, bytes] | None = None,
         caption: str | None = None,
     ) -> dict[str, Any]:
-        """A human posts; with ``photo=True`` the text (if no caption) becomes the caption."""
+        """A human posts; with a ``photo`` (True, or its JPEG bytes) or a ``document`` (name,
+        MIME type, bytes) the text (if no caption) becomes the caption. The files can be
+        fetched by getFile and downloaded, as the bot would."""
         chat = self._human_chat(chat_id)
         if chat.type == "private" and user_id != chat_id:
             raise ValueError("in a private chat the user id equals the chat id")
@@ -41,8 +44,14 @@ class FakeTelegramHumans(FakeTelegramState):
         if username is not None:
             sender["username"] = username
         content: dict[str, Any] = {}
-        if photo:
-            content["photo"] = self._photo_sizes(b"\xff\xd8fake-jpeg\xff\xd9")
+        if photo is not False or document is not None:
+            if document is not None:
+                name, mime_type, data = document
+                stored = self._store_file("documents", data, name.rpartition(".")[2] or "bin")
+                content["document"] = {**stored, "file_name": name, "mime_type": mime_type}
+            else:
+                jpeg = photo if isinstance(photo, bytes) else b"\xff\xd8fake-jpeg\xff\xd9"
+                content["photo"] = self._photo_sizes(jpeg)
             if (shown := text if caption is None else caption) is not None:
                 content["caption"] = shown
         elif text is not None:

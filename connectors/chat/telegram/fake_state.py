@@ -194,7 +194,9 @@ class FakeTelegramState:
         return {"file_id": file_id, "file_unique_id": unique_id, "file_size": len(data)}
 
     def _photo_sizes(self, data: bytes) -> list[dict[str, Any]]:
-        small = {**self._store_file("photos", data), "width": 90, "height": 90}
+        # The thumbnail is other bytes, as Telegram's: whoever takes the wrong size can tell.
+        thumbnail = b"\xff\xd8thumbnail\xff\xd9"
+        small = {**self._store_file("photos", thumbnail), "width": 90, "height": 90}
         return [small, {**self._store_file("photos", data), "width": 800, "height": 800}]
 
     # -- inspection -------------------------------------------------------------------------

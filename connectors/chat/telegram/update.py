@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bridge.models import ChatMessage, ChatUser
+from bridge.models import ChatFile, ChatMessage, ChatUser
 
 if TYPE_CHECKING:
     from telegram import Message
@@ -21,6 +21,10 @@ _FIELDS: tuple[tuple[str, type | tuple[type, ...], bool], ...] = (
     ("message_id", int, False),
     ("text", str, True),
     ("caption", str, True),
+    ("document.file_id", str, True),
+    ("document.file_name", str, True),
+    ("document.mime_type", str, True),
+    ("document.file_size", int, True),
     ("message_thread_id", int, True),
     ("is_topic_message", bool, True),
     ("from_user.id", int, True),
@@ -59,7 +63,35 @@ def problem(update: Any) -> str | None:
             return path
         if not isinstance(value, kind):
             return path
+    for size in message.photo or ():
+        for name, kind in (
+            ("file_id", str),
+            ("file_unique_id", str),
+            ("width", int),
+            ("height", int),
+        ):
+            value = getattr(size, name, None)
+            if isinstance(value, bool) or not isinstance(value, kind):
+                return f"photo.{name}"
+        if size.file_size is not None and not isinstance(size.file_size, int):
+            return "photo.file_size"
     return None
+
+
+def files_of(message: Message) -> tuple[ChatFile, ...]:
+    """A photo (its largest size: Telegram lists them smallest first) or a document; the
+    other media (stickers, voice, …) are not files a person would send as MMS."""
+    if message.photo:
+        largest = max(
+            message.photo, key=lambda size: (size.width * size.height, size.file_size or 0)
+        )
+        name = f"photo_{largest.file_unique_id}.jpg"  # Telegram recompresses photos to JPEG
+        return (ChatFile(largest.file_id, "image/jpeg", name, largest.file_size),)
+    document = message.document
+    if document is not None:
+        kind = document.mime_type or "application/octet-stream"
+        return (ChatFile(document.file_id, kind, document.file_name, document.file_size),)
+    return ()
 
 
 def translate(
@@ -114,6 +146,7 @@ def translate(
         text=text,
         edited=edited,
         has_media=has_media,
+        files=files_of(message) if has_media else (),
         event_id=event_id,
         context=context,
     )

@@ -27,6 +27,7 @@ from bridge.models import (
     WebhookRequest,
 )
 from bridge.phone import is_dialable, normalize
+from connectors.sms.twilio import mms
 from connectors.sms.twilio import webhooks as hooks
 from connectors.sms.twilio.api import LABEL, TwilioApi
 
@@ -102,6 +103,10 @@ class Twilio:
     awaits = (Status.QUEUED, Status.SENT)  # Twilio reports handset receipts: "sent" may move on
     date_margin = 0.0  # Twilio dates by its own clock, with a zone
     webhook_answer = WebhookAnswer(EMPTY_TWIML, media_type="text/xml")
+    # SendsMedia: MMS by MediaUrl, which Twilio fetches from the bridge's /media/<token>.
+    max_media_bytes = mms.MAX_BYTES
+    max_media_files = mms.MAX_FILES
+    media_types = mms.ACCEPTED
 
     def __init__(self, config: TwilioConfig, public_url: str | None = None) -> None:
         self.config = config
@@ -142,8 +147,12 @@ class Twilio:
         return [DeviceStatus("account", online=status == "active")]
 
     async def send(self, sms: OutboundSms) -> SendResult:
-        # No MediaUrl: OutboundSms carries no media yet.
-        form = {"To": sms.to, "Body": sms.text}
+        form: dict[str, str | list[str]] = {"To": sms.to}
+        # Body may be left out when media go (error 21602 asks for "Body or MediaUrl").
+        if sms.text or not sms.media:
+            form["Body"] = sms.text
+        if sms.media:
+            form["MediaUrl"] = [media.url for media in sms.media]  # the parameter repeated
         sender = self._sender(sms)
         if sender:
             form["From"] = sender

@@ -27,6 +27,7 @@ from starlette.routing import Route
 from bridge.testing.fake_base import form_pairs
 from bridge.testing.server import serve
 from connectors.sms.twilio import fake_resources as res
+from connectors.sms.twilio.fake_mms import fetch_media
 from connectors.sms.twilio.fake_resources import FakeMedia, FakeMessage
 from connectors.sms.twilio.fake_webhooks import CallbackMixin, signature
 
@@ -193,6 +194,12 @@ class FakeTwilio(CallbackMixin[Req]):
         params.update(pairs)
         kind, match = _route(path, request.method)
         authorized = self._authorized(request.headers.get("authorization"), match)
+        media_urls = [v for k, v in pairs if k == "MediaUrl"]
+        fetched: tuple[list[FakeMedia], tuple[int, str] | None] = ([], None)
+        if kind == "create" and authorized and media_urls and not self._faults.get(kind):
+            # Twilio fetches each MediaUrl (from the bridge, over loopback here) and refuses
+            # the request when one cannot be had or is of a type it does not take.
+            fetched = await fetch_media(self._client(), media_urls)
 
         def answer() -> Response:
             if not authorized:
@@ -202,8 +209,9 @@ class FakeTwilio(CallbackMixin[Req]):
                 return JSONResponse(body_401, 401, headers=challenge)
             if kind is None or match is None:
                 return _not_found(path)
-            media_urls = [v for k, v in pairs if k == "MediaUrl"]
-            return self._dispatch(kind, match, params, media_urls, path)
+            if fetched[1] is not None:
+                return JSONResponse(res.error_body(*fetched[1], 400), 400)
+            return self._dispatch(kind, match, params, (media_urls, fetched[0]), path)
 
         def record(response: Response) -> None:
             self.requests.append(
@@ -235,11 +243,11 @@ class FakeTwilio(CallbackMixin[Req]):
         kind: str,
         match: re.Match[str],
         params: dict[str, str],
-        media_urls: list[str],
+        sent: tuple[list[str], list[FakeMedia]],
         path: str,
     ) -> Response:
         if kind == "create":
-            return JSONResponse(*self._create(params, media_urls))
+            return JSONResponse(*self._create(params, *sent))
         if kind == "list":
             rows = [m for m in res.newest_first(self.messages) if res.matches(m, params)]
             resources = [res.message_resource(self.account_sid, m) for m in rows]
@@ -273,7 +281,7 @@ class FakeTwilio(CallbackMixin[Req]):
             return Response(b"<Error><Code>InvalidArgument</Code></Error>", 400)
         return Response(media.data, media_type=media.content_type)
 
-    def _create(self, p: dict[str, str], media_urls: list[str]) -> _Answer:
+    def _create(self, p: dict[str, str], media_urls: list[str], media: list[FakeMedia]) -> _Answer:
         error = res.refusal(p, media_urls, self.numbers, self.service_sid, self.unsubscribed)
         if error is not None:
             return res.error_body(*error, 400), 400
@@ -292,6 +300,7 @@ class FakeTwilio(CallbackMixin[Req]):
             messaging_service_sid=service,
             status_callback=p.get("StatusCallback"),
             media_urls=media_urls,
+            media=media,  # what Twilio fetched: the message's Media list
         )
         self.messages.append(message)
         return res.message_resource(self.account_sid, message), 201
