@@ -19,6 +19,7 @@ from bridge.lifecycle import Deadline
 from bridge.measure import measure
 from bridge.media import MediaFetcher
 from bridge.metrics import Metrics
+from bridge.optout import Keywords
 from bridge.pacing import Pacer
 from bridge.polling import Poller
 from bridge.ports import ChatPlatform, ConsumesUpdates, FetchesMedia, SendsMedia, SmsGateway
@@ -94,7 +95,13 @@ class Bridge:
     async def start(self, *, serve: bool = True) -> None:
         self.started_at = time.time()
         self.store = store = await SqlStore.open(self.config.store.async_url, self._wake)
-        self.router = Router(self.config.routes_value(), store, self.chats, self.metrics)
+        self.router = Router(
+            self.config.routes_value(),
+            store,
+            self.chats,
+            self.metrics,
+            keywords=Keywords(self.config.opt_out),
+        )
         for gateway in self.gateways.values():
             await gateway.start()
         self.keeper = keeper = LeaseKeeper(
@@ -126,6 +133,7 @@ class Bridge:
             self.chats,
             region=self.config.default_region,
             history_limit=self.config.history_limit,
+            max_segments=self.config.max_segments,
             forget_thread=self._forget_thread,
             personal=frozenset(c.name for c in self.config.chats if c.personal),
             public_url=self.public_url,

@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, HttpUrl, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    HttpUrl,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy.engine import make_url
 
 from bridge.confbase import ChatConfigBase, GatewayConfigBase, Strict
@@ -62,6 +69,42 @@ class OpsConfig(Strict):
     thread: str | None = Field(default="Gateway health", min_length=1, max_length=128)
 
 
+# What a customer texts to stop and to restart: Twilio's and the CTIA's usual keywords.
+STOP_KEYWORDS = ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"]
+START_KEYWORDS = ["START", "UNSTOP", "YES"]
+
+
+class OptOutConfig(Strict):
+    """Opt-out keywords (an SMS that is exactly one, any case, spaces around ignored), and the
+    text sent back once per stop (none by default: Twilio sends its own)."""
+
+    stop: list[str] = Field(default_factory=lambda: list(STOP_KEYWORDS), min_length=1)
+    start: list[str] = Field(default_factory=lambda: list(START_KEYWORDS))
+    confirmation: str | None = Field(default=None, min_length=1, max_length=1600)
+
+    @field_validator("stop", "start", mode="before")
+    @classmethod
+    def _quoted(cls, value: Any) -> Any:
+        if isinstance(value, list) and any(isinstance(word, bool) for word in value):
+            raise ValueError('quote YES, NO, ON and OFF ("YES"): YAML reads them as true/false')
+        return value
+
+    @field_validator("stop", "start")
+    @classmethod
+    def _keywords(cls, value: list[str]) -> list[str]:
+        words = [word.strip() for word in value]
+        if any(not word for word in words):
+            raise ValueError("a keyword must not be empty")
+        return words
+
+    @model_validator(mode="after")
+    def _apart(self) -> OptOutConfig:
+        both = {w.casefold() for w in self.stop} & {w.casefold() for w in self.start}
+        if both:
+            raise ValueError(f"keywords both in stop and start: {', '.join(sorted(both))}")
+        return self
+
+
 class Config(Strict):
     store: StoreConfig = StoreConfig()
     server: ServerConfig = ServerConfig()
@@ -75,6 +118,9 @@ class Config(Strict):
     chats: list[ChatConfigBase] = Field(min_length=1)
     routes: list[RouteConfig] = Field(min_length=1)
     ops: OpsConfig | None = None  # no ops chat: the watchdog only logs, /healthz and /metrics
+    opt_out: OptOutConfig = OptOutConfig()
+    # A reply longer than this many SMS parts is refused unless sent again starting with "!".
+    max_segments: int = Field(default=6, ge=1, le=255)
 
     def gateway(self, name: str) -> GatewayConfigBase:
         return next(g for g in self.gateways if g.name == name)

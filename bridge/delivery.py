@@ -10,10 +10,11 @@ import time
 from datetime import timedelta
 from typing import Protocol
 
-from bridge.errors import Ambiguous, DeliveryError, RateLimited, Retryable, Terminal
+from bridge.errors import Ambiguous, DeliveryError, OptedOut, RateLimited, Retryable, Terminal
 from bridge.lifecycle import STOP_GRACE, settle
 from bridge.metrics import Metrics
-from bridge.models import SendResult
+from bridge.models import Outbox, SendResult
+from bridge.optout import GATEWAY_OPTED_OUT, refusal
 from bridge.outgoing_media import MediaLinks
 from bridge.ports import Reconciles, SendsMedia, SmsGateway
 from bridge.store.sql import SqlStore
@@ -169,13 +170,23 @@ class SmsWorker(Worker):
                 await self.store.outbound.record_sent(sms.id, self.gateway.name, SendResult(found))
                 self.metrics.sms_sent.labels(self.gateway.name, "reconciled").inc()
                 return None
+        why = refusal(opted_out=pending.opted_out, blocked=pending.blocked)
+        if why is not None and pending.purpose != "confirmation":
+            await self._refuse(sms, why)
+            return None
         await self.store.outbound.begin_attempt(sms.id)
         try:
             outbound = sms.to_outbound() if self._media is None else await self._media.outbound(sms)
             result = await self.gateway.send(outbound)
         except Terminal as exc:
             self.metrics.error("gateway", self.gateway.name, exc)
-            await self.store.outbound.fail(sms.id, exc.reason, exc.raw_status)
+            reason = exc.reason
+            if isinstance(exc, OptedOut):
+                # The STOP went to the gateway, not to us: remember it as if it had.
+                await self.store.contacts.set_opted_out(sms.to, True)
+                self.metrics.opt_outs.labels(self.gateway.name, "gateway").inc()
+                reason = GATEWAY_OPTED_OUT.format(reason=exc.reason.rstrip("."))
+            await self.store.outbound.fail(sms.id, reason, exc.raw_status)
             self.metrics.sms_sent.labels(self.gateway.name, "failed").inc()
             log.warning(
                 "%s: SMS %s failed: %s",
@@ -219,6 +230,17 @@ class SmsWorker(Worker):
         # Not for reconciled SMS above: when the gateway accepted those is not known.
         self._latency.observe(max(0.0, time.time() - created))
         return None
+
+    async def _refuse(self, sms: Outbox, why: str) -> None:
+        """Fail an SMS to an opted-out or blocked number unsent; its thread is told why."""
+        await self.store.outbound.fail(sms.id, why, None)
+        self.metrics.sms_sent.labels(self.gateway.name, "refused").inc()
+        log.info(
+            "%s: SMS %s not sent: the number opted out or is blocked",
+            self.name,
+            sms.id,
+            extra={"gateway": self.gateway.name, "number": sms.to, "outbox_id": sms.id},
+        )
 
     async def _retry(
         self,

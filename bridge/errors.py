@@ -15,6 +15,7 @@
     │   │   │   └── Unavailable      the destination refuses us as a whole (bot removed…)
     │   │   └── Ambiguous            the remote may have acted (timeout after sending)
     │   └── Terminal                 retrying cannot help (auth, rejected number, 4xx)
+    │       └── OptedOut             the gateway says the recipient opted out (Twilio 21610)
     └── ThreadError                  a chat thread cannot take the post as it is
         ├── ThreadGone               deleted by a human: open a new one
         └── ThreadClosed             closed by a human: reopen it
@@ -139,6 +140,11 @@ class Terminal(DeliveryError):
 
 class TooLarge(Terminal):
     """A download stopped at its size limit (``FetchesFiles.fetch_file``)."""
+
+
+class OptedOut(Terminal):
+    """The gateway refuses the recipient because it opted out (texted STOP to the gateway's
+    number): the core marks the number opted out, as if the STOP had reached us."""
 
 
 class ThreadError(BridgeError):

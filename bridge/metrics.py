@@ -122,9 +122,17 @@ class Metrics:
         )
         self.routed = Counter(
             "smsbridge_routed_sms_total",
-            "Inbound SMS by gateway, route and outcome: posted, dropped (a drop route) or "
-            "unrouted (no route took it; stored, not posted)",
+            "Inbound SMS by gateway, route and outcome: posted, dropped (a drop route), "
+            "unrouted (no route took it; stored, not posted) or blocked (its number is "
+            "blocked; stored, not posted)",
             ["gateway", "route", "outcome"],
+            registry=r,
+        )
+        self.opt_outs = Counter(
+            "smsbridge_opt_outs_total",
+            "Numbers opting out or back in, by gateway and how: stop or start (an SMS keyword), "
+            "gateway (its opt-out error on a send)",
+            ["gateway", "event"],
             registry=r,
         )
         self.webhook_rejected = Counter(

@@ -8,6 +8,7 @@ import mimetypes
 import time
 from collections.abc import Awaitable, Callable
 
+from bridge import segments
 from bridge.batching import GroupCommit
 from bridge.delivery import IDLE_POLL, Worker, backoff
 from bridge.errors import (
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 FetchMedia = Callable[[str, str], Awaitable[tuple[bytes, str] | None]]
 Send = Callable[[str | None], Awaitable[str]]
 
+_GONE_OUT = (Status.SENT, Status.DELIVERED)
 PREFETCH = 64
 CONCURRENCY = 8  # conversations posted side by side in one chat; all share its pacing
 
@@ -344,4 +346,10 @@ class ChatWorker(Worker):
         if target is Status.FAILED:
             await self._pace(CallKind.MESSAGE)
             await self.platform.post(thread, status_notice(target, sms.reason), job.message_id)
+        elif target in _GONE_OUT and current not in _GONE_OUT:
+            # Once, when it first shows as gone out: what a long reply cost.
+            found = segments.count(sms.text)
+            if found.parts > 1:
+                await self._pace(CallKind.MESSAGE)
+                await self.platform.post(thread, segments.sent_notice(found), job.message_id)
         await self.store.jobs.complete_status(job, target)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bridge import desk
+from bridge import desk, segments
 from bridge.errors import DeliveryError
 from bridge.lifecycle import STOP_GRACE, settle
 from bridge.models import ChatMessage, Conversation
@@ -57,6 +57,7 @@ class ChatHandler:
         *,
         region: str | None = None,
         history_limit: int = 50,
+        max_segments: int = 6,
         forget_thread: Callable[[str, int], None] = lambda _chat, _conversation: None,
         personal: frozenset[str] = frozenset(),
         public_url: str | None = None,
@@ -64,6 +65,7 @@ class ChatHandler:
         self.router = router
         self.region = region  # how numbers without a country code are read
         self.history_limit = history_limit
+        self.max_segments = max_segments  # longer replies wait for a "!" to confirm them
         self.store = store
         self.gateways = gateways
         self.chats = chats
@@ -144,6 +146,10 @@ class ChatHandler:
     ) -> None:
         if not is_dialable(number):
             await self._reply(msg, f"Cannot answer {number}: it is not a phone number.")
+            return
+        text, too_long = segments.gate(text, self.max_segments)
+        if too_long is not None:
+            await self._reply(msg, too_long)
             return
         if await self.router.send(msg, gateway, number, text, echo=echo) is None:
             log.debug(

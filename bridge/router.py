@@ -12,12 +12,13 @@ from bridge.batching import GroupCommit
 from bridge.errors import InvalidSender
 from bridge.metrics import Metrics
 from bridge.models import ChatMessage, Conversation, InboundSms, WebhookEvents
+from bridge.optout import Keywords
 from bridge.phone import is_sender
 from bridge.ports import ChatPlatform, threaded
 from bridge.render import inbound_header, number_from_title, outbound_echo, split_text
 from bridge.rules import Routes
 from bridge.store.media import MediaFile
-from bridge.store.records import Delivery, IngestItem, OutboundRequest
+from bridge.store.records import Delivery, IngestItem, OutboundRequest, Stored
 from bridge.store.sql import SqlStore
 
 log = logging.getLogger(__name__)
@@ -39,14 +40,16 @@ class Router:
         chats: dict[str, ChatPlatform],
         metrics: Metrics,
         clock: Clock = utc_now,
+        keywords: Keywords | None = None,
     ) -> None:
         self.routes = routes
+        self.keywords = keywords  # opt-out's stop and start; None: every SMS is a message
         self.store = store
         self.chats = chats
         self.metrics = metrics
         self.clock = clock  # a route's `hours` are read on it (tests move it)
         # Concurrent webhooks share a transaction; each is answered once it has committed.
-        self.batcher: GroupCommit[IngestItem, int | None] = GroupCommit(store.inbound.ingest)
+        self.batcher: GroupCommit[IngestItem, Stored | None] = GroupCommit(store.inbound.ingest)
         self._fixed_threads = any(rule.thread is not None for rule in routes.rules)
 
     # Inbound ---------------------------------------------------------------------------------
@@ -102,7 +105,8 @@ class Router:
         event: tuple[str, str] | None = None,
     ) -> IngestItem:
         fit = storable.inbound(sms)
-        return IngestItem(fit, self.deliveries(fit, names), event)
+        opt = self.keywords.change(fit.sender, fit.text) if self.keywords else None
+        return IngestItem(fit, self.deliveries(fit, names), event, opt)
 
     async def _names(self, messages: Sequence[InboundSms]) -> Mapping[str, str]:
         """The names of a batch's senders: one read, and none where no post has a header."""
@@ -142,14 +146,15 @@ class Router:
             names = await self._names(events.inbound)
             items = [self._item(sms, names) for sms in events.inbound if self._sender_ok(sms)]
             if items or cursor is not None:
-                new = self._count(gateway, source, await self.store.inbound.ingest(items, cursor))
+                stored = await self.store.inbound.ingest(items, cursor)
+                new = self._count(gateway, source, items, stored)
         elif events.inbound:
             names = await self._names(events.inbound)
             items = [
                 self._item(sms, names, event if index == 0 else None)
                 for index, sms in enumerate(events.inbound)
             ]
-            new = self._count(gateway, source, await self.batcher.submit(items))
+            new = self._count(gateway, source, items, await self.batcher.submit(items))
         if events.updates:
             changed = await self.store.outbound.apply_updates(
                 [storable.update(u) for u in events.updates], None if events.inbound else event
@@ -172,7 +177,21 @@ class Router:
         )
         return False
 
-    def _count(self, gateway: str, source: str, results: Sequence[int | None]) -> int:
+    def _count(
+        self,
+        gateway: str,
+        source: str,
+        items: Sequence[IngestItem],
+        results: Sequence[Stored | None],
+    ) -> int:
+        for item, stored in zip(items, results, strict=True):
+            if stored is None:
+                continue
+            if stored.blocked:
+                self.metrics.routed.labels(gateway, "", "blocked").inc()
+            if item.opt is not None:
+                event = "stop" if item.opt.opted_out else "start"
+                self.metrics.opt_outs.labels(gateway, event).inc()
         new = sum(1 for r in results if r is not None)
         if new:
             self.metrics.inbound.labels(gateway, source, "new").inc(new)

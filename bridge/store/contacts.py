@@ -12,8 +12,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bridge.models import Conversation, Status
 from bridge.store.base import Shared, Tx, now
-from bridge.store.schema import contacts
+from bridge.store.records import OptChange
+from bridge.store.schema import contacts, outbox
+
+CONFIRMATIONS = "opt-out"  # the origin_chat of confirmation texts: their origin is the STOP
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,47 @@ class Contacts:
             await tx.conn.execute(sa.select(contacts).where(contacts.c.number == number))
         ).first()
         return Contact(number) if row is None else _contact(row)
+
+    async def blocked_in(self, tx: Tx, numbers: Collection[str]) -> set[str]:
+        """Which of ``numbers`` are blocked: their SMS are stored, not posted."""
+        if not numbers:
+            return set()
+        rows = await tx.conn.execute(
+            sa.select(contacts.c.number).where(
+                contacts.c.number.in_(sorted(numbers)), contacts.c.blocked_at.is_not(None)
+            )
+        )
+        return {row.number for row in rows}
+
+    async def apply_in(
+        self, tx: Tx, conversation: Conversation, inbound_id: int, change: OptChange
+    ) -> None:
+        """A stop or start keyword from the conversation's number, in its SMS's transaction:
+        the number opts out or back in, and a stop's confirmation is queued, once (its origin
+        is the SMS)."""
+        stamp = now()
+        await self.set_in(tx, conversation.number, opted_out_at=stamp if change.opted_out else None)
+        if change.confirmation is None:
+            return
+        await tx.conn.execute(
+            self.shared.insert_ignore(outbox).values(
+                conversation_id=conversation.id,
+                gateway=conversation.gateway,
+                number=conversation.number,
+                text=change.confirmation,
+                device=conversation.device,
+                sim=conversation.sim,
+                origin_chat=CONFIRMATIONS,
+                origin_message_id=str(inbound_id),
+                author="smsbridge",
+                purpose="confirmation",
+                status=Status.PENDING.value,
+                next_attempt_at=stamp,
+                created_at=stamp,
+                updated_at=stamp,
+            )
+        )
+        tx.wake("send", conversation.gateway)
 
     async def names(self, numbers: Collection[str]) -> dict[str, str]:
         """The names people gave those of ``numbers`` that have one."""

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from bridge.models import Attachment
+from bridge.models import Attachment, Conversation
 from bridge.store.base import Shared, Tx, now
+from bridge.store.contacts import Contacts
 from bridge.store.cursors import Cursors
-from bridge.store.records import Delivery, IngestItem, JobKind
+from bridge.store.records import Delivery, IngestItem, JobKind, Stored
 from bridge.store.schema import attachments, collapses, inbound
 from bridge.store.threads import Threads
 
@@ -18,17 +19,22 @@ from bridge.store.threads import Threads
 class Inbound:
     """Inbound SMS, stored once each together with the chat posts they become."""
 
-    def __init__(self, shared: Shared, threads: Threads, cursors: Cursors) -> None:
+    def __init__(
+        self, shared: Shared, threads: Threads, cursors: Cursors, contacts: Contacts
+    ) -> None:
         self.shared = shared
         self.threads = threads
         self.cursors = cursors
+        self.contacts = contacts
 
     async def ingest(
         self, items: Sequence[IngestItem], cursor: tuple[str, str] | None = None
-    ) -> list[int | None]:
+    ) -> list[Stored | None]:
         """Store SMS and their chat posts in one transaction; ``None`` marks a duplicate.
 
-        ``cursor`` (name, value) commits with them, so a poll is never half-remembered.
+        ``cursor`` (name, value) commits with them, so a poll is never half-remembered. A
+        blocked number's SMS is stored and not posted; a stop or start keyword changes its
+        number's opt-out with it, so a redelivery changes nothing twice.
         """
         async with self.shared.write() as tx:
             results = await self._ingest_batch(tx, items)
@@ -36,7 +42,7 @@ class Inbound:
                 await self.cursors.set_in(tx, *cursor)
         return results
 
-    async def _ingest_batch(self, tx: Tx, items: Sequence[IngestItem]) -> list[int | None]:
+    async def _ingest_batch(self, tx: Tx, items: Sequence[IngestItem]) -> list[Stored | None]:
         """A handful of statements for the whole batch, whatever its size.
 
         With aiosqlite every statement is a round trip to the database thread, which costs far
@@ -58,15 +64,18 @@ class Inbound:
 
             live = [i for i in live if fresh(i)]
         if not live:
-            return results
+            return [None] * len(items)
         stamp = now()
         conversation_ids: dict[int, int] = {}
+        conversations: dict[int, Conversation] = {}
         for index in live:
             sms = items[index].sms
             conversation = await self.threads.conversation_in(
                 tx, sms.gateway, sms.sender, alias=sms.alias, device=sms.device, sim=sms.sim
             )
             conversation_ids[index] = conversation.id
+            conversations[index] = conversation
+        blocked = await self.contacts.blocked_in(tx, {items[i].sms.sender for i in live})
         returned = (
             await tx.conn.execute(
                 self.shared.insert_ignore(inbound).returning(
@@ -90,9 +99,15 @@ class Inbound:
             sms = items[index].sms
             # pop: the same SMS twice in one batch is new only the first time
             results[index] = new_ids.pop((sms.gateway, sms.provider_id), None)
-        # A new SMS reopens its number's closed threads (a redelivered one does not).
+        # A new SMS reopens its number's closed threads (a redelivered one does not, nor one
+        # from a blocked number: it is not posted).
         await self.threads.reopen_in(
-            tx, {conversation_ids[i] for i in live if results[i] is not None}
+            tx,
+            {
+                conversation_ids[i]
+                for i in live
+                if results[i] is not None and items[i].sms.sender not in blocked
+            },
         )
         files = await self._store_attachments(tx, items, results, stamp)
         jobs: list[dict[str, object]] = []
@@ -101,6 +116,11 @@ class Inbound:
             if inbound_id is None:
                 continue
             conversation_id = conversation_ids[index]
+            opt = items[index].opt
+            if opt is not None:
+                await self.contacts.apply_in(tx, conversations[index], inbound_id, opt)
+            if items[index].sms.sender in blocked:
+                continue  # stored (and counted by the caller), never posted
             for post in items[index].posts:
                 # Every row has every key: one executemany needs one shape.
                 common = {
@@ -112,30 +132,30 @@ class Inbound:
                     "fixed_thread": post.thread,
                     "replies": post.replies,
                 }
+                repeat = None
                 if post.collapse and post.parts:
                     first, count = await self._collapse(
                         tx, post, conversation_id, inbound_id, items[index].sms.text, stamp
                     )
                     if first != inbound_id:  # a repeat: the first post shows the count
                         text = f"{post.parts[0]}\n(×{count})"
-                        jobs.append(
-                            {
-                                **common,
-                                "kind": JobKind.EDIT.value,
-                                "inbound_id": first,
-                                "text": text,
-                            }
-                        )
-                        continue
-                jobs.extend(
-                    {**common, "kind": JobKind.SMS.value, "text": part} for part in post.parts
-                )
-                jobs.extend(
-                    {**common, "kind": JobKind.FILE.value, "attachment_id": file}
-                    for file in files.get(inbound_id, ())
-                )
+                        repeat = {**common, "kind": JobKind.EDIT.value, "inbound_id": first}
+                        jobs.append({**repeat, "text": text})
+                if repeat is None:
+                    jobs.extend(
+                        {**common, "kind": JobKind.SMS.value, "text": part} for part in post.parts
+                    )
+                    jobs.extend(
+                        {**common, "kind": JobKind.FILE.value, "attachment_id": file}
+                        for file in files.get(inbound_id, ())
+                    )
+                if opt is not None:  # after the SMS, in its thread; a reply to it answers too
+                    jobs.append({**common, "kind": JobKind.NOTICE.value, "text": opt.notice})
         await tx.add_jobs(jobs)
-        return results
+        return [
+            None if inbound_id is None else Stored(inbound_id, items[i].sms.sender in blocked)
+            for i, inbound_id in enumerate(results)
+        ]
 
     async def _collapse(
         self,

@@ -11,7 +11,7 @@ from bridge.store.base import Shared, now
 from bridge.store.cursors import Cursors
 from bridge.store.media import add_media
 from bridge.store.records import JobKind, OutboundRequest, PendingSms
-from bridge.store.schema import chat_messages, outbox
+from bridge.store.schema import chat_messages, contacts, outbox
 from bridge.store.status import (
     adopt_orphans,
     advance,
@@ -101,19 +101,27 @@ class Outbound:
 
     async def next_pending(self, gateway: str) -> PendingSms | None:
         """The oldest SMS still to send through ``gateway`` (FIFO keeps a conversation in order)."""
+        # The number's opt-out and block come along: they are checked at send time, so an SMS
+        # queued before a STOP is refused too.
+        query = (
+            sa.select(outbox, contacts.c.opted_out_at, contacts.c.blocked_at)
+            .outerjoin(contacts, contacts.c.number == outbox.c.number)
+            .where(outbox.c.gateway == gateway, outbox.c.status == Status.PENDING.value)
+            .order_by(outbox.c.id)
+            .limit(1)
+        )
         async with self.shared.read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(outbox)
-                    .where(outbox.c.gateway == gateway, outbox.c.status == Status.PENDING.value)
-                    .order_by(outbox.c.id)
-                    .limit(1)
-                )
-            ).first()
+            row = (await conn.execute(query)).first()
         if row is None:
             return None
         return PendingSms(
-            outbox_of(row), float(row.next_attempt_at), bool(row.in_flight), float(row.created_at)
+            outbox_of(row),
+            float(row.next_attempt_at),
+            bool(row.in_flight),
+            float(row.created_at),
+            purpose=row.purpose,
+            opted_out=row.opted_out_at is not None,
+            blocked=row.blocked_at is not None,
         )
 
     async def begin_attempt(self, outbox_id: int) -> None:

@@ -34,12 +34,30 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class OptChange:
+    """An inbound SMS that is a stop or start keyword: what it changes and shows."""
+
+    opted_out: bool  # True: a stop; False: a start
+    notice: str  # shown after the SMS in each thread it is posted in
+    confirmation: str | None = None  # sent back once (a stop, with opt_out.confirmation set)
+
+
+@dataclass(frozen=True, slots=True)
 class IngestItem:
     """An inbound SMS and the chat posts it becomes, stored together or not at all."""
 
     sms: InboundSms
     posts: tuple[Delivery, ...]
     event: tuple[str, str] | None = None  # (source, key) of the delivering envelope
+    opt: OptChange | None = None  # a stop or start keyword: applied once, with the SMS
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A new inbound SMS as stored: its id, and whether its sender is blocked (not posted)."""
+
+    id: int
+    blocked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,3 +132,6 @@ class PendingSms:
     next_attempt_at: float
     maybe_sent: bool  # an earlier attempt may have reached the gateway: reconcile first
     created_at: float
+    purpose: str = "reply"  # reply | retry | confirmation (alone allowed to an opted-out number)
+    opted_out: bool = False  # the number's state when read: such SMS are failed unsent
+    blocked: bool = False

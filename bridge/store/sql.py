@@ -33,7 +33,7 @@ class SqlStore:
         self.threads = Threads(shared)
         self.contacts = Contacts(shared)
         self.desk = Desk(shared, self.contacts, self.cursors)
-        self.inbound = Inbound(shared, self.threads, self.cursors)
+        self.inbound = Inbound(shared, self.threads, self.cursors, self.contacts)
         self.outbound = Outbound(shared, self.threads, self.cursors)
         self.media = Media(shared)
         self.jobs = Jobs(shared, self.threads, self.cursors)

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bridge.errors import Ambiguous, RateLimited, Retryable, Terminal
+from bridge.errors import Ambiguous, OptedOut, RateLimited, Retryable, Terminal
 from connectors.http import retry_after
 from connectors.sms.smstools.config import SmstoolsConfig
 from connectors.sms.smstools.payloads import vendor_error
@@ -15,6 +15,7 @@ from connectors.sms.smstools.payloads import vendor_error
 LABEL = "Smstools"
 MAX_MEDIA_BYTES = 20 * 1024 * 1024
 _AUTH_CODES = frozenset({"104", "200"})
+OPTED_OUT = "131"  # "recipient is on the opt-out list"
 
 
 def auth(config: SmstoolsConfig) -> dict[str, str]:
@@ -63,7 +64,9 @@ async def call(
         raw = code or str(status)
         if code in _AUTH_CODES or status in (401, 403):
             raise Terminal(f"{LABEL} refused our credentials ({label}): {text}", raw_status=raw)
-        raise Terminal(f"{LABEL} refused {what} ({label}): {text}", raw_status=raw)
+        # 131: the recipient is on the account's opt-out list.
+        refused = OptedOut if code == OPTED_OUT else Terminal
+        raise refused(f"{LABEL} refused {what} ({label}): {text}", raw_status=raw)
     if not isinstance(body, dict):
         raise unsure(f"{LABEL} sent a malformed response to {what} (HTTP {status})")
     return body

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bridge.errors import Ambiguous, RateLimited, Retryable, Terminal
+from bridge.errors import Ambiguous, OptedOut, RateLimited, Retryable, Terminal
 from bridge.tls import tls_context
 from connectors.http import retry_after
 from connectors.sms.twilio.webhooks import ERRORS
@@ -16,6 +16,7 @@ from connectors.sms.twilio.webhooks import ERRORS
 LABEL = "Twilio"
 API = "/2010-04-01"
 PAGE_SIZE = 1000  # Twilio's maximum: fewer round trips on a busy day
+OPTED_OUT = "21610"  # "Attempt to send to unsubscribed recipient"
 MAX_MEDIA_BYTES = 20 * 1024 * 1024  # Twilio caps MMS at 5 MB; this only stops runaway bodies
 
 
@@ -55,7 +56,9 @@ def raise_for(response: httpx.Response, *, sending: bool) -> None:
     meaning = ERRORS.get(code)
     if meaning and meaning.lower() not in message.lower():
         message = f"{message} ({meaning})"
-    raise Terminal(f"{LABEL} rejected the request ({where}): {message}", raw_status=raw)
+    # 21610: the recipient texted STOP to the sending number; Twilio refuses it until START.
+    error = OptedOut if code == OPTED_OUT else Terminal
+    raise error(f"{LABEL} rejected the request ({where}): {message}", raw_status=raw)
 
 
 class TwilioApi:

@@ -47,6 +47,9 @@ _PATHS = (
     ("media", re.compile(_MESSAGES + r"/(?P<sid>[^/]+)/Media/(?P<me>[^/.]+)(?P<json>\.json)?$")),
 )
 _Answer = tuple[dict[str, Any], int]
+# Twilio's default opt-out keywords (Advanced Opt-Out off): single words, any case.
+_STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
+_START_WORDS = frozenset({"START", "YES", "UNSTOP"})
 
 
 @dataclass
@@ -151,6 +154,13 @@ class FakeTwilio(CallbackMixin[Req]):
             media=items,
         )
         self.messages.append(message)
+        # Twilio's default opt-out handling: a STOP keyword unsubscribes the sender from the
+        # account's numbers (a send to it then fails with 21610) until a START keyword.
+        word = body.strip().upper()
+        if word in _STOP_WORDS:
+            self.unsubscribed.add(from_)
+        elif word in _START_WORDS:
+            self.unsubscribed.discard(from_)
         return message
 
     def set_status(self, sid: str, status: str, error_code: int | None = None) -> FakeMessage:

@@ -1,0 +1,50 @@
+"""Opt-out: the SMS that stop or restart a number, what the thread is told, and why an SMS to
+an opted-out or blocked number is not sent."""
+
+from __future__ import annotations
+
+from bridge.config import OptOutConfig
+from bridge.phone import pretty
+from bridge.store.records import OptChange
+
+# Why an SMS was failed without calling the gateway; shown after "💔 SMS not sent: ".
+OPTED_OUT = (
+    "this number opted out (it texted STOP), so nothing was sent. It can text START to opt back in."
+)
+BLOCKED = "this number is blocked, so nothing was sent. /unblock lets replies through again."
+GATEWAY_OPTED_OUT = "{reason}. The number has opted out at the gateway; nothing was sent."
+
+
+class Keywords:
+    """Tells a stop or start keyword from any other SMS."""
+
+    def __init__(self, config: OptOutConfig) -> None:
+        self._stop = {word.casefold() for word in config.stop}
+        self._start = {word.casefold() for word in config.start}
+        self.confirmation = config.confirmation
+
+    def change(self, number: str, text: str) -> OptChange | None:
+        """What an SMS from ``number`` saying ``text`` changes, or None for any other SMS."""
+        word = text.strip().casefold()
+        shown = pretty(number)
+        if word in self._stop:
+            notice = (
+                f"🚫 {shown} replied {text.strip().upper()}: opted out; replies to it will "
+                "not be sent."
+            )
+            if self.confirmation:
+                notice += " The confirmation text goes out once."
+            return OptChange(True, notice, self.confirmation)
+        if word in self._start:
+            notice = f"✅ {shown} replied {text.strip().upper()}: opted back in; replies are sent."
+            return OptChange(False, notice)
+        return None
+
+
+def refusal(*, opted_out: bool, blocked: bool) -> str | None:
+    """Why nothing may be sent to a number (a confirmation aside), or None."""
+    if blocked:
+        return BLOCKED
+    if opted_out:
+        return OPTED_OUT
+    return None
