@@ -12,7 +12,10 @@ OPTED_OUT = (
     "this number opted out (it texted STOP), so nothing was sent. It can text START to opt back in."
 )
 BLOCKED = "this number is blocked, so nothing was sent. /unblock lets replies through again."
-GATEWAY_OPTED_OUT = "{reason}. The number has opted out at the gateway; nothing was sent."
+GATEWAY_OPTED_OUT = (
+    "{reason}. This number opted out at the gateway, so nothing was sent; it is marked opted "
+    "out here too, until it texts START."
+)
 
 
 class Keywords:

@@ -18,7 +18,15 @@ from harness import per_module
 from starlette.responses import JSONResponse, Response
 
 from bridge.config import parse_config
-from bridge.errors import Ambiguous, ConfigError, RateLimited, Retryable, Terminal, WebhookRejected
+from bridge.errors import (
+    Ambiguous,
+    ConfigError,
+    OptedOut,
+    RateLimited,
+    Retryable,
+    Terminal,
+    WebhookRejected,
+)
 from bridge.models import OutboundSms, Outbox, Status, WebhookRequest
 from bridge.testing.fake_harness import Started, WebhookReceiver
 from connectors.sms.smstools.client import Smstools
@@ -120,6 +128,8 @@ async def test_vendor_refusals_are_terminal_in_the_vendors_words(
     assert words in caught.value.reason
     assert f"error {raw}" in caught.value.reason
     assert caught.value.raw_status == raw
+    # The opt-out list alone marks the number opted out in the core.
+    assert isinstance(caught.value, OptedOut) == (raw == "131")
     assert fake.sent == []
 
 

@@ -22,6 +22,7 @@ from bridge.errors import (
     BadRequest,
     ConfigError,
     Forbidden,
+    OptedOut,
     RateLimited,
     Retryable,
     Terminal,
@@ -221,7 +222,21 @@ async def test_rejected_number_is_terminal_with_twilios_code_and_words(
     assert caught.value.raw_status == code
     assert words in caught.value.reason and f"error {code}" in caught.value.reason
     assert "twilio.com/docs" not in caught.value.reason  # more_info is a URL: left out
+    assert isinstance(caught.value, OptedOut) == (code == "21610")
     assert fake.sent == []
+
+
+@pytest.mark.parametrize(("stop", "start"), [("STOP", "START"), (" quit\n", "unstop")])
+async def test_a_stop_texted_to_twilio_refuses_sends_until_a_start(
+    fake: FakeTwilio, gw: Twilio, stop: str, start: str
+) -> None:
+    fake.receive_sms(CUSTOMER, stop)
+    with pytest.raises(OptedOut):
+        await gw.send(sms(to=CUSTOMER))
+    fake.receive_sms(CUSTOMER, "stop it please")  # not a keyword: nothing changes
+    fake.receive_sms(CUSTOMER, start)
+    await gw.send(sms(to=CUSTOMER))
+    assert len(fake.sent) == 1
 
 
 async def test_too_long_body_is_terminal(fake: FakeTwilio, gw: Twilio) -> None:
