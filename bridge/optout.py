@@ -8,13 +8,12 @@ from bridge.phone import pretty
 from bridge.store.records import OptChange
 
 # Why an SMS was failed without calling the gateway; shown after "💔 SMS not sent: ".
-OPTED_OUT = (
-    "this number opted out (it texted STOP), so nothing was sent. It can text START to opt back in."
-)
-BLOCKED = "this number is blocked, so nothing was sent. /unblock lets replies through again."
+# Generic on purpose: the keyword may be a custom one, or the gateway may have said it.
+OPTED_OUT = "this number opted out, so nothing was sent to it."
+BLOCKED = "this number is blocked, so nothing was sent to it."
 GATEWAY_OPTED_OUT = (
     "{reason}. This number opted out at the gateway, so nothing was sent; it is marked opted "
-    "out here too, until it texts START."
+    "out here too."
 )
 
 

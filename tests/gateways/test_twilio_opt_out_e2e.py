@@ -19,10 +19,9 @@ CUSTOMER = "+14155552345"
 GATEWAY_REFUSED = (
     "💔 SMS not sent: Twilio rejected the request (HTTP 400, error 21610): Attempt to send to "
     "unsubscribed recipient (The recipient has unsubscribed (replied STOP)). This number opted "
-    "out at the gateway, so nothing was sent; it is marked opted out here too, until it texts "
-    "START."
+    "out at the gateway, so nothing was sent; it is marked opted out here too."
 )
-REFUSED = "💔 SMS not sent: this number opted out (it texted STOP), so nothing was sent."
+REFUSED = "💔 SMS not sent: this number opted out, so nothing was sent to it."
 
 
 @pytest.fixture
