@@ -147,6 +147,13 @@ class LoopbackFake(Generic[RecordT]):
         queue = self._faults.setdefault(self._fault_key(key), deque())
         queue.extend(Fault(status, body, retry_after, delay, raw) for _ in range(count))
 
+    def clear_faults(self, key: str | None = None) -> None:
+        """The remote is back: forget the faults still queued for ``key`` (None: for all)."""
+        if key is None:
+            self._faults.clear()
+        else:
+            self._faults.pop(self._fault_key(key), None)
+
     def _fault_key(self, key: str) -> str:
         return key
 
