@@ -132,25 +132,34 @@ class Inbound:
                     "fixed_thread": post.thread,
                     "replies": post.replies,
                 }
-                repeat = None
+                # After the SMS, in its thread; a reply to the notice answers the number too.
+                notice: list[dict[str, object]] = (
+                    [{**common, "kind": JobKind.NOTICE.value, "text": opt.notice}] if opt else []
+                )
                 if post.collapse and post.parts:
                     first, count = await self._collapse(
                         tx, post, conversation_id, inbound_id, items[index].sms.text, stamp
                     )
                     if first != inbound_id:  # a repeat: the first post shows the count
                         text = f"{post.parts[0]}\n(×{count})"
-                        repeat = {**common, "kind": JobKind.EDIT.value, "inbound_id": first}
-                        jobs.append({**repeat, "text": text})
-                if repeat is None:
-                    jobs.extend(
-                        {**common, "kind": JobKind.SMS.value, "text": part} for part in post.parts
-                    )
-                    jobs.extend(
-                        {**common, "kind": JobKind.FILE.value, "attachment_id": file}
-                        for file in files.get(inbound_id, ())
-                    )
-                if opt is not None:  # after the SMS, in its thread; a reply to it answers too
-                    jobs.append({**common, "kind": JobKind.NOTICE.value, "text": opt.notice})
+                        jobs.append(
+                            {
+                                **common,
+                                "kind": JobKind.EDIT.value,
+                                "inbound_id": first,
+                                "text": text,
+                            }
+                        )
+                        jobs.extend(notice)
+                        continue
+                jobs.extend(
+                    {**common, "kind": JobKind.SMS.value, "text": part} for part in post.parts
+                )
+                jobs.extend(
+                    {**common, "kind": JobKind.FILE.value, "attachment_id": file}
+                    for file in files.get(inbound_id, ())
+                )
+                jobs.extend(notice)
         await tx.add_jobs(jobs)
         return [
             None if inbound_id is None else Stored(inbound_id, items[i].sms.sender in blocked)
