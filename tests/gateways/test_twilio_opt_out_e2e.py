@@ -1,5 +1,6 @@
 """Twilio's opt-out through the real bridge: error 21610 marks the number opted out, and a
-STOP texted to Twilio's number stops us as it stops Twilio."""
+STOP texted to Twilio's number stops us as it stops Twilio. And a long reply's part count,
+told once through Twilio's sent and delivered."""
 
 from __future__ import annotations
 
@@ -36,10 +37,10 @@ async def start(
 ) -> AsyncIterator[Callable[..., Awaitable[Harness[FakeTwilio]]]]:
     async with Started() as started:
 
-        async def run(**top: Any) -> Harness[FakeTwilio]:
+        async def run(**gw: Any) -> Harness[FakeTwilio]:
             polls = {"poll_interval": 0.2, "status_poll_interval": 3600, "receive": "poll"}
-            gateway = twilio.section("tw", from_number=NUMBER, **polls)
-            config = bridge_config(tmp_path, gateway, telegram_section(telegram), **top)
+            gateway = twilio.section("tw", from_number=NUMBER, **(polls | gw))
+            config = bridge_config(tmp_path, gateway, telegram_section(telegram))
             return Harness(await started(Bridge(config)), twilio, telegram)
 
         yield run
@@ -108,3 +109,23 @@ async def test_stop_and_start_texted_to_twilio_stop_and_restart_both(
     telegram.user_message(GROUP, AGENT, "welcome back", thread_id=thread)
     await twilio.wait_for(lambda: len(twilio.sent) == 1)
     assert twilio.sent[0].body == "welcome back"
+
+
+async def test_a_long_replys_part_count_is_told_once_through_sent_and_delivered(
+    start: Callable[..., Awaitable[Harness[FakeTwilio]]], twilio: FakeTwilio, telegram: FakeTelegram
+) -> None:
+    harness = await start(status_poll_interval=0.2)
+    twilio.receive_sms(CUSTOMER, "hello")
+    await telegram.wait_for(lambda: "hello" in harness.posts())
+    thread = harness.topics()[0].thread_id
+    long = "Thanks 🙂 " + "see you soon " * 6  # UCS-2: 87 units, 2 parts
+    reply = telegram.user_message(GROUP, AGENT, long, thread_id=thread)
+    await twilio.wait_for(lambda: len(twilio.sent) == 1)
+    twilio.set_status(twilio.sent[0].sid, "sent")
+    await telegram.wait_for(
+        lambda: "📤 sent as 2 SMS parts (UCS-2)" in harness.posts(thread_id=thread)
+    )
+    twilio.set_status(twilio.sent[0].sid, "delivered")
+    await telegram.wait_for(lambda: telegram.reaction(GROUP, reply["message_id"]) == ["👍"])
+    await harness.settled()
+    assert harness.posts(thread_id=thread).count("📤 sent as 2 SMS parts (UCS-2)") == 1
