@@ -18,7 +18,8 @@
     │       └── OptedOut             the gateway says the recipient opted out (Twilio 21610)
     └── ThreadError                  a chat thread cannot take the post as it is
         ├── ThreadGone               deleted by a human: open a new one
-        └── ThreadClosed             closed by a human: reopen it
+        ├── ThreadClosed             closed by a human: reopen it
+        └── ThreadsOff               the chat can have no threads now: post with a header
 
 Messages never contain secrets: connectors build them from status codes and the remote's own
 error text, never from URLs or request parameters.
@@ -157,3 +158,9 @@ class ThreadGone(ThreadError):
 
 class ThreadClosed(ThreadError):
     """The thread was closed; the core reopens it."""
+
+
+class ThreadsOff(ThreadError):
+    """The chat refuses to open threads and has none from now on (a Telegram private chat
+    whose topics were turned off, or that Telegram refuses them): the post goes into the
+    chat itself, with the header that names its number."""

@@ -11,13 +11,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from bridge.errors import ThreadGone
+from bridge.errors import ThreadGone, ThreadsOff
 from bridge.ports import ChatPlatform, ClosesThreads, ManagesThreads
-from bridge.render import thread_title
+from bridge.render import inbound_header, number_from_title, thread_title, utf16_len
 from bridge.store.records import ChatJob, JobKind
 from bridge.store.sql import SqlStore
 
 log = logging.getLogger(__name__)
+
+_HEADED = (JobKind.SMS, JobKind.EDIT)  # an SMS's text (an edit shows it again, counted)
 
 Pace = Callable[[], Awaitable[None]]  # waits for a message's turn (opening a topic posts one)
 
@@ -50,7 +52,9 @@ class Placer:
             return None
         if job.fixed_thread is None and job.conversation_id is None:
             return None
-        thread = self.known(job) or await self.open(job)
+        thread = self.known(job)
+        if thread is None:
+            return await self.open(job)
         self._remember(job, thread)
         return thread
 
@@ -60,8 +64,16 @@ class Placer:
         elif job.conversation_id is not None:
             self._threads[job.conversation_id] = thread
 
-    async def open(self, job: ChatJob) -> str:
-        """Open the job's thread (again, if a human deleted the old one)."""
+    async def open(self, job: ChatJob) -> str | None:
+        """Open the job's thread (again, if a human deleted the old one); None when the chat
+        refuses threads from now on, and the job posts into the chat itself."""
+        try:
+            return await self._open(job)
+        except ThreadsOff as exc:
+            log.warning("%s: no threads here now, posting with headers: %s", self.name, exc)
+            return None
+
+    async def _open(self, job: ChatJob) -> str:
         assert self.threads is not None, "only a chat with threads has one to open"
         if job.fixed_thread is not None:
             await self.pace()
@@ -80,6 +92,31 @@ class Placer:
             log.info("%s: opened thread %s for %s", self.name, thread, number)
         self._remember(job, thread)
         return thread
+
+    async def post(self, job: ChatJob, where: str | None, text: str, reply_to: str | None) -> str:
+        """Post a job's text; an SMS posted outside its number's thread says whose it is. It
+        was rendered for the thread while the chat had threads; then the chat refused them
+        (``ThreadsOff``). The message id."""
+        header = await self._header(job, where, text)
+        if header is None:
+            return await self.platform.post(where, text, reply_to)
+        headed = f"{header}\n{text}"
+        if utf16_len(headed) <= self.platform.max_text:
+            return await self.platform.post(where, headed, reply_to)
+        # A part as long as the chat takes: its header goes first, the SMS replies to it.
+        first = await self.platform.post(where, header, reply_to)
+        await self.pace()
+        return await self.platform.post(where, text, first)
+
+    async def _header(self, job: ChatJob, where: str | None, text: str) -> str | None:
+        if where is not None or job.kind not in _HEADED or job.conversation_id is None:
+            return None
+        if job.fixed_thread is not None:
+            return None  # a route's thread gathers many numbers: rendered with its header
+        number, alias = await self.who(job)
+        if text.startswith("📩") and number_from_title(text) == number:
+            return None  # rendered where the chat had no threads
+        return inbound_header(number, alias)
 
     async def keep(self, job: ChatJob) -> str | None:
         """A rename, close or reopen job: done to the number's thread where the platform can;

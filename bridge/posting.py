@@ -234,7 +234,7 @@ class ChatWorker(Worker):
         else:
 
             def send(where: str | None) -> Awaitable[str]:
-                return self.platform.post(where, text, job.message_id)
+                return self.placer.post(job, where, text, job.message_id)
 
         message_id, thread = await self._post_in_thread(thread, job, send)
         await self._record.submit(
@@ -263,7 +263,7 @@ class ChatWorker(Worker):
                 log.info("%s: cannot edit %s: %s", self.name, message_id, exc.reason)
         thread = await self.placer.thread(job)
         posted, thread = await self._post_in_thread(
-            thread, job, lambda where: self.platform.post(where, text, None)
+            thread, job, lambda where: self.placer.post(job, where, text, None)
         )
         await self._done(job, (posted,), thread)
 

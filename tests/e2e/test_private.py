@@ -146,3 +146,77 @@ async def test_without_threaded_mode_or_with_replies_configured_the_header_stays
         "📩 +1 555-123-4567\nnor here",
     ]
     assert harness.telegram.topics(AGENT) == []
+
+
+async def test_when_telegram_refuses_private_topics_the_sms_comes_with_a_header(
+    start_bridge: Callable[..., Any],
+) -> None:
+    """Bot API 10.0 regressed: createForumTopic in a private chat failed with
+    BOT_FORUM_CREATE_FORBIDDEN though getMe said has_topics_enabled (tdlib/telegram-bot-api#847).
+    The SMS must still reach the chat, with a header, and answering by reply must work."""
+    harness: Harness = await start_bridge(chat={"chat_id": AGENT})
+    await harness.bridge.stop()
+    harness.telegram.has_topics_enabled = True
+    harness = await start_bridge(chat={"chat_id": AGENT})
+    harness.telegram.fail_next(
+        "createForumTopic", status=400, description="Bad Request: BOT_FORUM_CREATE_FORBIDDEN"
+    )
+    await harness.sms("Your parcel is here", alias="DHL")
+    await harness.telegram.wait_for(lambda: len(texts(harness)) == 1)
+    assert texts(harness) == ["📩 DHL (+1 555-123-4567)\nYour parcel is here"]
+    assert harness.telegram.topics(AGENT) == []
+    # From now on the chat has no topics: the next SMS comes with its header at once.
+    await harness.sms("Call me back", number="+15550002222")
+    await harness.telegram.wait_for(lambda: len(texts(harness)) == 2)
+    assert texts(harness)[1] == "📩 +1 555-000-2222\nCall me back"
+    assert harness.telegram.count("createForumTopic") == 1
+    post = harness.telegram.sent_messages(AGENT)[0]
+    harness.telegram.user_message(AGENT, AGENT, "on my way", reply_to=post["message_id"])
+    await harness.gateway.wait_for(lambda: len(harness.gateway.sent) == 1)
+    assert harness.gateway.sent[0].recipients == "+15551234567"
+
+
+async def test_when_threaded_mode_goes_off_the_waiting_sms_comes_with_a_header(
+    start_bridge: Callable[..., Any],
+) -> None:
+    """The owner turned Threaded Mode off after the start: Telegram answers "the chat is not a
+    forum" (it is a private chat: not the chat's fault, as it would be for a group)."""
+    harness: Harness = await start_bridge(chat={"chat_id": AGENT})
+    await harness.bridge.stop()
+    harness.telegram.has_topics_enabled = True
+    harness = await start_bridge(chat={"chat_id": AGENT})
+    harness.telegram.has_topics_enabled = False
+    await harness.sms("Your parcel is here")
+    await harness.telegram.wait_for(lambda: len(texts(harness)) == 1)
+    assert texts(harness) == ["📩 +1 555-123-4567\nYour parcel is here"]
+    ok, _ = await harness.bridge.health()
+    assert ok
+
+
+async def test_a_topic_that_breaks_later_falls_back_to_a_header_too(
+    start_bridge: Callable[..., Any],
+) -> None:
+    """The same regression seen from a number's existing topic: the post is refused
+    ("message thread not found"), and so is the new topic that would replace it."""
+    harness: Harness = await start_bridge(chat={"chat_id": AGENT})
+    await harness.bridge.stop()
+    harness.telegram.has_topics_enabled = True
+    harness = await start_bridge(chat={"chat_id": AGENT})
+    await harness.sms("first")
+    await harness.telegram.wait_for(lambda: len(texts(harness)) == 1)
+    harness.telegram.fail_next(
+        "sendMessage", status=400, description="Bad Request: message thread not found"
+    )
+    harness.telegram.fail_next(
+        "createForumTopic", status=400, description="Bad Request: BOT_FORUM_CREATE_FORBIDDEN"
+    )
+    long = "x" * 4096  # as long as a post can be: its header goes in a post of its own
+    await harness.sms(long)
+    await harness.telegram.wait_for(lambda: len(texts(harness)) == 3)
+    header, body = harness.telegram.sent_messages(AGENT)[1:]
+    assert (header["text"], body["text"]) == ("📩 +1 555-123-4567", long)
+    assert "message_thread_id" not in body
+    await harness.idle()
+    harness.telegram.user_message(AGENT, AGENT, "got it", reply_to=body["message_id"])
+    await harness.gateway.wait_for(lambda: len(harness.gateway.sent) == 1)
+    assert harness.gateway.sent[0].recipients == "+15551234567"

@@ -18,7 +18,7 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 from telegram import Bot, InputFile, ReactionTypeEmoji, ReplyParameters
 from telegram.request import HTTPXRequest
 
-from bridge.errors import Terminal
+from bridge.errors import DeliveryError, Terminal, ThreadsOff
 from bridge.models import ChatFile, ChatUser, Status, WebhookAnswer, WebhookDoc
 from bridge.pacing import Rate
 from bridge.ports import CallKind, ChatPlatform, OnChatMessage
@@ -40,6 +40,9 @@ STATUS_EMOJI = {
 }
 PHOTO_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
 PHOTO_MAX_BYTES = 10 * 1024 * 1024
+# A private chat refusing a topic: Threaded Mode turned off in @BotFather ("not a forum"), or
+# Telegram's own regression after Bot API 10.0 (tdlib/telegram-bot-api#847).
+_NO_PRIVATE_TOPICS = ("bot_forum_create_forbidden", "the chat is not a forum")
 
 
 def create(config: TelegramConfig, webhook_url: str | None) -> ChatPlatform:
@@ -140,10 +143,18 @@ class TelegramChat:
         return (chat, overall)
 
     async def open_thread(self, title: str) -> str:
-        topic = await call(
-            "createForumTopic",
-            lambda: self.bot.create_forum_topic(self.config.chat_id, name=title),
-        )
+        try:
+            topic = await call(
+                "createForumTopic",
+                lambda: self.bot.create_forum_topic(self.config.chat_id, name=title),
+            )
+        except DeliveryError as exc:
+            # A group without topics is misconfigured (the chat is down until fixed); a
+            # private chat's topics are optional: without them every post has its header.
+            if self._group or not any(m in exc.reason.lower() for m in _NO_PRIVATE_TOPICS):
+                raise
+            self._receiver.topics_refused(exc.reason)
+            raise ThreadsOff(exc.reason) from None
         return str(topic.message_thread_id)
 
     async def rename_thread(self, thread_id: str, title: str) -> None:

@@ -72,6 +72,14 @@ class UpdateReceiver:
         the bot has them (``has_topics_enabled``, Bot API 9.3+)."""
         return self.config.threaded or self._private_topics
 
+    def topics_refused(self, reason: str) -> None:
+        """Telegram refused a topic in the private chat: none until the next start asks getMe."""
+        if self._private_topics:
+            log.warning(
+                "telegram %s: no topics in the private chat from now on: %s", self.name, reason
+            )
+        self._private_topics = False
+
     async def start(self, on_message: OnChatMessage) -> None:
         self._on_message = on_message
         if self._topics_unknown():
