@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from bridge.errors import ThreadGone, ThreadsOff
-from bridge.ports import ChatPlatform, ClosesThreads, ManagesThreads
+from bridge.errors import DeliveryError, ThreadClosed, ThreadError, ThreadGone, ThreadsOff
+from bridge.ports import CallKind, ChatPlatform, ClosesThreads, ManagesThreads
 from bridge.render import inbound_header, number_from_title, thread_title, utf16_len
 from bridge.store.records import ChatJob, JobKind
 from bridge.store.sql import SqlStore
@@ -21,7 +21,16 @@ log = logging.getLogger(__name__)
 
 _HEADED = (JobKind.SMS, JobKind.EDIT)  # an SMS's text (an edit shows it again, counted)
 
-Pace = Callable[[], Awaitable[None]]  # waits for a message's turn (opening a topic posts one)
+Pace = Callable[[CallKind], Awaitable[None]]  # waits for a call's turn (opening a topic posts)
+Send = Callable[[str | None], Awaitable[str]]  # posts into a thread (None: the chat itself)
+
+
+def _opens(job: ChatJob) -> bool:
+    """Whether a job whose thread is gone opens it anew: a post in a number's own thread or
+    a route's, not a notice beside a message nor a status's notice on a deleted post."""
+    if job.kind is JobKind.STATUS:
+        return False
+    return job.conversation_id is not None or job.fixed_thread is not None
 
 
 class Placer:
@@ -76,7 +85,7 @@ class Placer:
     async def _open(self, job: ChatJob) -> str:
         assert self.threads is not None, "only a chat with threads has one to open"
         if job.fixed_thread is not None:
-            await self.pace()
+            await self.pace(CallKind.MESSAGE)
             thread = await self.threads.open_thread(job.fixed_thread)
             # Recorded at once: posts of many numbers, in any order, will use it.
             await self.store.threads.record_named(self.platform.name, job.fixed_thread, thread)
@@ -84,7 +93,7 @@ class Placer:
         else:
             assert job.conversation_id is not None
             number, alias = await self.who(job)
-            await self.pace()
+            await self.pace(CallKind.MESSAGE)
             thread = await self.threads.open_thread(thread_title(number, alias))
             # Recorded with the post that follows (one commit); until then it lives here, so a
             # retried post reuses it instead of opening another.
@@ -92,6 +101,41 @@ class Placer:
             log.info("%s: opened thread %s for %s", self.name, thread, number)
         self._remember(job, thread)
         return thread
+
+    async def post_in(self, thread: str | None, job: ChatJob, send: Send) -> tuple[str, str | None]:
+        """Post with ``send``; a number's thread deleted by a human is replaced, a closed one
+        reopened, once each. A thread closed by /close is closed again after the post: only the
+        number's SMS reopens it (its intake marked it open), not a notice, echo or status."""
+        await self.pace(CallKind.MESSAGE)
+        closes: ClosesThreads | None = None
+        try:
+            return await send(thread), thread
+        except ThreadGone:
+            if thread is None or not _opens(job):
+                raise
+            log.warning("%s: thread %s is gone, opening a new one", self.name, thread)
+            thread = await self.open(job)
+        except ThreadClosed:
+            if thread is None or not isinstance(self.platform, ClosesThreads):
+                raise
+            log.info("%s: thread %s was closed, reopening it", self.name, thread)
+            await self.pace(CallKind.LIGHT)
+            await self.platform.reopen_thread(thread)
+            closes = self.platform
+        await self.pace(CallKind.MESSAGE)
+        posted = await send(thread)
+        if closes is not None and thread is not None:
+            await self._close_again(closes, thread)
+        return posted, thread
+
+    async def _close_again(self, platform: ClosesThreads, thread: str) -> None:
+        """After a post: closed again if /close closed it. The post is made, so nothing here
+        may fail the job (it would be posted twice): a refusal leaves the thread open."""
+        try:
+            if await self.store.threads.is_closed(self.platform.name, thread):
+                await platform.close_thread(thread)
+        except (DeliveryError, ThreadError) as exc:
+            log.warning("%s: thread %s left open after a post: %s", self.name, thread, exc)
 
     async def post(self, job: ChatJob, where: str | None, text: str, reply_to: str | None) -> str:
         """Post a job's text; an SMS posted outside its number's thread says whose it is. It
@@ -105,7 +149,7 @@ class Placer:
             return await self.platform.post(where, headed, reply_to)
         # A part as long as the chat takes: its header goes first, the SMS replies to it.
         first = await self.platform.post(where, header, reply_to)
-        await self.pace()
+        await self.pace(CallKind.MESSAGE)
         return await self.platform.post(where, text, first)
 
     async def _header(self, job: ChatJob, where: str | None, text: str) -> str | None:
@@ -128,12 +172,14 @@ class Placer:
             if job.kind is JobKind.RENAME and self.threads is not None:
                 # The title the alias calls for now: the newest alias wins.
                 number, alias = await self.who(job)
-                await self.pace()  # a renamed, closed or reopened topic shows a service message
+                await self.pace(
+                    CallKind.MESSAGE
+                )  # a renamed, closed or reopened topic shows a service message
                 await self.threads.rename_thread(thread, thread_title(number, alias))
             elif job.kind in (JobKind.CLOSE, JobKind.REOPEN) and isinstance(
                 self.platform, ClosesThreads
             ):
-                await self.pace()
+                await self.pace(CallKind.MESSAGE)
                 if job.kind is JobKind.CLOSE:
                     await self.platform.close_thread(thread)
                 else:

@@ -24,11 +24,10 @@ from bridge.logfmt import about
 from bridge.metrics import Metrics
 from bridge.models import Status
 from bridge.pacing import Interrupted, Pacer
-from bridge.placing import Placer
+from bridge.placing import Placer, Send
 from bridge.ports import (
     CallKind,
     ChatPlatform,
-    ClosesThreads,
     EditsMessages,
     PostsFiles,
     PostsPrivately,
@@ -42,7 +41,6 @@ log = logging.getLogger(__name__)
 
 # (gateway, url) -> (content, content type), or None when that gateway hands out plain links.
 FetchMedia = Callable[[str, str], Awaitable[tuple[bytes, str] | None]]
-Send = Callable[[str | None], Awaitable[str]]
 
 _GONE_OUT = (Status.SENT, Status.DELIVERED)
 PREFETCH = 64
@@ -90,7 +88,7 @@ class ChatWorker(Worker):
         self.pacer = pacer
         self.metrics = metrics
         self.name = f"chat:{platform.name}"
-        self.placer = Placer(platform, store, lambda: self._pace(CallKind.MESSAGE))
+        self.placer = Placer(platform, store, self._pace)
         self._running: dict[object, asyncio.Task[bool]] = {}
         # Posts finishing together (one per conversation group) are recorded in one commit.
         self._record: GroupCommit[PostDone, None] = GroupCommit(store.jobs.complete_posts)
@@ -224,8 +222,9 @@ class ChatWorker(Worker):
             await self._record.submit([PostDone(job, (), job.thread_id)])
             return
         if job.conversation_id is None and job.fixed_thread is None:
-            await self._pace(CallKind.MESSAGE)
-            message_id = await self.platform.post(job.thread_id, text, job.message_id)
+            message_id, _ = await self.placer.post_in(
+                job.thread_id, job, lambda where: self.platform.post(where, text, job.message_id)
+            )
             await self._record.submit([PostDone(job, (message_id,), job.thread_id)])
             return
         thread = await self.placer.thread(job)
@@ -236,7 +235,7 @@ class ChatWorker(Worker):
             def send(where: str | None) -> Awaitable[str]:
                 return self.placer.post(job, where, text, job.message_id)
 
-        message_id, thread = await self._post_in_thread(thread, job, send)
+        message_id, thread = await self.placer.post_in(thread, job, send)
         await self._record.submit(
             [PostDone(job, (message_id,), thread, self.placer.opened_for(job))]
         )
@@ -262,7 +261,7 @@ class ChatWorker(Worker):
             except Terminal as exc:  # deleted by a human, or too old to edit: post anew
                 log.info("%s: cannot edit %s: %s", self.name, message_id, exc.reason)
         thread = await self.placer.thread(job)
-        posted, thread = await self._post_in_thread(
+        posted, thread = await self.placer.post_in(
             thread, job, lambda where: self.placer.post(job, where, text, None)
         )
         await self._done(job, (posted,), thread)
@@ -306,27 +305,6 @@ class ChatWorker(Worker):
         name = file.name or f"attachment-{job.attachment_id}{extension}"
         return lambda where: platform.post_file(where, name, content_type, content, None)
 
-    async def _post_in_thread(
-        self, thread: str | None, job: ChatJob, send: Send
-    ) -> tuple[str, str | None]:
-        """Post; a thread deleted by a human is replaced, a closed one reopened, once each."""
-        await self._pace(CallKind.MESSAGE)
-        try:
-            return await send(thread), thread
-        except ThreadGone:
-            if thread is None:
-                raise
-            log.warning("%s: thread %s is gone, opening a new one", self.name, thread)
-            thread = await self.placer.open(job)
-        except ThreadClosed:
-            if thread is None or not isinstance(self.platform, ClosesThreads):
-                raise
-            log.info("%s: thread %s was closed, reopening it", self.name, thread)
-            await self._pace(CallKind.LIGHT)
-            await self.platform.reopen_thread(thread)
-        await self._pace(CallKind.MESSAGE)
-        return await send(thread), thread
-
     async def _status(self, job: ChatJob) -> None:
         assert job.outbox_id is not None
         assert job.message_id is not None
@@ -343,13 +321,16 @@ class ChatWorker(Worker):
             except Terminal as exc:
                 # The message was deleted, or reactions are off: the notice below still tells.
                 log.info("%s: cannot show status on %s: %s", self.name, job.message_id, exc.reason)
+        notice = None
         if target is Status.FAILED:
-            await self._pace(CallKind.MESSAGE)
-            await self.platform.post(thread, status_notice(target, sms.reason), job.message_id)
+            notice = status_notice(target, sms.reason)
         elif target in _GONE_OUT and current not in _GONE_OUT:
             # Once, when it first shows as gone out: what a long reply cost.
             found = segments.count(sms.text)
-            if found.parts > 1:
-                await self._pace(CallKind.MESSAGE)
-                await self.platform.post(thread, segments.sent_notice(found), job.message_id)
+            notice = segments.sent_notice(found) if found.parts > 1 else None
+        if notice is not None:
+            text = notice
+            await self.placer.post_in(
+                thread, job, lambda where: self.platform.post(where, text, job.message_id)
+            )
         await self.store.jobs.complete_status(job, target)

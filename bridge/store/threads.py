@@ -225,6 +225,20 @@ class Threads:
             ).first()
         return found is not None
 
+    async def is_closed(self, chat: str, thread_id: str) -> bool:
+        """Whether a number's ``thread_id`` is closed by /close (until /reopen or its SMS)."""
+        async with self.shared.read() as conn:
+            found = (
+                await conn.execute(
+                    sa.select(threads.c.id).where(
+                        threads.c.chat == chat,
+                        threads.c.thread_id == thread_id,
+                        threads.c.closed_at.is_not(None),
+                    )
+                )
+            ).first()
+        return found is not None
+
     async def replies_allowed(
         self, chat: str, conversation_id: int, message_id: str | None = None
     ) -> bool | None:
