@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from bridge.errors import DeliveryError, ThreadClosed, ThreadError, ThreadGone, ThreadsOff
+from bridge.pacing import Interrupted
 from bridge.ports import CallKind, ChatPlatform, ClosesThreads, ManagesThreads
 from bridge.render import inbound_header, number_from_title, thread_title, utf16_len
 from bridge.store.records import ChatJob, JobKind
@@ -119,9 +120,11 @@ class Placer:
             if thread is None or not isinstance(self.platform, ClosesThreads):
                 raise
             log.info("%s: thread %s was closed, reopening it", self.name, thread)
+            # Asked before posting: once posted, nothing may fail the job (it would post twice).
+            if await self.store.threads.is_closed(self.platform.name, thread):
+                closes = self.platform
             await self.pace(CallKind.LIGHT)
             await self.platform.reopen_thread(thread)
-            closes = self.platform
         await self.pace(CallKind.MESSAGE)
         posted = await send(thread)
         if closes is not None and thread is not None:
@@ -129,13 +132,13 @@ class Placer:
         return posted, thread
 
     async def _close_again(self, platform: ClosesThreads, thread: str) -> None:
-        """After a post: closed again if /close closed it. The post is made, so nothing here
-        may fail the job (it would be posted twice): a refusal leaves the thread open."""
+        """After a post: closed again, as /close left it. A refusal (or a stop while waiting
+        for its turn) leaves it open: the post is made, and the job must not be retried."""
         try:
-            if await self.store.threads.is_closed(self.platform.name, thread):
-                await platform.close_thread(thread)
-        except (DeliveryError, ThreadError) as exc:
-            log.warning("%s: thread %s left open after a post: %s", self.name, thread, exc)
+            await self.pace(CallKind.MESSAGE)  # a closed topic shows a service message
+            await platform.close_thread(thread)
+        except (DeliveryError, ThreadError, Interrupted) as exc:
+            log.warning("%s: thread %s left open after a post: %r", self.name, thread, exc)
 
     async def post(self, job: ChatJob, where: str | None, text: str, reply_to: str | None) -> str:
         """Post a job's text; an SMS posted outside its number's thread says whose it is. It
