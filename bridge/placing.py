@@ -13,8 +13,9 @@ from collections.abc import Awaitable, Callable
 
 from bridge.errors import DeliveryError, ThreadClosed, ThreadError, ThreadGone, ThreadsOff
 from bridge.pacing import Interrupted
+from bridge.phone import pretty
 from bridge.ports import CallKind, ChatPlatform, ClosesThreads, ManagesThreads
-from bridge.render import inbound_header, number_from_title, thread_title, utf16_len
+from bridge.render import inbound_header, thread_title, utf16_len
 from bridge.store.records import ChatJob, JobKind
 from bridge.store.sql import SqlStore
 
@@ -161,8 +162,11 @@ class Placer:
         if job.fixed_thread is not None:
             return None  # a route's thread gathers many numbers: rendered with its header
         number, alias = await self.who(job)
-        if text.startswith("📩") and number_from_title(text) == number:
-            return None  # rendered where the chat had no threads
+        first = text.split("\n", 1)[0]
+        if first == inbound_header(number, None) or (
+            first.startswith("📩 ") and first.endswith(f"({pretty(number)})")
+        ):
+            return None  # rendered with its header (under whichever name it had then)
         return inbound_header(number, alias)
 
     async def keep(self, job: ChatJob) -> str | None:
