@@ -179,9 +179,8 @@ class Placer:
             if job.kind is JobKind.RENAME and self.threads is not None:
                 # The title the alias calls for now: the newest alias wins.
                 number, alias = await self.who(job)
-                await self.pace(
-                    CallKind.MESSAGE
-                )  # a renamed, closed or reopened topic shows a service message
+                # A renamed, closed or reopened topic shows a service message.
+                await self.pace(CallKind.MESSAGE)
                 await self.threads.rename_thread(thread, thread_title(number, alias))
             elif job.kind in (JobKind.CLOSE, JobKind.REOPEN) and isinstance(
                 self.platform, ClosesThreads
