@@ -42,6 +42,10 @@ HELP_THREADED = (
 )
 HELP_CLOSE = "/close, /reopen — close its thread (its next SMS reopens it)\n"
 HELP_SLACK = "In Slack threads write !status, or mention the bot: @SMS status.\n"
+RETRY_EXPIRED = (
+    "Nothing was sent: the pictures or files of that SMS are kept for 24 hours only. "
+    "Post them again."
+)
 HELP_PLAIN = "Reply to a bridged message to answer that number by SMS.\n"
 
 
@@ -196,8 +200,19 @@ async def _retry(handler: ChatHandler, call: Call) -> None:
     if failed is None:
         await handler.answer(call.msg, "Nothing to retry: no SMS to this number failed.")
         return
+    # An MMS goes again with its files, or not at all: never its caption alone.
+    files = await handler.store.media.files_of(failed.id)
+    if files is None:
+        await handler.answer(call.msg, RETRY_EXPIRED)
+        return
     queued = await handler.router.send(
-        call.msg, failed.gateway, failed.to, failed.text, echo=False, retry_of=failed.id
+        call.msg,
+        failed.gateway,
+        failed.to,
+        failed.text,
+        echo=False,
+        retry_of=failed.id,
+        media=tuple(files),
     )
     if queued is None:
         await handler.answer(call.msg, "That failed SMS was retried already; nothing was sent.")

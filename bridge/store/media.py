@@ -85,6 +85,21 @@ class Media:
             )
             return [StoredMedia(r.token, r.content_type, r.name, float(r.expires_at)) for r in rows]
 
+    async def files_of(self, outbox_id: int) -> list[MediaFile] | None:
+        """The files an SMS went with, to send them again (/retry); None when any of them has
+        expired (its bytes may be gone), since the SMS must not go without them."""
+        async with self.shared.read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(outbox_media)
+                    .where(outbox_media.c.outbox_id == outbox_id)
+                    .order_by(outbox_media.c.position)
+                )
+            ).all()
+        if any(row.expires_at <= now() for row in rows):
+            return None
+        return [MediaFile(row.content_type, bytes(row.data), row.name) for row in rows]
+
     async def by_token(self, token: str) -> ServedMedia | None:
         """The file behind ``token`` while it has not expired; None otherwise."""
         async with self.shared.read() as conn:

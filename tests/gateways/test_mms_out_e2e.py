@@ -208,3 +208,64 @@ async def test_a_gateway_without_mms_sends_nothing_not_even_the_caption(
     )
     await harness.settled()
     assert harness.gateway.sent == []
+
+
+async def retry(harness: Harness[FakeTwilio], thread: int) -> str:
+    """Send /retry in the topic; the bridge's answer to it (a reply to the command)."""
+    asked = harness.telegram.user_message(GROUP, AGENT, "/retry", thread_id=thread)
+    answer: list[str] = []
+
+    def answered() -> bool:
+        answer[:] = [
+            m.get("text") or ""
+            for m in harness.telegram.sent_messages(GROUP)
+            if (m.get("reply_to_message") or {}).get("message_id") == asked["message_id"]
+        ]
+        return bool(answer)
+
+    await harness.telegram.wait_for(answered)
+    return answer[0]
+
+
+async def failed_mms(harness: Harness[FakeTwilio], twilio: FakeTwilio, thread: int) -> None:
+    """A photo whose send Twilio refuses for good (21211): the SMS fails with its files."""
+    refused = {"code": 21211, "message": "Invalid 'To' Phone Number", "status": 400}
+    twilio.fail_next("create", status=400, body=refused)
+    reply = harness.telegram.user_message(
+        GROUP, AGENT, thread_id=thread, photo=PHOTO, caption="Here"
+    )
+    await harness.telegram.wait_for(
+        lambda: harness.telegram.reaction(GROUP, reply["message_id"]) == ["💔"]
+    )
+
+
+async def test_retry_of_a_failed_mms_sends_its_files_again_once(
+    start: Start, twilio: FakeTwilio
+) -> None:
+    harness = await start()
+    thread = await topic_of(harness)
+    await failed_mms(harness, twilio, thread)
+    assert twilio.sent == []
+    assert (await retry(harness, thread)).startswith("🔁 Sending again")
+    await twilio.wait_for(lambda: len(twilio.sent) == 1)
+    [sent] = twilio.sent
+    assert sent.body == "Here"
+    assert [(m.content_type, m.data) for m in sent.media] == [("image/jpeg", PHOTO)]
+    assert "retried already" in await retry(harness, thread)
+    await harness.settled()
+    assert len(twilio.sent) == 1
+
+
+async def test_retry_of_a_failed_mms_whose_files_expired_sends_nothing(
+    start: Start, twilio: FakeTwilio
+) -> None:
+    harness = await start()
+    thread = await topic_of(harness)
+    await failed_mms(harness, twilio, thread)
+    store = harness.bridge.store
+    assert store is not None
+    async with store.shared.write() as tx:
+        await tx.conn.execute(outbox_media.update().values(expires_at=time.time() - 1))
+    assert "kept for 24 hours" in await retry(harness, thread)
+    await harness.settled()
+    assert twilio.sent == []  # not the caption alone
