@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bridge.models import HistoryItem, Status
-from bridge.phone import InvalidNumber, normalize, pretty
+from bridge.phone import InvalidNumber, is_dialable, normalize, pretty
 
 
 def utf16_len(text: str) -> int:
@@ -56,16 +56,21 @@ def thread_title(number: str, alias: str | None, limit: int = 128) -> str:
 
 
 def number_from_title(title: str) -> str | None:
-    """The sender in a thread title or post header we wrote ("📩 Taylor (+1 555-123-4567)")."""
+    """The number in a thread title or post header we wrote ("📩 Taylor (+1 555-123-4567)").
+
+    Only a number that can be answered: it is read to send a reply, and any other text (a
+    notice, an echo) would otherwise be taken as a sender written as is.
+    """
     first = title.split("\n", 1)[0].removeprefix("📩").strip()
     if first.endswith(")") and "(" in first:
         first = first[first.rindex("(") + 1 : -1]
     if not first:
         return None
     try:
-        return normalize(first)
+        number = normalize(first)
     except InvalidNumber:
         return None
+    return number if is_dialable(number) else None
 
 
 def inbound_header(number: str, alias: str | None) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bridge.phone import InvalidNumber, is_dialable, normalize, parse_dialable, pretty
-from bridge.render import split_text, thread_title, utf16_len
+from bridge.render import number_from_title, split_text, thread_title, utf16_len
 
 
 @pytest.mark.parametrize(
@@ -57,3 +57,23 @@ def test_split_counts_utf16_and_never_cuts_a_surrogate_pair() -> None:
 def test_split_prefers_line_breaks() -> None:
     text = "a" * 90 + "\n" + "b" * 20
     assert split_text(text, 100) == ["a" * 90, "b" * 20]
+
+
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        ("Taylor (+1 555-123-4567)", "+15551234567"),
+        ("📩 Taylor (+1 555-123-4567)\nhello", "+15551234567"),
+        ("+1 555-123-4567", "+15551234567"),
+        # Not a number one can answer: a short code, a name, our own notices and echoes.
+        ("12345", None),
+        ("BANK", None),
+        ("📤 Alice: see you at 10", None),
+        ("💔 SMS not sent: this number opted out", None),
+        ("", None),
+    ],
+)
+def test_a_title_names_a_number_only_if_it_can_be_answered(
+    title: str, expected: str | None
+) -> None:
+    assert number_from_title(title) == expected
