@@ -42,6 +42,10 @@ HELP_THREADED = (
 )
 HELP_CLOSE = "/close, /reopen — close its thread (its next SMS reopens it)\n"
 HELP_SLACK = "In Slack threads write !status, or mention the bot: @SMS status.\n"
+SMS_WITH_FILES = (
+    "Nothing was sent: /sms takes text only. To send pictures or files, post them in the "
+    "number's thread (or as a reply to its SMS)."
+)
 RETRY_EXPIRED = (
     "Nothing was sent: the pictures or files of that SMS are kept for 24 hours only. "
     "Post them again."
@@ -101,6 +105,10 @@ async def _help(handler: ChatHandler, call: Call) -> None:
 
 
 async def _sms(handler: ChatHandler, call: Call) -> None:
+    if call.msg.has_media:
+        # Never the caption without its pictures: refused whole, with the way that works.
+        await handler.answer(call.msg, SMS_WITH_FILES)
+        return
     raw_number, body = split_number(call.args.strip())
     if not raw_number or not body:
         await handler.answer(call.msg, "Usage: /sms <number> <text>")

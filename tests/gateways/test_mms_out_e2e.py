@@ -269,3 +269,19 @@ async def test_retry_of_a_failed_mms_whose_files_expired_sends_nothing(
     assert "kept for 24 hours" in await retry(harness, thread)
     await harness.settled()
     assert twilio.sent == []  # not the caption alone
+
+
+async def test_sms_command_as_a_photo_caption_sends_nothing_and_says_how(
+    start: Start, twilio: FakeTwilio, telegram: FakeTelegram
+) -> None:
+    harness = await start()
+    asked = telegram.user_message(GROUP, AGENT, photo=PHOTO, caption=f"/sms {CUSTOMER} see this")
+    await telegram.wait_for(
+        lambda: any(
+            (m.get("reply_to_message") or {}).get("message_id") == asked["message_id"]
+            and "/sms takes text only" in (m.get("text") or "")
+            for m in telegram.sent_messages(GROUP)
+        )
+    )
+    await harness.settled()
+    assert twilio.sent == []  # neither the text without its picture, nor anything else
