@@ -7,7 +7,7 @@ rename (or close) nor apply it without its job.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -139,7 +139,9 @@ class Desk:
                 "kind": kind.value,
                 "conversation_id": conversation_id,
             }
-            rows = [notice_row(n) for n in notices]
+            # The notices join the job's conversation: posted in order with it, not beside
+            # it (a close first would leave them to a closed topic, which refuses them).
+            rows = [notice_row(replace(n, conversation_id=conversation_id)) for n in notices]
             # One shape per executemany: the notices, then the job (or the other way round).
             if not closed:
                 await tx.add_jobs([job])

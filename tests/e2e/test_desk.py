@@ -134,6 +134,24 @@ async def test_close_and_reopen_and_an_sms_reopens(harness: Harness) -> None:
     assert [r.kind for r in await rows(harness, kinds)] == ["close", "close", "reopen"]
 
 
+async def test_close_announces_before_it_closes_even_when_the_post_must_wait(
+    harness: Harness,
+) -> None:
+    """The announcement and the close are in order: a close that ran first would leave the
+    announcement to a closed topic, which refuses it (TOPIC_CLOSED)."""
+    thread = await topic_for(harness)
+    harness.telegram.fail_next(
+        "sendMessage", status=429, description="Too Many Requests", retry_after=1
+    )
+    harness.telegram.user_message(GROUP, AGENT, "/close", thread_id=thread)
+    await harness.telegram.wait_for(lambda: harness.topics()[0].closed, 10)
+    await harness.settled(10)
+    announced = "🔒 Alice closed this topic. The next SMS from this number reopens it."
+    assert announced in harness.posts(thread_id=thread)
+    assert harness.topics()[0].closed
+    assert harness.telegram.count("sendMessage", 400) == 0
+
+
 async def test_block_and_unblock_keep_their_state(harness: Harness) -> None:
     thread = await topic_for(harness)
     assert await command(harness, "/block", thread) == (
