@@ -77,6 +77,16 @@ async def test_name_renames_the_topic_and_outlives_a_restart_and_the_gateway_ali
     )
 
 
+async def test_a_long_name_leaves_the_number_in_the_title(harness: Harness) -> None:
+    """A name may be 255 characters, a topic title 128: the name is cut, not the number."""
+    thread = await topic_for(harness)
+    await command(harness, "/name " + "Alice " * 40, thread)
+    await harness.telegram.wait_for(lambda: harness.topics()[0].name != "+1 555-123-4567")
+    [title] = [t.name for t in harness.topics()]
+    assert len(title) <= 128
+    assert title.startswith("Alice Alice") and title.endswith("… (+1 555-123-4567)")
+
+
 async def test_a_name_heads_the_sms_in_a_private_chat(start_bridge: Callable[..., Any]) -> None:
     harness: Harness = await start_bridge(chat={"chat_id": AGENT})
     sms = harness.telegram.sent_messages
