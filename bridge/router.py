@@ -192,7 +192,7 @@ class Router:
                 continue
             if stored.blocked:
                 self.metrics.routed.labels(gateway, "", "blocked").inc()
-            if item.opt is not None:
+            if item.opt is not None and stored.opted:
                 event = "stop" if item.opt.opted_out else "start"
                 self.metrics.opt_outs.labels(gateway, event).inc()
         new = sum(1 for r in results if r is not None)

@@ -70,14 +70,17 @@ class Contacts:
 
     async def apply_in(
         self, tx: Tx, conversation: Conversation, inbound_id: int, change: OptChange
-    ) -> None:
+    ) -> bool:
         """A stop or start keyword from the conversation's number, in its SMS's transaction:
         the number opts out or back in, and a stop's confirmation is queued, once (its origin
-        is the SMS)."""
+        is the SMS). False for a start from a number that had not opted out: "yes" answers
+        a question far more often, and then changes nothing."""
+        if not change.opted_out and not (await self.get_in(tx, conversation.number)).opted_out:
+            return False
         stamp = now()
         await self.set_in(tx, conversation.number, opted_out_at=stamp if change.opted_out else None)
         if change.confirmation is None:
-            return
+            return True
         await tx.conn.execute(
             self.shared.insert_ignore(outbox).values(
                 conversation_id=conversation.id,
@@ -97,6 +100,7 @@ class Contacts:
             )
         )
         tx.wake("send", conversation.gateway)
+        return True
 
     async def names(self, numbers: Collection[str]) -> dict[str, str]:
         """The names people gave those of ``numbers`` that have one."""
