@@ -86,8 +86,13 @@ async def dispatch(handler: ChatHandler, call: Call, name: str) -> None:
         await handler.refuse(call.msg)
         return
     if command.number and call.conversation is None:
-        place = "inside a number's topic" if threaded(call.platform) else "as a reply to an SMS"
-        await handler.answer(call.msg, f"Use /{name} {place}.")
+        if isinstance(call.platform, PostsPrivately):  # Slack: no slash commands in threads
+            hint = f"Use !{name} in a number's thread."
+        elif threaded(call.platform):
+            hint = f"Use /{name} inside a number's topic."
+        else:
+            hint = f"Use /{name} as a reply to an SMS."
+        await handler.answer(call.msg, hint)
         return
     await command.run(handler, call)
 

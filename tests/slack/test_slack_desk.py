@@ -174,6 +174,15 @@ async def test_a_mention_of_the_bot_never_becomes_an_sms(
     assert bridge.gateway.sent == []
 
 
+async def test_a_command_outside_a_thread_says_how_to_give_it_in_one(
+    bridge: SlackHarness, slack: FakeSlack
+) -> None:
+    """Slack has no slash commands in threads: the hint names the form that works there."""
+    slack.user_message(CHANNEL, AGENT_ID, "!status")
+    await slack.wait_for(lambda: len(slack.ephemerals) == 1)
+    assert slack.ephemerals[0].text == "Use !status in a number's thread."
+
+
 async def test_strangers_may_look_but_not_change(bridge: SlackHarness, slack: FakeSlack) -> None:
     ts = await bridge.thread_for()
     for text in ("!close", f"{BOT} block", "!retry", "!name Mallory"):
