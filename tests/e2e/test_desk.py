@@ -246,5 +246,20 @@ async def test_an_unknown_command_in_a_topic_gets_the_help(harness: Harness) -> 
     assert not any("otherbot" in p for p in harness.posts())
 
 
+async def test_a_command_addressed_to_another_bot_is_not_ours(harness: Harness) -> None:
+    """/close@other_bot in a number's topic is for that bot: it changes nothing here, gets no
+    answer, and is no SMS either; /status@smsbridge_bot is ours."""
+    thread = await topic_for(harness)
+    harness.telegram.user_message(GROUP, AGENT, "/close@other_bot", thread_id=thread)
+    harness.telegram.user_message(GROUP, AGENT, "/block@other_bot now", thread_id=thread)
+    assert (await command(harness, "/status@smsbridge_bot", thread)).startswith("📇")
+    await harness.settled()
+    assert [r.closed_at for r in await rows(harness, sa.select(threads.c.closed_at))] == [None]
+    assert harness.bridge.store is not None
+    assert not (await harness.bridge.store.contacts.get(CUSTOMER)).blocked
+    assert [p[:1] for p in harness.posts(thread_id=thread)] == ["h", "📇"]
+    assert harness.gateway.sent == []
+
+
 async def test_commands_outside_a_topic_say_where_to_use_them(harness: Harness) -> None:
     assert await command(harness, "/status", None) == "Use /status inside a number's topic."
