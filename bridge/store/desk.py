@@ -115,11 +115,13 @@ class Desk:
         command changes and announces nothing (its answer is then the caller's to skip).
         """
         async with self.shared.write() as tx:
+            # Locked (PostgreSQL; SQLite has one writer): two /close at once, from two
+            # instances, must not both see it open and both close and announce it.
             state = (
                 await tx.conn.execute(
-                    sa.select(threads.c.closed_at).where(
-                        threads.c.conversation_id == conversation_id, threads.c.chat == chat
-                    )
+                    sa.select(threads.c.closed_at)
+                    .where(threads.c.conversation_id == conversation_id, threads.c.chat == chat)
+                    .with_for_update()
                 )
             ).first()
             if state is None:
