@@ -174,11 +174,10 @@ async def _close(handler: ChatHandler, call: Call, closed: bool) -> None:
 async def _block(handler: ChatHandler, call: Call, blocked: bool) -> None:
     assert call.conversation is not None
     number = call.conversation.number
-    if (await handler.store.contacts.get(number)).blocked == blocked:
+    if not await handler.store.contacts.set_blocked(number, blocked):
         state = "blocked" if blocked else "not blocked"
         await handler.answer(call.msg, f"{pretty(number)} is {state} already.")
         return
-    await handler.store.contacts.set_blocked(number, blocked)
     if blocked:
         text = (
             f"🚫 {call.msg.user.name} blocked {pretty(number)}: its SMS are stored but not "

@@ -135,6 +135,25 @@ class Contacts:
         async with self.shared.write() as tx:
             await self.set_in(tx, number, opted_out_at=now() if opted_out else None)
 
-    async def set_blocked(self, number: str, blocked: bool) -> None:
+    async def set_blocked(self, number: str, blocked: bool) -> bool:
+        """Block or unblock ``number``; False if it was so already. One conditional statement:
+        of two /block at once (two instances on PostgreSQL) only one changes it."""
+        stamp = now()
         async with self.shared.write() as tx:
-            await self.set_in(tx, number, blocked_at=now() if blocked else None)
+            if not blocked:
+                done = await tx.conn.execute(
+                    contacts.update()
+                    .where(contacts.c.number == number, contacts.c.blocked_at.is_not(None))
+                    .values(blocked_at=None, updated_at=stamp)
+                )
+                return bool(done.rowcount)
+            values = {"blocked_at": stamp, "updated_at": stamp}
+            statement = self.shared.insert(contacts).values(number=number, **values)
+            changed = await tx.conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[contacts.c.number],
+                    set_=values,
+                    where=contacts.c.blocked_at.is_(None),
+                ).returning(contacts.c.number)
+            )
+            return changed.first() is not None

@@ -129,3 +129,14 @@ async def test_closing_at_once_from_many_places_closes_and_announces_once(
     assert sorted(done) == [False] * 7 + [True]
     jobs = await drain(store)
     assert [job.kind for job in jobs] == [JobKind.NOTICE, JobKind.CLOSE]
+
+
+async def test_blocking_at_once_from_many_places_blocks_once(store: SqlStore) -> None:
+    """Two people's /block at the same moment (two instances on PostgreSQL): one announces."""
+    for blocked in (True, False):
+        done = await asyncio.gather(
+            *(store.contacts.set_blocked(NUMBER, blocked) for _ in range(8))
+        )
+        assert sorted(done) == [False] * 7 + [True]
+        assert (await store.contacts.get(NUMBER)).blocked is blocked
+    assert not await store.contacts.set_blocked("+15559876543", False)  # never blocked
