@@ -140,3 +140,17 @@ async def test_blocking_at_once_from_many_places_blocks_once(store: SqlStore) ->
         assert sorted(done) == [False] * 7 + [True]
         assert (await store.contacts.get(NUMBER)).blocked is blocked
     assert not await store.contacts.set_blocked("+15559876543", False)  # never blocked
+
+
+async def test_naming_at_once_from_many_places_renames_once(store: SqlStore) -> None:
+    """The same /name from two people at once (two instances on PostgreSQL): one rename."""
+    await received(store, "g1")
+    conversation = await store.threads.conversation("office", NUMBER)
+    await store.threads.record(conversation.id, "support", "t1")
+    await drain(store)
+    for name in ("Alice Smith", None):
+        done = await asyncio.gather(*(store.desk.set_name(NUMBER, name) for _ in range(8)))
+        assert sorted(done) == [False] * 7 + [True]
+        assert [job.kind for job in await drain(store)] == [JobKind.RENAME]
+        assert (await store.contacts.get(NUMBER)).name == name
+    assert not await store.desk.set_name("+15559876543", None)  # never named
