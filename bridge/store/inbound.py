@@ -99,14 +99,16 @@ class Inbound:
             sms = items[index].sms
             # pop: the same SMS twice in one batch is new only the first time
             results[index] = new_ids.pop((sms.gateway, sms.provider_id), None)
-        # A new SMS reopens its number's closed threads (a redelivered one does not, nor one
-        # from a blocked number: it is not posted).
+        # A new SMS reopens its number's closed threads it is posted in (a redelivered one
+        # does not, nor one from a blocked number: it is not posted).
         await self.threads.reopen_in(
             tx,
             {
-                conversation_ids[i]
+                (conversation_ids[i], post.chat)
                 for i in live
                 if results[i] is not None and items[i].sms.sender not in blocked
+                for post in items[i].posts
+                if post.thread is None  # the number's own thread, not a route's fixed one
             },
         )
         files = await self._store_attachments(tx, items, results, stamp)

@@ -162,6 +162,27 @@ async def test_close_announces_before_it_closes_even_when_the_post_must_wait(
     assert harness.telegram.count("sendMessage", 400) == 0
 
 
+async def test_an_sms_no_route_posts_leaves_the_topic_closed(
+    start_bridge: Callable[..., Any],
+) -> None:
+    """Only an SMS posted in the topic reopens it: one a route drops leaves it closed, and
+    /reopen still reopens it."""
+    harness: Harness = await start_bridge(
+        routes=[
+            {"name": "spam", "match": {"text": ["re:^SPAM"]}, "action": "drop"},
+            {"gateway": "office", "chat": "support", "default": True},
+        ]
+    )
+    thread = await topic_for(harness)
+    await command(harness, "/close", thread)
+    await harness.telegram.wait_for(lambda: harness.topics()[0].closed)
+    await harness.sms("SPAM: you won")
+    await harness.settled()
+    assert harness.topics()[0].closed
+    assert await command(harness, "/reopen", thread) == "🔓 Alice reopened this topic."
+    await harness.telegram.wait_for(lambda: not harness.topics()[0].closed)
+
+
 async def test_block_and_unblock_keep_their_state(harness: Harness) -> None:
     thread = await topic_for(harness)
     assert await command(harness, "/block", thread) == (
