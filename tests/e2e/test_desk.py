@@ -148,7 +148,8 @@ async def test_close_announces_before_it_closes_even_when_the_post_must_wait(
     harness: Harness,
 ) -> None:
     """The announcement and the close are in order: a close that ran first would leave the
-    announcement to a closed topic, which refuses it (TOPIC_CLOSED)."""
+    announcement to a closed topic, refused (TOPIC_CLOSED), then reopened and closed again
+    around it (two more service messages)."""
     thread = await topic_for(harness)
     harness.telegram.fail_next(
         "sendMessage", status=429, description="Too Many Requests", retry_after=1
