@@ -94,8 +94,13 @@ async def dispatch(handler: ChatHandler, call: Call, name: str) -> None:
         await handler.refuse(call.msg)
         return
     if command.number and call.conversation is None:
-        place = "inside a number's topic" if threaded(call.platform) else "as a reply to an SMS"
-        await handler.answer(call.msg, f"Use /{name} {place}.")
+        if isinstance(call.platform, PostsPrivately):  # Slack: no slash commands in threads
+            hint = f"Use !{name} in a number's thread."
+        elif threaded(call.platform):
+            hint = f"Use /{name} inside a number's topic."
+        else:
+            hint = f"Use /{name} as a reply to an SMS."
+        await handler.answer(call.msg, hint)
         return
     await command.run(handler, call)
 
@@ -181,11 +186,10 @@ async def _close(handler: ChatHandler, call: Call, closed: bool) -> None:
 async def _block(handler: ChatHandler, call: Call, blocked: bool) -> None:
     assert call.conversation is not None
     number = call.conversation.number
-    if (await handler.store.contacts.get(number)).blocked == blocked:
+    if not await handler.store.contacts.set_blocked(number, blocked):
         state = "blocked" if blocked else "not blocked"
         await handler.answer(call.msg, f"{pretty(number)} is {state} already.")
         return
-    await handler.store.contacts.set_blocked(number, blocked)
     if blocked:
         text = (
             f"🚫 {call.msg.user.name} blocked {pretty(number)}: its SMS are stored but not "

@@ -152,7 +152,9 @@ def _kind(value: object) -> str:
 def parse_dialable(raw: str, region: str | None = None) -> str:
     """E.164 for a number a person typed; raise ``InvalidNumber`` with a reason otherwise."""
     result = normalize(raw, region)
-    if not is_dialable(result):
+    # normalize keeps what phonenumbers cannot read as written: "+1555" looks like E.164
+    # but is no possible number.
+    if not is_dialable(result) or _parse(result, None) is None:
         hint = "" if region else " (write it with its country code, e.g. +15551234567)"
         raise InvalidNumber(f"{raw.strip()!r} is not a phone number{hint}")
     return result

@@ -51,8 +51,14 @@ def split_text(text: str, limit: int) -> list[str]:
 def thread_title(number: str, alias: str | None, limit: int = 128) -> str:
     """Topic / thread name: the alias with the number, or the number alone."""
     shown = pretty(number)
-    title = f"{alias} ({shown})" if alias and alias.strip() else shown
-    return title if len(title) <= limit else title[: limit - 1] + "…"
+    if not alias or not alias.strip():
+        return shown
+    title = f"{alias} ({shown})"
+    if len(title) <= limit:
+        return title
+    # The name is cut, never the number: people (and number_from_title) read it there.
+    room = max(0, limit - len(shown) - 4)
+    return f"{alias[:room].rstrip()}… ({shown})"
 
 
 def number_from_title(title: str) -> str | None:

@@ -25,7 +25,8 @@ from bridge.store.sql import SqlStore
 
 log = logging.getLogger(__name__)
 
-_COMMAND = re.compile(r"^/([A-Za-z_]+)(?:@\S+)?(?:\s+(.*))?$", re.DOTALL)
+# /word[@bot] [args]: the connector strips our own @name, so an @bot left names another bot.
+_COMMAND = re.compile(r"^/([A-Za-z_]+)(@\S+)?(?:\s+(.*))?$", re.DOTALL)
 
 REFUSED = "⛔ You are not allowed to send SMS from this chat. Nothing was sent."
 NOT_TEXT = "Only text can be sent as SMS; this message was not sent."
@@ -90,7 +91,9 @@ class ChatHandler:
         text = (msg.text or "").strip()
         command = _COMMAND.match(text) if text.startswith("/") else None
         if command is not None:
-            call = desk.Call(msg, platform, conversation, command.group(2) or "")
+            if command.group(2):
+                return  # another bot's command: neither ours nor an SMS
+            call = desk.Call(msg, platform, conversation, command.group(3) or "")
             await desk.dispatch(self, call, command.group(1).lower())
             return
         if text[: len(NOTE_PREFIX)].lower() == NOTE_PREFIX:

@@ -24,6 +24,9 @@ from bridge.store.sql import SqlStore
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+# The origin_chat of /retry resends: one per failed SMS, whichever chat asked (a failure shows
+# in every chat that mirrors the gateway, and each may ask).
+RETRIES = "retry"
 
 
 def utc_now() -> datetime:
@@ -189,7 +192,7 @@ class Router:
                 continue
             if stored.blocked:
                 self.metrics.routed.labels(gateway, "", "blocked").inc()
-            if item.opt is not None:
+            if item.opt is not None and stored.opted:
                 event = "stop" if item.opt.opted_out else "start"
                 self.metrics.opt_outs.labels(gateway, event).inc()
         new = sum(1 for r in results if r is not None)
@@ -268,7 +271,8 @@ class Router:
         gateway shows it too, and who sent it from where (``echo``: this chat's as well).
 
         ``retry_of`` (/retry) names the failed SMS this one resends: it is the origin, once
-        per failed SMS whatever the command's message, and this chat shows it as an echo."""
+        per failed SMS whatever the command's message and chat, and this chat shows it as an
+        echo."""
         platform = self.chats[msg.chat]
         # Mirrors show what went with it by name: the files themselves stay in their chat.
         shown_text = "\n".join([text, *(f"📎 {f.name or f.content_type}" for f in media)]).strip()
@@ -293,7 +297,7 @@ class Router:
             gateway=gateway,
             number=number,
             text=text,
-            origin_chat=msg.chat,
+            origin_chat=msg.chat if retry_of is None else RETRIES,
             origin_message_id=msg.message_id if retry_of is None else f"retry:{retry_of}",
             origin_thread_id=msg.thread_id,
             author=msg.user.name,

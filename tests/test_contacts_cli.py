@@ -134,6 +134,21 @@ async def test_a_csv_file_with_bad_rows(tmp_path: Path, config: Path) -> None:
     }
 
 
+async def test_a_plus_and_too_few_digits_is_a_bad_row_not_a_number(
+    tmp_path: Path, config: Path
+) -> None:
+    """A "+1555" has the shape of E.164 but no phone number has so few digits."""
+    file = tmp_path / "people.csv"
+    file.write_text("number,name\n+1555,Short\n+44 20,Shorter\n", encoding="utf-8")
+    result = await cli("contacts", "import", "--config", str(config), str(file))
+    assert result.code == 0, result
+    assert result.err.splitlines() == [
+        f"{file}: line 2: '+1555' is not a phone number; skipped",
+        f"{file}: line 3: '+44 20' is not a phone number; skipped",
+    ]
+    assert await names(config) == {}
+
+
 async def test_export_round_trips_as_csv_and_vcard(
     tmp_path: Path, config: Path, gateway: FakeSmsMobileApi, telegram: FakeTelegram
 ) -> None:

@@ -70,14 +70,17 @@ class Contacts:
 
     async def apply_in(
         self, tx: Tx, conversation: Conversation, inbound_id: int, change: OptChange
-    ) -> None:
+    ) -> bool:
         """A stop or start keyword from the conversation's number, in its SMS's transaction:
         the number opts out or back in, and a stop's confirmation is queued, once (its origin
-        is the SMS)."""
+        is the SMS). False for a start from a number that had not opted out: "yes" answers
+        a question far more often, and then changes nothing."""
+        if not change.opted_out and not (await self.get_in(tx, conversation.number)).opted_out:
+            return False
         stamp = now()
         await self.set_in(tx, conversation.number, opted_out_at=stamp if change.opted_out else None)
         if change.confirmation is None:
-            return
+            return True
         await tx.conn.execute(
             self.shared.insert_ignore(outbox).values(
                 conversation_id=conversation.id,
@@ -97,6 +100,7 @@ class Contacts:
             )
         )
         tx.wake("send", conversation.gateway)
+        return True
 
     async def names(self, numbers: Collection[str]) -> dict[str, str]:
         """The names people gave those of ``numbers`` that have one."""
@@ -131,6 +135,25 @@ class Contacts:
         async with self.shared.write() as tx:
             await self.set_in(tx, number, opted_out_at=now() if opted_out else None)
 
-    async def set_blocked(self, number: str, blocked: bool) -> None:
+    async def set_blocked(self, number: str, blocked: bool) -> bool:
+        """Block or unblock ``number``; False if it was so already. One conditional statement:
+        of two /block at once (two instances on PostgreSQL) only one changes it."""
+        stamp = now()
         async with self.shared.write() as tx:
-            await self.set_in(tx, number, blocked_at=now() if blocked else None)
+            if not blocked:
+                done = await tx.conn.execute(
+                    contacts.update()
+                    .where(contacts.c.number == number, contacts.c.blocked_at.is_not(None))
+                    .values(blocked_at=None, updated_at=stamp)
+                )
+                return bool(done.rowcount)
+            values = {"blocked_at": stamp, "updated_at": stamp}
+            statement = self.shared.insert(contacts).values(number=number, **values)
+            changed = await tx.conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[contacts.c.number],
+                    set_=values,
+                    where=contacts.c.blocked_at.is_(None),
+                ).returning(contacts.c.number)
+            )
+            return changed.first() is not None

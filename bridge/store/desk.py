@@ -7,14 +7,14 @@ rename (or close) nor apply it without its job.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
 
 from bridge.models import Conversation, Outbox, Status
 from bridge.store.base import Shared, Tx, now
-from bridge.store.contacts import Contact, Contacts
+from bridge.store.contacts import Contact
 from bridge.store.cursors import Cursors
 from bridge.store.jobs import notice_row
 from bridge.store.records import JobKind, Notice
@@ -47,9 +47,8 @@ class Card:
 class Desk:
     """Names (with the renames they call for), closed threads, and a number at a glance."""
 
-    def __init__(self, shared: Shared, contacts: Contacts, cursors: Cursors) -> None:
+    def __init__(self, shared: Shared, cursors: Cursors) -> None:
         self.shared = shared
-        self.contacts = contacts
         self.cursors = cursors
 
     async def set_name(self, number: str, name: str | None) -> bool:
@@ -62,23 +61,31 @@ class Desk:
     async def set_names(self, names: Mapping[str, str | None]) -> list[str]:
         """Set many names in one transaction (an import); the numbers whose name changed."""
         async with self.shared.write() as tx:
-            known = await self._names_in(tx, list(names))
-            changed = [n for n, name in names.items() if known.get(n) != name]
-            for number in changed:
-                await self.contacts.set_in(tx, number, name=names[number])
+            changed = [n for n, name in names.items() if await self._name_in(tx, n, name)]
             await self._queue_renames(tx, changed)
         return changed
 
-    async def _names_in(self, tx: Tx, numbers: list[str]) -> dict[str, str | None]:
-        found: dict[str, str | None] = {}
-        for start in range(0, len(numbers), 500):  # bounded IN lists
-            rows = await tx.conn.execute(
-                sa.select(contacts.c.number, contacts.c.name).where(
-                    contacts.c.number.in_(numbers[start : start + 500])
-                )
+    async def _name_in(self, tx: Tx, number: str, name: str | None) -> bool:
+        """One conditional statement: of two same /name at once (two instances on
+        PostgreSQL), only one changes it, and only one rename is queued."""
+        stamp = now()
+        if name is None:
+            done = await tx.conn.execute(
+                contacts.update()
+                .where(contacts.c.number == number, contacts.c.name.is_not(None))
+                .values(name=None, updated_at=stamp)
             )
-            found.update({row.number: row.name for row in rows})
-        return found
+            return bool(done.rowcount)
+        values = {"name": name, "updated_at": stamp}
+        statement = self.shared.insert(contacts).values(number=number, **values)
+        changed = await tx.conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[contacts.c.number],
+                set_=values,
+                where=sa.or_(contacts.c.name.is_(None), contacts.c.name != name),
+            ).returning(contacts.c.number)
+        )
+        return changed.first() is not None
 
     async def _queue_renames(self, tx: Tx, numbers: list[str]) -> None:
         """The job carries no title: the worker reads the name as it is when the job runs."""
@@ -115,11 +122,13 @@ class Desk:
         command changes and announces nothing (its answer is then the caller's to skip).
         """
         async with self.shared.write() as tx:
+            # Locked (PostgreSQL; SQLite has one writer): two /close at once, from two
+            # instances, must not both see it open and both close and announce it.
             state = (
                 await tx.conn.execute(
-                    sa.select(threads.c.closed_at).where(
-                        threads.c.conversation_id == conversation_id, threads.c.chat == chat
-                    )
+                    sa.select(threads.c.closed_at)
+                    .where(threads.c.conversation_id == conversation_id, threads.c.chat == chat)
+                    .with_for_update()
                 )
             ).first()
             if state is None:
@@ -139,7 +148,9 @@ class Desk:
                 "kind": kind.value,
                 "conversation_id": conversation_id,
             }
-            rows = [notice_row(n) for n in notices]
+            # The notices join the job's conversation: posted in order with it, not beside
+            # it (a close first would leave them to a closed topic, which refuses them).
+            rows = [notice_row(replace(n, conversation_id=conversation_id)) for n in notices]
             # One shape per executemany: the notices, then the job (or the other way round).
             if not closed:
                 await tx.add_jobs([job])

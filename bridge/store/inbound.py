@@ -99,26 +99,32 @@ class Inbound:
             sms = items[index].sms
             # pop: the same SMS twice in one batch is new only the first time
             results[index] = new_ids.pop((sms.gateway, sms.provider_id), None)
-        # A new SMS reopens its number's closed threads (a redelivered one does not, nor one
-        # from a blocked number: it is not posted).
+        # A new SMS reopens its number's closed threads it is posted in (a redelivered one
+        # does not, nor one from a blocked number: it is not posted).
         await self.threads.reopen_in(
             tx,
             {
-                conversation_ids[i]
+                (conversation_ids[i], post.chat)
                 for i in live
                 if results[i] is not None and items[i].sms.sender not in blocked
+                for post in items[i].posts
+                if post.thread is None  # the number's own thread, not a route's fixed one
             },
         )
         files = await self._store_attachments(tx, items, results, stamp)
         jobs: list[dict[str, object]] = []
+        changed: dict[int, bool] = {}  # a keyword that changed the number's opt-out
         for index in live:
             inbound_id = results[index]
             if inbound_id is None:
                 continue
             conversation_id = conversation_ids[index]
             opt = items[index].opt
-            if opt is not None:
-                await self.contacts.apply_in(tx, conversations[index], inbound_id, opt)
+            if opt is not None and not await self.contacts.apply_in(
+                tx, conversations[index], inbound_id, opt
+            ):
+                opt = None  # a start word from a number that never stopped: a plain SMS
+            changed[index] = opt is not None
             if items[index].sms.sender in blocked:
                 continue  # stored (and counted by the caller), never posted
             for post in items[index].posts:
@@ -162,7 +168,9 @@ class Inbound:
                 jobs.extend(notice)
         await tx.add_jobs(jobs)
         return [
-            None if inbound_id is None else Stored(inbound_id, items[i].sms.sender in blocked)
+            None
+            if inbound_id is None
+            else Stored(inbound_id, items[i].sms.sender in blocked, changed.get(i, False))
             for i, inbound_id in enumerate(results)
         ]
 

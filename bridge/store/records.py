@@ -54,10 +54,12 @@ class IngestItem:
 
 @dataclass(frozen=True, slots=True)
 class Stored:
-    """A new inbound SMS as stored: its id, and whether its sender is blocked (not posted)."""
+    """A new inbound SMS as stored: its id, whether its sender is blocked (not posted), and
+    whether it changed its number's opt-out."""
 
     id: int
     blocked: bool = False
+    opted: bool = False  # a stop or start keyword that changed the number's opt-out
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ class SqlStore:
         self.cursors = Cursors(shared)
         self.threads = Threads(shared)
         self.contacts = Contacts(shared)
-        self.desk = Desk(shared, self.contacts, self.cursors)
+        self.desk = Desk(shared, self.cursors)
         self.inbound = Inbound(shared, self.threads, self.cursors, self.contacts)
         self.outbound = Outbound(shared, self.threads, self.cursors)
         self.media = Media(shared)

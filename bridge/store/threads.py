@@ -95,14 +95,15 @@ class Threads:
         )
         return (await tx.conn.execute(named)).first() is not None
 
-    async def reopen_in(self, tx: Tx, conversation_ids: set[int]) -> None:
-        """An SMS came in: its number's closed threads are open again (a closed topic is
-        reopened by the post that finds it closed)."""
-        if not conversation_ids:
+    async def reopen_in(self, tx: Tx, posted: set[tuple[int, str]]) -> None:
+        """An SMS came in: the closed threads it is posted in, (conversation id, chat), are
+        open again (a closed topic is reopened by the post that finds it closed). A thread it
+        is not posted in stays closed: nothing would reopen it at the platform."""
+        if not posted:
             return
         await tx.conn.execute(
             threads.update()
-            .where(threads.c.conversation_id.in_(sorted(conversation_ids)))
+            .where(sa.tuple_(threads.c.conversation_id, threads.c.chat).in_(sorted(posted)))
             .where(threads.c.closed_at.is_not(None))
             .values(closed_at=None)
         )

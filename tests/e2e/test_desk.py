@@ -77,6 +77,16 @@ async def test_name_renames_the_topic_and_outlives_a_restart_and_the_gateway_ali
     )
 
 
+async def test_a_long_name_leaves_the_number_in_the_title(harness: Harness) -> None:
+    """A name may be 255 characters, a topic title 128: the name is cut, not the number."""
+    thread = await topic_for(harness)
+    await command(harness, "/name " + "Alice " * 40, thread)
+    await harness.telegram.wait_for(lambda: harness.topics()[0].name != "+1 555-123-4567")
+    [title] = [t.name for t in harness.topics()]
+    assert len(title) <= 128
+    assert title.startswith("Alice Alice") and title.endswith("… (+1 555-123-4567)")
+
+
 async def test_a_name_heads_the_sms_in_a_private_chat(start_bridge: Callable[..., Any]) -> None:
     harness: Harness = await start_bridge(chat={"chat_id": AGENT})
     sms = harness.telegram.sent_messages
@@ -132,6 +142,46 @@ async def test_close_and_reopen_and_an_sms_reopens(harness: Harness) -> None:
     assert await command(harness, "/reopen", thread) == "🔓 Alice reopened this topic."
     assert not harness.topics()[0].closed
     assert [r.kind for r in await rows(harness, kinds)] == ["close", "close", "reopen"]
+
+
+async def test_close_announces_before_it_closes_even_when_the_post_must_wait(
+    harness: Harness,
+) -> None:
+    """The announcement and the close are in order: a close that ran first would leave the
+    announcement to a closed topic, refused (TOPIC_CLOSED), then reopened and closed again
+    around it (two more service messages)."""
+    thread = await topic_for(harness)
+    harness.telegram.fail_next(
+        "sendMessage", status=429, description="Too Many Requests", retry_after=1
+    )
+    harness.telegram.user_message(GROUP, AGENT, "/close", thread_id=thread)
+    await harness.telegram.wait_for(lambda: harness.topics()[0].closed, 10)
+    await harness.settled(10)
+    announced = "🔒 Alice closed this topic. The next SMS from this number reopens it."
+    assert announced in harness.posts(thread_id=thread)
+    assert harness.topics()[0].closed
+    assert harness.telegram.count("sendMessage", 400) == 0
+
+
+async def test_an_sms_no_route_posts_leaves_the_topic_closed(
+    start_bridge: Callable[..., Any],
+) -> None:
+    """Only an SMS posted in the topic reopens it: one a route drops leaves it closed, and
+    /reopen still reopens it."""
+    harness: Harness = await start_bridge(
+        routes=[
+            {"name": "spam", "match": {"text": ["re:^SPAM"]}, "action": "drop"},
+            {"gateway": "office", "chat": "support", "default": True},
+        ]
+    )
+    thread = await topic_for(harness)
+    await command(harness, "/close", thread)
+    await harness.telegram.wait_for(lambda: harness.topics()[0].closed)
+    await harness.sms("SPAM: you won")
+    await harness.settled()
+    assert harness.topics()[0].closed
+    assert await command(harness, "/reopen", thread) == "🔓 Alice reopened this topic."
+    await harness.telegram.wait_for(lambda: not harness.topics()[0].closed)
 
 
 async def test_block_and_unblock_keep_their_state(harness: Harness) -> None:
@@ -216,6 +266,21 @@ async def test_an_unknown_command_in_a_topic_gets_the_help(harness: Harness) -> 
     harness.telegram.user_message(GROUP, AGENT, "/otherbot stuff")  # General: not ours
     await harness.settled()
     assert not any("otherbot" in p for p in harness.posts())
+
+
+async def test_a_command_addressed_to_another_bot_is_not_ours(harness: Harness) -> None:
+    """/close@other_bot in a number's topic is for that bot: it changes nothing here, gets no
+    answer, and is no SMS either; /status@smsbridge_bot is ours."""
+    thread = await topic_for(harness)
+    harness.telegram.user_message(GROUP, AGENT, "/close@other_bot", thread_id=thread)
+    harness.telegram.user_message(GROUP, AGENT, "/block@other_bot now", thread_id=thread)
+    assert (await command(harness, "/status@smsbridge_bot", thread)).startswith("📇")
+    await harness.settled()
+    assert [r.closed_at for r in await rows(harness, sa.select(threads.c.closed_at))] == [None]
+    assert harness.bridge.store is not None
+    assert not (await harness.bridge.store.contacts.get(CUSTOMER)).blocked
+    assert [p[:1] for p in harness.posts(thread_id=thread)] == ["h", "📇"]
+    assert harness.gateway.sent == []
 
 
 async def test_commands_outside_a_topic_say_where_to_use_them(harness: Harness) -> None:

@@ -132,3 +132,45 @@ async def test_an_echo_posted_after_its_sms_was_sent_shows_the_status_at_once(
     )
     # The status job wakes the forum's worker: it does not wait for the idle poll.
     assert reacted - posted < IDLE_POLL / 2
+
+
+async def test_retry_from_both_chats_resends_the_failed_sms_once(
+    mirrored: Harness, second_bot: FakeTelegram
+) -> None:
+    """Both chats show the failure; a /retry in each must not send it twice."""
+    tg, gateway = mirrored.telegram, mirrored.gateway
+    await mirrored.sms("Where is my parcel?")
+    await second_bot.wait_for(lambda: len(texts(second_bot, ON_CALL)) == 1)
+    await tg.wait_for(lambda: "Where is my parcel?" in mirrored.posts())
+    await mirrored.idle()
+    thread = mirrored.topics()[0].thread_id
+    tg.user_message(GROUP, AGENT, "It left today", thread_id=thread)
+    await gateway.wait_for(lambda: len(gateway.sent) == 1)
+    await gateway.deliver_status_v2(
+        mirrored.signed_hook, gateway.sent[0].guid, "sms.failed", reason="Busy"
+    )
+    await second_bot.wait_for(lambda: any("Busy" in t for t in texts(second_bot, ON_CALL)))
+
+    topic_retry = tg.user_message(GROUP, AGENT, "/retry", thread_id=thread)
+    await tg.wait_for(
+        lambda: any(
+            (m.get("reply_to_message") or {}).get("message_id") == topic_retry["message_id"]
+            for m in tg.sent_messages(GROUP)
+        )
+    )
+    first = second_bot.sent_messages(ON_CALL)[0]
+    private_retry = second_bot.user_message(
+        ON_CALL, ON_CALL, "/retry", reply_to=first["message_id"]
+    )
+
+    def answer() -> list[str]:
+        return [
+            m.get("text") or ""
+            for m in second_bot.sent_messages(ON_CALL)
+            if (m.get("reply_to_message") or {}).get("message_id") == private_retry["message_id"]
+        ]
+
+    await second_bot.wait_for(lambda: bool(answer()))
+    assert answer() == ["That failed SMS was retried already; nothing was sent."]
+    await mirrored.settled()
+    assert [s.message for s in gateway.sent] == ["It left today", "It left today"]

@@ -92,6 +92,20 @@ async def test_keywords_ignore_case_and_spaces_but_not_other_words(harness: Harn
     ]
 
 
+async def test_a_start_word_from_a_number_that_never_stopped_is_just_a_message(
+    harness: Harness,
+) -> None:
+    """A "yes" answers a question far more often than it lifts an opt-out: unless the number
+    opted out, it changes nothing and the thread is told nothing."""
+    thread = await topic_for(harness)
+    await harness.sms("Yes")
+    await harness.telegram.wait_for(lambda: "Yes" in harness.posts(thread_id=thread))
+    await harness.settled()
+    assert harness.posts(thread_id=thread) == ["hi", "Yes"]
+    metrics = harness.bridge.metrics
+    assert counted(metrics, "smsbridge_opt_outs_total", gateway="office", event="start") == 0
+
+
 async def test_custom_keywords_and_a_confirmation_sent_once(
     start_bridge: Callable[..., Any],
 ) -> None:

@@ -160,6 +160,29 @@ async def test_unknown_commands_get_help_and_other_bang_text_is_a_reply(
     assert await column(bridge, sa.select(threads.c.closed_at)) == [None]
 
 
+async def test_a_mention_of_the_bot_never_becomes_an_sms(
+    bridge: SlackHarness, slack: FakeSlack
+) -> None:
+    """Whatever follows a mention was said to the bot, not the customer: punctuation after
+    a word is forgiven, anything else gets the help."""
+    ts = await bridge.thread_for()
+    assert (await ask(bridge, slack, f"{BOT} status?", ts)).startswith("📇 ")
+    assert (await ask(bridge, slack, f"{BOT}: status", ts)).startswith("📇 ")
+    assert (await ask(bridge, slack, f"{BOT} 3 parts?", ts)).startswith("Each phone number")
+    assert (await ask(bridge, slack, f"{BOT} what's this", ts)).startswith("Each phone number")
+    await bridge.settled()
+    assert bridge.gateway.sent == []
+
+
+async def test_a_command_outside_a_thread_says_how_to_give_it_in_one(
+    bridge: SlackHarness, slack: FakeSlack
+) -> None:
+    """Slack has no slash commands in threads: the hint names the form that works there."""
+    slack.user_message(CHANNEL, AGENT_ID, "!status")
+    await slack.wait_for(lambda: len(slack.ephemerals) == 1)
+    assert slack.ephemerals[0].text == "Use !status in a number's thread."
+
+
 async def test_strangers_may_look_but_not_change(bridge: SlackHarness, slack: FakeSlack) -> None:
     ts = await bridge.thread_for()
     for text in ("!close", f"{BOT} block", "!retry", "!name Mallory"):

@@ -3,6 +3,7 @@ name over the gateway's alias in job titles, closing and reopening, the /status 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -107,3 +108,49 @@ async def test_the_card_and_the_failed_sms_to_retry(store: SqlStore) -> None:
     assert card.last_out is not None
     assert (card.last_out.text, card.last_out.status) == ("third", Status.QUEUED)
     assert (card.contact.blocked, card.contact.opted_out, card.closed) == (True, False, False)
+
+
+async def test_closing_at_once_from_many_places_closes_and_announces_once(
+    store: SqlStore,
+) -> None:
+    """Two people's /close at the same moment (two instances on PostgreSQL): one wins."""
+    await received(store, "g1")
+    conversation = await store.threads.conversation("office", NUMBER)
+    await store.threads.record(conversation.id, "support", "t1")
+    await drain(store)
+
+    async def close(person: int) -> bool | None:
+        notice = Notice("support", f"closed by {person}", thread_id="t1")
+        return await store.desk.set_closed(
+            "support", conversation.id, True, [notice], ("notice:support", f"m{person}")
+        )
+
+    done = await asyncio.gather(*(close(person) for person in range(8)))
+    assert sorted(done) == [False] * 7 + [True]
+    jobs = await drain(store)
+    assert [job.kind for job in jobs] == [JobKind.NOTICE, JobKind.CLOSE]
+
+
+async def test_blocking_at_once_from_many_places_blocks_once(store: SqlStore) -> None:
+    """Two people's /block at the same moment (two instances on PostgreSQL): one announces."""
+    for blocked in (True, False):
+        done = await asyncio.gather(
+            *(store.contacts.set_blocked(NUMBER, blocked) for _ in range(8))
+        )
+        assert sorted(done) == [False] * 7 + [True]
+        assert (await store.contacts.get(NUMBER)).blocked is blocked
+    assert not await store.contacts.set_blocked("+15559876543", False)  # never blocked
+
+
+async def test_naming_at_once_from_many_places_renames_once(store: SqlStore) -> None:
+    """The same /name from two people at once (two instances on PostgreSQL): one rename."""
+    await received(store, "g1")
+    conversation = await store.threads.conversation("office", NUMBER)
+    await store.threads.record(conversation.id, "support", "t1")
+    await drain(store)
+    for name in ("Alice Smith", None):
+        done = await asyncio.gather(*(store.desk.set_name(NUMBER, name) for _ in range(8)))
+        assert sorted(done) == [False] * 7 + [True]
+        assert [job.kind for job in await drain(store)] == [JobKind.RENAME]
+        assert (await store.contacts.get(NUMBER)).name == name
+    assert not await store.desk.set_name("+15559876543", None)  # never named

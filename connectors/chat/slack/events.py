@@ -21,6 +21,7 @@ from bridge.openapi import TEXT, header_scheme, obj
 _WRITTEN = frozenset({None, "thread_broadcast", "file_share", "me_message"})
 _ENTITY = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
 _SPECIAL = {"here": "@here", "channel": "@channel", "everyone": "@everyone"}
+_MENTIONED = re.compile(r"[:,]?\s*([A-Za-z_]+)[?!.,:;]*(?:\s+(.*))?$", re.DOTALL)
 SOMEONE = ChatUser("", "someone")  # Slack does not say who deleted a message
 SLACKBOT = "USLACKBOT"  # Slack's own bot posts with a user id and no bot_id
 
@@ -61,8 +62,13 @@ def as_command(text: str, me: Identity) -> str:
     (``@SMS close``) are the core's ``/close``. ``!`` with any other word is a plain text."""
     mention = re.match(rf"<@{re.escape(me.user_id)}(?:\|[^<>]*)?>", text)
     if mention is not None:
-        rest = plain_text(text[mention.end() :]).strip()
-        return f"/{rest}" if rest else "/help"
+        # Said to the bot, never to the customer: a word (punctuation around it forgiven,
+        # "@SMS: status?"), else the help.
+        said = _MENTIONED.match(plain_text(text[mention.end() :]).strip())
+        if said is None:
+            return "/help"
+        word, args = said.group(1), said.group(2)
+        return f"/{word} {args}" if args else f"/{word}"
     plain = plain_text(text)
     if not plain.startswith("!"):
         return plain

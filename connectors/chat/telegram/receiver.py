@@ -240,6 +240,7 @@ class UpdateReceiver:
             threaded=self.threaded,
             edited=update.edited_message is not None,
             event_id=str(update.update_id),
+            username=self.bot.username,
         )
         if translated is not None:
             await self._on_message(translated)

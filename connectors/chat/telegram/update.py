@@ -7,6 +7,7 @@ secret, and a list where text belongs would otherwise fail deep in the core (a 5
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from bridge.models import ChatFile, ChatMessage, ChatUser
@@ -95,9 +96,19 @@ def files_of(message: Message) -> tuple[ChatFile, ...]:
 
 
 def translate(
-    message: Message, *, chat: str, bot_id: int, threaded: bool, edited: bool, event_id: str
+    message: Message,
+    *,
+    chat: str,
+    bot_id: int,
+    threaded: bool,
+    edited: bool,
+    event_id: str,
+    username: str | None = None,
 ) -> ChatMessage | None:
-    """A message as the core sees it; None for service messages (topic created, joins, …)."""
+    """A message as the core sees it; None for service messages (topic created, joins, …).
+
+    ``/status@<username>`` is ours and reaches the core as ``/status``; a command addressed to
+    another bot keeps its ``@bot``, and the core leaves it alone."""
     has_media = bool(
         message.photo
         or message.document
@@ -111,6 +122,8 @@ def translate(
         or message.location
     )
     text = message.text if message.text is not None else message.caption
+    if text is not None and username:
+        text = re.sub(rf"^(/[A-Za-z_]+)@{re.escape(username)}\b", r"\1", text, flags=re.I)
     if text is None and not has_media:
         return None  # service messages: topic created/closed, members joined, …
     # message_thread_id is also set on plain reply chains: only is_topic_message means a topic.
