@@ -83,11 +83,11 @@ def help_text(platform: ChatPlatform) -> str:
 
 
 async def dispatch(handler: ChatHandler, call: Call, name: str) -> None:
-    """Run ``/name``; an unknown command in a number's thread gets the help, elsewhere it is
-    another bot's and none of ours."""
+    """Run ``/name``; an unknown command gets the help in a number's thread, and in a private
+    chat (where no other bot listens); elsewhere in a group it is another bot's."""
     command = COMMANDS.get(name)
     if command is None:
-        if call.conversation is not None:
+        if call.conversation is not None or call.msg.chat in handler.personal:
             await handler.answer(call.msg, f"Unknown command /{name}.\n{help_text(call.platform)}")
         return
     if command.changes and not call.platform.allows(call.msg.user):

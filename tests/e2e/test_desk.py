@@ -106,11 +106,14 @@ async def test_a_message_answering_no_sms_in_a_private_chat_says_how_to_answer(
 ) -> None:
     harness: Harness = await start_bridge(chat={"chat_id": AGENT})
     harness.telegram.user_message(AGENT, AGENT, "note: for myself")
-    harness.telegram.user_message(AGENT, AGENT, "/someotherbot do things")
+    unknown = harness.telegram.user_message(AGENT, AGENT, "/frobnicate do things")
     hello = harness.telegram.user_message(AGENT, AGENT, "hello?")
-    await harness.telegram.wait_for(lambda: len(harness.telegram.sent_messages(AGENT)) == 1)
+    await harness.telegram.wait_for(lambda: len(harness.telegram.sent_messages(AGENT)) == 2)
     await harness.settled()
-    [notice] = harness.telegram.sent_messages(AGENT)
+    # No other bot listens in a private chat: an unknown command is told the commands.
+    help_, notice = harness.telegram.sent_messages(AGENT)
+    assert help_["text"].startswith("Unknown command /frobnicate.") and "/sms" in help_["text"]
+    assert help_["reply_to_message"]["message_id"] == unknown["message_id"]
     assert notice["text"] == UNANCHORED
     assert notice["reply_to_message"]["message_id"] == hello["message_id"]
     assert harness.gateway.sent == []
