@@ -114,7 +114,7 @@ async def _sms(handler: ChatHandler, call: Call) -> None:
         # Never the caption without its pictures: refused whole, with the way that works.
         await handler.answer(call.msg, SMS_WITH_FILES)
         return
-    raw_number, body = split_number(call.args.strip())
+    raw_number, body = split_number(call.args.strip(), handler.region)
     if not raw_number or not body:
         await handler.answer(call.msg, "Usage: /sms <number> <text>")
         return
@@ -268,14 +268,23 @@ def _preview(text: str) -> str:
     return f"“{flat if len(flat) <= PREVIEW else flat[: PREVIEW - 1] + '…'}”"
 
 
-def split_number(args: str) -> tuple[str, str]:
-    """``"+1 555 123 4567 hello"`` -> (``"+1 555 123 4567"``, ``"hello"``)."""
+def split_number(args: str, region: str | None = None) -> tuple[str, str]:
+    """``"+1 555 123 4567 hello"`` -> (``"+1 555 123 4567"``, ``"hello"``).
+
+    The longest run of number-like words that is a phone number: a text that starts with a
+    figure ("+15551234567 3 boxes left") keeps it.
+    """
     tokens = args.split(" ")
     taken = 0
     while taken < len(tokens) and _NUMBER_TOKEN.match(tokens[taken]):
         taken += 1
-    if taken == 0 and tokens:
-        taken = 1  # not number-like: let the parser say why
+    for end in range(taken, 0, -1):
+        try:
+            parse_dialable(" ".join(tokens[:end]), region)
+        except InvalidNumber:
+            continue
+        return " ".join(tokens[:end]), " ".join(tokens[end:]).strip()
+    taken = max(taken, min(1, len(tokens)))  # none is a number: let the parser say why
     return " ".join(tokens[:taken]), " ".join(tokens[taken:]).strip()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bridge.desk import split_number
 from bridge.phone import InvalidNumber, is_dialable, normalize, parse_dialable, pretty
 from bridge.render import number_from_title, split_text, thread_title, utf16_len
 
@@ -77,3 +78,21 @@ def test_a_title_names_a_number_only_if_it_can_be_answered(
     title: str, expected: str | None
 ) -> None:
     assert number_from_title(title) == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "region", "expected"),
+    [
+        ("+1 555 123 4567 hello", None, ("+1 555 123 4567", "hello")),
+        ("+15551234567 3 boxes left", None, ("+15551234567", "3 boxes left")),
+        ("+1 555 123 4567 12 noon?", None, ("+1 555 123 4567", "12 noon?")),
+        ("0470 12 34 56 7 apples", "BE", ("0470 12 34 56", "7 apples")),
+        # No number at all: the number-like words go to the parser, which says why.
+        ("12 hello", None, ("12", "hello")),
+        ("hello there", None, ("hello", "there")),
+    ],
+)
+def test_sms_command_splits_off_the_longest_number(
+    args: str, region: str | None, expected: tuple[str, str]
+) -> None:
+    assert split_number(args, region) == expected
