@@ -23,11 +23,17 @@ class Keywords:
     def __init__(self, config: OptOutConfig) -> None:
         self._stop = {word.casefold() for word in config.stop}
         self._start = {word.casefold() for word in config.start}
+        self._longest = max(map(len, self._stop | self._start), default=0)
         self.confirmation = config.confirmation
 
     def change(self, number: str, text: str) -> OptChange | None:
         """What an SMS from ``number`` saying ``text`` changes, or None for any other SMS."""
+        # Asked of every SMS taken in: most are no keyword, and say so by their length.
+        if len(text) > self._longest and len(text.strip()) > self._longest:
+            return None
         word = text.strip().casefold()
+        if word not in self._stop and word not in self._start:
+            return None
         shown = pretty(number)
         if word in self._stop:
             notice = (
@@ -37,10 +43,8 @@ class Keywords:
             if self.confirmation:
                 notice += " The confirmation text goes out once."
             return OptChange(True, notice, self.confirmation)
-        if word in self._start:
-            notice = f"✅ {shown} replied {text.strip().upper()}: opted back in; replies are sent."
-            return OptChange(False, notice)
-        return None
+        notice = f"✅ {shown} replied {text.strip().upper()}: opted back in; replies are sent."
+        return OptChange(False, notice)
 
 
 def refusal(*, opted_out: bool, blocked: bool) -> str | None:

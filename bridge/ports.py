@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from bridge.models import (
     ChatFile,
@@ -219,9 +219,18 @@ class ManagesThreads(Protocol):
     async def rename_thread(self, thread_id: str, title: str) -> None: ...
 
 
+_MANAGES_THREADS: dict[type, bool] = {}
+
+
 def threaded(platform: ChatPlatform) -> bool:
     """Whether ``platform`` gives each number its own thread (now)."""
-    return isinstance(platform, ManagesThreads) and platform.threaded
+    # Asked for every SMS taken in: an isinstance() against a runtime-checkable Protocol
+    # inspects every member each time, so it is asked once per class.
+    kind = type(platform)
+    manages = _MANAGES_THREADS.get(kind)
+    if manages is None:
+        manages = _MANAGES_THREADS[kind] = isinstance(platform, ManagesThreads)
+    return manages and cast(ManagesThreads, platform).threaded
 
 
 @runtime_checkable
